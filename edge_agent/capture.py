@@ -1,0 +1,237 @@
+"""Camera capture: one thread per camera running OpenCV.
+
+The thread ``grab()``s every frame the source delivers, so the device's buffer
+never holds stale frames, and ``retrieve()``s (decodes to pixels), resizes and
+encodes only a frame that ``should_take`` accepts: the fps budget, the shared
+in-flight limit and the API's backoff all have room for it. Any other frame is
+dropped and counted; nothing is queued, so a result is never about a stale frame.
+
+A source that fails to open, ends (unless it loops), fails to read or gives no
+frame for ``stall_timeout`` is released and reopened with exponential backoff
+(capped at 60 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+
+from .backoff import Backoff
+from .config import CameraConfig
+from .encode import prepare
+from .redact import redact_url
+
+log = logging.getLogger("edge_agent.capture")
+
+REOPEN_INITIAL = 1.0
+REOPEN_CAP = 60.0
+DEFAULT_FILE_FPS = 25.0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # device | file | stream
+    target: str | int  # what cv2.VideoCapture is given
+
+    @property
+    def is_file(self) -> bool:
+        return self.kind == "file"
+
+    def describe(self) -> str:
+        return redact_url(str(self.target)) if self.kind == "stream" else str(self.target)
+
+
+def parse_source(source: str) -> SourceSpec:
+    """Pure: USB index, ``/dev/videoN``, a stream URL or a video file path."""
+    text = source.strip()
+    if re.fullmatch(r"\d+", text):
+        return SourceSpec("device", int(text))
+    if text.startswith("/dev/video") or text.startswith("/dev/v4l/"):
+        return SourceSpec("device", text)
+    if re.match(r"^(rtsps?|rtmp|https?|udp|tcp|srt)://", text, re.I):
+        return SourceSpec("stream", text)
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    return SourceSpec("file", text)
+
+
+@dataclass(frozen=True)
+class Frame:
+    camera: str
+    seq: int
+    captured_at: float  # epoch seconds
+    mono: float  # time.monotonic() at capture
+    jpeg: bytes
+    width: int  # of the frame as captured
+    height: int
+
+
+class CaptureWorker:
+    """Owns one camera's OpenCV capture, in its own thread.
+
+    Callbacks run in the capture thread; the owner makes them thread-safe:
+    ``should_take(mono) -> bool`` claims a send slot, ``deliver(frame)`` hands a
+    taken frame over, ``release(frame_or_None)`` returns a claimed slot unused,
+    ``on_event(kind, detail)`` reports ``online``, ``offline`` or ``ended``.
+    """
+
+    def __init__(self, cfg: CameraConfig, *, image_size: int, jpeg_quality: int,
+                 should_take: Callable[[float], bool], deliver: Callable[[Frame], None],
+                 release: Callable[[], None], on_event: Callable[[str, str | None], None],
+                 open_timeout: float = 10.0):
+        self.cfg = cfg
+        self.spec = parse_source(cfg.source)
+        self.image_size = image_size
+        self.jpeg_quality = jpeg_quality
+        self._should_take = should_take
+        self._deliver = deliver
+        self._release = release
+        self._on_event = on_event
+        self.open_timeout = open_timeout
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"capture-{cfg.name}", daemon=True)
+        self._seq = 0
+        self._backoff = Backoff(REOPEN_INITIAL, REOPEN_CAP)
+        # Counters: written by the capture thread only, read by anyone.
+        self.frames_captured = 0
+        self.frames_dropped = 0
+        self.frames_sent = 0
+        self.last_frame_mono: float | None = None
+        self.heartbeat = time.monotonic()  # advanced on every loop turn (the thread is alive)
+        self.ended = False
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- thread body ---------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                outcome = self._open_and_pump()
+                if self._stop.is_set():
+                    break
+                if outcome == "ended":
+                    if self.cfg.loop:
+                        continue
+                    self.ended = True
+                    self._on_event("ended", None)
+                    return
+                self._on_event("offline", outcome)
+                self._stop.wait(self._backoff.next_delay())
+        except Exception as exc:  # pragma: no cover - a bug; keep the daemon alive and say so
+            log.exception("%s: capture thread failed", self.cfg.name)
+            self._on_event("offline", f"capture thread failed: {type(exc).__name__}")
+
+    def _open(self) -> cv2.VideoCapture | str:
+        spec = self.spec
+        if spec.kind == "file" and not os.path.exists(str(spec.target)):
+            return f"file {spec.describe()} not found"
+        if spec.kind == "device":
+            cap = cv2.VideoCapture(spec.target, cv2.CAP_V4L2)
+        else:
+            ms = int(self.open_timeout * 1000)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.stall_timeout * 1000)]
+            cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            return f"cannot open {spec.describe()}"
+        if spec.kind == "device":
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a queue of old ones
+        return cap
+
+    def _open_and_pump(self) -> str:
+        cap = self._open()
+        if isinstance(cap, str):
+            return cap
+        try:
+            return self._pump(cap)
+        finally:
+            cap.release()
+
+    def _file_fps(self, cap: cv2.VideoCapture) -> float:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        if not fps or math.isnan(fps) or fps <= 0 or fps > 240:
+            return DEFAULT_FILE_FPS
+        return float(fps)
+
+    def _pump(self, cap: cv2.VideoCapture) -> str:
+        pace = self._file_fps(cap) if self.spec.is_file else None
+        start = time.monotonic()
+        n = 0
+        first = True
+        stall = self.cfg.stall_timeout
+        while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
+            if pace is not None:
+                # Play a file at its own frame rate, as a camera would deliver it.
+                due = start + n / pace
+                wait = due - time.monotonic()
+                if wait > 0:
+                    if self._stop.wait(wait):
+                        break
+                elif wait < -1.0:  # far behind (machine was busy): do not race to catch up
+                    start, n = time.monotonic(), 0
+            before = time.monotonic()
+            ok = cap.grab()
+            now = time.monotonic()
+            self.heartbeat = now
+            if not ok:
+                if self.spec.is_file:
+                    return "ended"
+                if now - before >= stall * 0.9:
+                    return f"no frame for {stall:g} s"
+                return "read failed"
+            n += 1
+            self.frames_captured += 1
+            self.last_frame_mono = now
+            if first:
+                first = False
+                self._backoff.reset()
+                self._on_event("online", None)
+            if not self._should_take(now):
+                self.frames_dropped += 1
+                continue
+            self._take(cap, now)
+        return "stopped"
+
+    def _take(self, cap: cv2.VideoCapture, now: float) -> None:
+        captured_at = time.time() - (time.monotonic() - now)
+        try:
+            ok, image = cap.retrieve()
+            if not ok or image is None:
+                self._release()
+                self.frames_dropped += 1
+                return
+            jpeg = prepare(image, self.image_size, self.jpeg_quality)
+        except Exception as exc:  # a corrupt frame must not end the capture
+            self._release()
+            self.frames_dropped += 1
+            log.warning("%s: could not decode or encode a frame: %s", self.cfg.name, type(exc).__name__)
+            return
+        self._seq += 1
+        self.frames_sent += 1
+        h, w = image.shape[:2]
+        self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h))

@@ -1,0 +1,443 @@
+"""Configuration: YAML file -> typed, validated, frozen dataclasses.
+
+Every problem raises :class:`ConfigError` naming the key path and what is wrong,
+e.g. ``cameras[1].fps: must be > 0, got -2``.  Unknown keys are errors, so a typo
+never passes silently.  ``${VAR}`` (or ``${VAR:-default}``) expands from the
+environment in any string value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .redact import redact_url, url_has_credentials
+
+NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[0-9]+$")
+ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+MASK = "***"
+
+
+class ConfigError(ValueError):
+    """A config problem; ``str()`` is ``<key path>: <what is wrong>``."""
+
+    def __init__(self, key: str, problem: str):
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}" if key else problem)
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca_certs: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    model: str
+    url: str = "https://classify.roboflow.com"
+    api_key: str = field(default="", repr=False)
+    api_key_file: str | None = None
+    key_transport: str = "query"  # query | header
+    timeout: float = 10.0
+    max_in_flight: int = 2
+    image_size: int = 416
+    jpeg_quality: int = 80
+    retry_initial: float = 1.0
+    retry_max: float = 60.0
+    unauthorized_retry: float = 60.0
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    topic_prefix: str
+    host: str = "localhost"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: TlsConfig | None = None
+    qos: int = 1
+    client_id: str = ""
+    keepalive: int = 30
+    max_pending: int = 1000
+
+
+@dataclass(frozen=True)
+class DecideConfig:
+    min_confidence: float = 0.5
+    confirm: int = 2
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    name: str
+    source: str
+    fps: float = 2.0
+    loop: bool = False
+    stall_timeout: float = 10.0
+    decide: DecideConfig = DecideConfig()
+
+
+@dataclass(frozen=True)
+class Config:
+    device_id: str
+    api: ApiConfig
+    mqtt: MqttConfig
+    decide: DecideConfig
+    cameras: tuple[CameraConfig, ...]
+    status_interval: float = 30.0
+
+    def secrets(self) -> list[str]:
+        """Every string that must never be emitted (logs, MQTT, errors)."""
+        out = [self.api.api_key, self.mqtt.password or ""]
+        for cam in self.cameras:
+            out.extend(_url_secrets(cam.source))
+        out.extend(_url_secrets(self.api.url))
+        return [s for s in out if s]
+
+
+def _url_secrets(url: str) -> list[str]:
+    from urllib.parse import urlsplit
+
+    if not url_has_credentials(url):
+        return []
+    parts = urlsplit(url)
+    return [s for s in (parts.password, f"{parts.username}:{parts.password}") if s and len(s) >= 3]
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class _Section:
+    """Reads one mapping, remembering which keys were used."""
+
+    def __init__(self, path: str, data: Any):
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(path, f"must be a mapping, got {_show(data)}")
+        self.path = path
+        self.data = dict(data)
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        self.used.add(name)
+        return self.data.get(name, default)
+
+    def has(self, name: str) -> bool:
+        return name in self.data and self.data[name] is not None
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False,
+            pattern: re.Pattern[str] | None = None, hint: str = "") -> str | None:
+        value = self.raw(name)
+        if value is None:
+            if required:
+                raise ConfigError(self.key(name), "is required")
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConfigError(self.key(name), f"must be a string, got {_show(value)}")
+        value = str(value)
+        if required and not value:
+            raise ConfigError(self.key(name), "must not be empty")
+        if pattern is not None and not pattern.match(value):
+            raise ConfigError(self.key(name), f"must match {hint or pattern.pattern}, got {value!r}")
+        return value
+
+    def num(self, name: str, default: float, *, integer: bool = False, gt: float | None = None,
+            ge: float | None = None, le: float | None = None) -> Any:
+        value = self.raw(name)
+        if value is None:
+            return default
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            want = "an integer" if integer else "a number"
+            raise ConfigError(self.key(name), f"must be {want}, got {_show(value)}")
+        if gt is not None and not value > gt:
+            raise ConfigError(self.key(name), f"must be > {_fmt(gt)}, got {value}")
+        if ge is not None and not value >= ge:
+            raise ConfigError(self.key(name), f"must be >= {_fmt(ge)}, got {value}")
+        if le is not None and not value <= le:
+            raise ConfigError(self.key(name), f"must be <= {_fmt(le)}, got {value}")
+        return int(value) if integer else float(value)
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be true or false, got {_show(value)}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "unknown key" + _did_you_mean(unknown[0], self.used))
+
+
+def _did_you_mean(name: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+# --------------------------------------------------------------------------- env
+
+
+def expand_env(node: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    if isinstance(node, Mapping):
+        return {k: expand_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [expand_env(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(path, f"environment variable {name} is not set")
+
+        return ENV_RE.sub(repl, node)
+    return node
+
+
+def default_device_id() -> str:
+    name = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-")
+    return name or "edge-agent"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _decide(sec: _Section) -> DecideConfig:
+    d = DecideConfig(
+        min_confidence=sec.num("min_confidence", DecideConfig.min_confidence, ge=0, le=1),
+        confirm=sec.num("confirm", DecideConfig.confirm, integer=True, ge=1),
+    )
+    sec.done()
+    return d
+
+
+def _api(sec: _Section, env_base: Path) -> ApiConfig:
+    url = sec.str("url", ApiConfig.url) or ""
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(sec.key("url"), f"must be an http:// or https:// URL, got {redact_url(url)!r}")
+    model = sec.str("model", required=True, pattern=MODEL_RE, hint="<dataset-slug>/<version>, e.g. garage-door/3")
+    key = sec.str("api_key", "")
+    key_file = sec.str("api_key_file")
+    if key and key_file:
+        raise ConfigError(sec.key("api_key_file"), "give api_key or api_key_file, not both")
+    if key_file:
+        path = Path(key_file)
+        if not path.is_absolute():
+            path = env_base / path
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(sec.key("api_key_file"), f"cannot read {str(path)!r}: {exc.strerror}") from None
+        if not key:
+            raise ConfigError(sec.key("api_key_file"), f"{str(path)!r} is empty")
+    if any(c.isspace() for c in key or ""):
+        raise ConfigError(sec.key("api_key"), "must not contain white space")
+    cfg = ApiConfig(
+        url=url.rstrip("/"),
+        model=model or "",
+        api_key=key or "",
+        api_key_file=key_file,
+        key_transport=sec.choice("key_transport", "query", ("query", "header")),
+        timeout=sec.num("timeout", ApiConfig.timeout, gt=0),
+        max_in_flight=sec.num("max_in_flight", ApiConfig.max_in_flight, integer=True, ge=1, le=64),
+        image_size=sec.num("image_size", ApiConfig.image_size, integer=True, ge=32, le=4096),
+        jpeg_quality=sec.num("jpeg_quality", ApiConfig.jpeg_quality, integer=True, ge=1, le=100),
+        retry_initial=sec.num("retry_initial", ApiConfig.retry_initial, gt=0),
+        retry_max=sec.num("retry_max", ApiConfig.retry_max, gt=0),
+        unauthorized_retry=sec.num("unauthorized_retry", ApiConfig.unauthorized_retry, gt=0),
+    )
+    if cfg.retry_max < cfg.retry_initial:
+        raise ConfigError(sec.key("retry_max"), f"must be >= api.retry_initial ({_fmt(cfg.retry_initial)}), got {_fmt(cfg.retry_max)}")
+    sec.done()
+    return cfg
+
+
+def _tls(sec: _Section) -> TlsConfig:
+    tls = TlsConfig(
+        ca_certs=sec.str("ca_certs"),
+        certfile=sec.str("certfile"),
+        keyfile=sec.str("keyfile"),
+        insecure=sec.bool("insecure", False),
+    )
+    for name in ("ca_certs", "certfile", "keyfile"):
+        value = getattr(tls, name)
+        if value and not Path(value).is_file():
+            raise ConfigError(sec.key(name), f"file {value!r} does not exist")
+    if tls.keyfile and not tls.certfile:
+        raise ConfigError(sec.key("keyfile"), "needs mqtt.tls.certfile too")
+    sec.done()
+    return tls
+
+
+def _mqtt(sec: _Section, device_id: str) -> MqttConfig:
+    prefix = sec.str("topic_prefix", f"edge_agent/{device_id}") or ""
+    if not prefix or any(c in prefix for c in "+#\0") or prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        raise ConfigError(sec.key("topic_prefix"),
+                          f"must be a topic without wildcards or empty levels, got {prefix!r}")
+    password = sec.str("password")
+    username = sec.str("username")
+    if password and not username:
+        raise ConfigError(sec.key("password"), "needs mqtt.username too")
+    tls = _tls(_Section(sec.key("tls"), sec.raw("tls"))) if sec.has("tls") else None
+    cfg = MqttConfig(
+        topic_prefix=prefix,
+        host=sec.str("host", "localhost") or "localhost",
+        port=sec.num("port", 8883 if tls else 1883, integer=True, ge=1, le=65535),
+        username=username,
+        password=password,
+        tls=tls,
+        qos=sec.num("qos", 1, integer=True, ge=0, le=2),
+        client_id=sec.str("client_id", f"edge-agent-{device_id}") or "",
+        keepalive=sec.num("keepalive", 30, integer=True, ge=5, le=3600),
+        max_pending=sec.num("max_pending", 1000, integer=True, ge=1, le=1_000_000),
+    )
+    sec.done()
+    return cfg
+
+
+def _source(sec: _Section) -> str:
+    value = sec.raw("source")
+    if value is None:
+        raise ConfigError(sec.key("source"), "is required")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(sec.key("source"), f"must be a device index, a path or a URL, got {_show(value)}")
+    if isinstance(value, int) and value < 0:
+        raise ConfigError(sec.key("source"), f"device index must be >= 0, got {value}")
+    text = str(value).strip()
+    if not text:
+        raise ConfigError(sec.key("source"), "must not be empty")
+    return text
+
+
+def _camera(sec: _Section, decide_raw: dict[str, Any], decide_path: str) -> CameraConfig:
+    name = sec.str("name", required=True, pattern=NAME_RE, hint="[a-z0-9_-]")
+    source = _source(sec)
+    merged = dict(decide_raw)
+    own = sec.raw("decide")
+    if own is not None:
+        if not isinstance(own, Mapping):
+            raise ConfigError(sec.key("decide"), f"must be a mapping, got {_show(own)}")
+        merged.update(own)
+        decide_path = sec.key("decide")
+    cam = CameraConfig(
+        name=name or "",
+        source=source,
+        fps=sec.num("fps", CameraConfig.fps, gt=0, le=60),
+        loop=sec.bool("loop", False),
+        stall_timeout=sec.num("stall_timeout", CameraConfig.stall_timeout, gt=0),
+        decide=_decide(_Section(decide_path, merged)),
+    )
+    sec.done()
+    return cam
+
+
+def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Config:
+    """Validate a parsed YAML document. Pure apart from reading ``api_key_file``."""
+    env = os.environ if env is None else env
+    data = expand_env(data, env)
+    root = _Section("", data)
+    device_id = root.str("device_id", None, pattern=NAME_RE, hint="[a-z0-9_-]") or default_device_id()
+    if not root.has("api"):
+        raise ConfigError("api", "is required")
+    api = _api(_Section("api", root.raw("api")), base_dir or Path.cwd())
+    mqtt = _mqtt(_Section("mqtt", root.raw("mqtt")), device_id)
+    decide_raw = root.raw("decide") or {}
+    decide = _decide(_Section("decide", decide_raw))
+    cams_raw = root.raw("cameras")
+    if not isinstance(cams_raw, list) or not cams_raw:
+        raise ConfigError("cameras", "must be a non-empty list of cameras")
+    cameras = []
+    seen: set[str] = set()
+    for i, raw in enumerate(cams_raw):
+        cam = _camera(_Section(f"cameras[{i}]", raw), dict(decide_raw), "decide")
+        if cam.name in seen:
+            raise ConfigError(f"cameras[{i}].name", f"duplicate camera name {cam.name!r}")
+        seen.add(cam.name)
+        cameras.append(cam)
+    status_interval = root.num("status_interval", 30.0, gt=0)
+    root.done()
+    if not api.api_key and "roboflow.com" in api.url:
+        raise ConfigError("api.api_key", f"is required for {api.url}")
+    return Config(device_id=device_id, api=api, mqtt=mqtt, decide=decide,
+                  cameras=tuple(cameras), status_interval=status_interval)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError("", f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        raise ConfigError("", f"{path}: the file is empty")
+    return parse_config(data, env, base_dir=path.parent)
+
+
+# --------------------------------------------------------------------------- display
+
+
+def masked(cfg: Config) -> dict[str, Any]:
+    """The effective config as plain data, with every secret masked."""
+
+    def conv(obj: Any) -> Any:
+        if is_dataclass(obj):
+            return {f.name: conv(getattr(obj, f.name)) for f in fields(obj)}
+        if isinstance(obj, tuple):
+            return [conv(x) for x in obj]
+        return obj
+
+    out = conv(cfg)
+    if out["api"]["api_key"]:
+        out["api"]["api_key"] = MASK
+    if out["mqtt"]["password"]:
+        out["mqtt"]["password"] = MASK
+    out["api"]["url"] = redact_url(out["api"]["url"])
+    for cam in out["cameras"]:
+        cam["source"] = redact_url(cam["source"])
+    return out

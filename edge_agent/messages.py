@@ -1,0 +1,72 @@
+"""MQTT payloads as typed dataclasses (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .decide import State
+from .reply import Classification
+
+
+def _json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class ResultMessage:
+    camera: str
+    model: str
+    result: Classification
+    captured_at: float
+    latency_ms: float
+
+    def payload(self) -> bytes:
+        r = self.result
+        body: dict[str, Any] = {
+            "camera": self.camera,
+            "model": self.model,
+            "top": r.top,
+            "confidence": round(r.confidence, 6),
+            "predictions": [{"class": p.cls, "confidence": round(p.confidence, 6)} for p in r.predictions],
+            "captured_at": round(self.captured_at, 3),
+            "latency_ms": round(self.latency_ms, 1),
+        }
+        if r.predicted_classes is not None:
+            body["predicted_classes"] = list(r.predicted_classes)
+        return _json(body)
+
+
+def state_payload(state: State) -> bytes:
+    return _json({"class": state.cls, "confidence": round(state.confidence, 6), "since": round(state.since, 3)})
+
+
+@dataclass(frozen=True)
+class StatusMessage:
+    camera: str  # "online" | "offline"
+    api: str  # "ok" | "error" | "unauthorized" | "rate_limited"
+    frames_captured: int
+    frames_dropped: int
+    frames_sent: int
+    requests_ok: int
+    requests_failed: int
+    messages_dropped: int
+    last_error: str | None
+
+    def health(self) -> tuple[str, str, str | None]:
+        """The fields whose change alone is worth a publish."""
+        return (self.camera, self.api, self.last_error)
+
+    def payload(self) -> bytes:
+        return _json({
+            "camera": self.camera,
+            "api": self.api,
+            "frames_captured": self.frames_captured,
+            "frames_dropped": self.frames_dropped,
+            "frames_sent": self.frames_sent,
+            "requests_ok": self.requests_ok,
+            "requests_failed": self.requests_failed,
+            "messages_dropped": self.messages_dropped,
+            "last_error": self.last_error,
+        })

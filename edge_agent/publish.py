@@ -1,0 +1,171 @@
+"""MQTT publishing over paho-mqtt 2.x.
+
+paho's own network thread keeps the connection and reconnects forever with
+backoff (1 s doubling to 60 s); its callbacks hop onto the asyncio loop, so all
+of this object's state is touched from the loop only.
+
+* ``P/availability``: ``online`` retained after every connect; the last will
+  publishes ``offline`` retained if the agent dies; ``stop()`` publishes it too.
+* While the broker is down, results wait in a bounded queue (the oldest is
+  dropped and counted when it is full). Retained topics (state, status) are not
+  queued: ``on_connect`` republishes their current values after every connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import deque
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from .config import MqttConfig
+from .episode import Episode
+from .topics import Topics
+
+log = logging.getLogger("edge_agent.mqtt")
+
+
+class MqttPublisher:
+    def __init__(self, cfg: MqttConfig, topics: Topics, loop: asyncio.AbstractEventLoop,
+                 on_connect: Callable[[], None]):
+        self.cfg = cfg
+        self.topics = topics
+        self._loop = loop
+        self._on_connect_hook = on_connect
+        self.connected = False
+        self.connects = 0
+        self.disconnects = 0
+        self.messages_dropped = 0
+        self._stopping = False
+        self._pending: deque[tuple[str, bytes]] = deque()
+        self._episode = Episode()
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.cfg
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+                             clean_session=True, protocol=mqtt.MQTTv311)
+        client.will_set(self.topics.availability, "offline", qos=1, retain=True)
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls is not None:
+            client.tls_set(ca_certs=cfg.tls.ca_certs, certfile=cfg.tls.certfile, keyfile=cfg.tls.keyfile,
+                           cert_reqs=ssl.CERT_NONE if cfg.tls.insecure else ssl.CERT_REQUIRED)
+            if cfg.tls.insecure:
+                client.tls_insecure_set(True)
+                log.warning("mqtt.tls.insecure is true: the broker's certificate is NOT verified")
+        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.max_queued_messages_set(cfg.max_pending)
+        client.on_connect = self._paho_on_connect
+        client.on_disconnect = self._paho_on_disconnect
+        client.on_connect_fail = self._paho_on_connect_fail
+        return client
+
+    # -- paho thread -> loop ------------------------------------------------------
+
+    def _hop(self, fn: Callable[..., None], *args: object) -> None:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _paho_on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if reason_code.is_failure:
+            self._hop(self._failed, f"broker refused the connection: {reason_code}")
+        else:
+            self._hop(self._connected)
+
+    def _paho_on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        self._hop(self._disconnected, f"connection lost ({reason_code})")
+
+    def _paho_on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
+        self._hop(self._failed, f"cannot connect to {self.cfg.host}:{self.cfg.port}")
+
+    # -- loop side ----------------------------------------------------------------
+
+    def _connected(self) -> None:
+        self.connected = True
+        self.connects += 1
+        failures = self._episode.ok()
+        if self.connects == 1:
+            log.info("MQTT connected to %s:%d", self.cfg.host, self.cfg.port)
+        else:
+            log.info("MQTT connected again to %s:%d (after %d failed attempts)",
+                     self.cfg.host, self.cfg.port, failures)
+        self._send(self.topics.availability, b"online", retain=True)
+        try:
+            self._on_connect_hook()
+        except Exception:  # pragma: no cover - a bug in the hook must not stop publishing
+            log.exception("republishing after connect failed")
+        while self._pending and self.connected:
+            topic, payload = self._pending.popleft()
+            self._send(topic, payload, retain=False)
+
+    def _disconnected(self, why: str) -> None:
+        if self.connected:
+            self.disconnects += 1
+        self.connected = False
+        if not self._stopping and self._episode.fail("down"):
+            log.warning("MQTT %s; reconnecting with backoff, results are queued (at most %d)",
+                        why, self.cfg.max_pending)
+
+    def _failed(self, why: str) -> None:
+        self.connected = False
+        if self._episode.fail(why):
+            log.warning("MQTT %s; retrying with backoff", why)
+
+    def _send(self, topic: str, payload: bytes, *, retain: bool) -> bool:
+        info = self._client.publish(topic, payload, qos=self.cfg.qos, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return True
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            self.messages_dropped += 1
+            return False
+        # Not connected after all (paho saw the loss first). QoS>0 messages stay
+        # in paho's own queue and go out after the reconnect; QoS 0 ones are lost.
+        if self.cfg.qos == 0 and not retain:
+            self._enqueue(topic, payload)
+        return False
+
+    def _enqueue(self, topic: str, payload: bytes) -> None:
+        if len(self._pending) >= self.cfg.max_pending:
+            self._pending.popleft()
+            self.messages_dropped += 1
+        self._pending.append((topic, payload))
+
+    # -- API ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+        self._client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish from the event loop. Never blocks, never raises for a dead broker."""
+        if self.connected:
+            self._send(topic, payload, retain=retain)
+        elif not retain:
+            self._enqueue(topic, payload)
+        # A retained message while disconnected is dropped on purpose: the hook
+        # republishes the current value of every retained topic after connecting.
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Publish ``offline`` (retained), wait for it to leave, disconnect."""
+        client = self._client
+        self._stopping = True
+        if self.connected and client.is_connected():
+            info = client.publish(self.topics.availability, b"offline", qos=1, retain=True)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(info.wait_for_publish, timeout), timeout + 0.5)
+            except (asyncio.TimeoutError, RuntimeError, ValueError):
+                log.warning("MQTT: could not confirm the 'offline' message before stopping")
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        self.connected = False

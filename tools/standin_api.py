@@ -1,0 +1,224 @@
+"""A local STAND-IN for Roboflow's hosted classification API. Not a model.
+
+It speaks the documented contract of ``POST /<dataset-slug>/<version>``: the
+key as ``?api_key=`` (or ``Authorization: Bearer``), the body the base64 of an
+image, ``Content-Type: application/x-www-form-urlencoded``; it checks all of
+that and answers with the API's reply shapes. The "class" is just the dominant
+colour of the image (red, green or blue) with its share of the colour as the
+confidence, so tests can make videos whose right answers are known.
+
+For tests and benchmarks it can add a set latency to every reply and play a
+script of faults (HTTP status, Retry-After, garbage, hang, connection reset),
+and it records every request it saw.
+
+Run it: ``python -m tools.standin_api --port 9001 --api-key demo-key``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+CLASSES = ("blue", "green", "red")  # BGR channel order
+
+
+@dataclass
+class Seen:
+    """One request as the stand-in received it."""
+
+    at: float  # time.monotonic() on arrival
+    path: str
+    key_in_query: str | None
+    auth_header: str | None
+    content_type: str
+    width: int
+    height: int
+    status: int
+    body_b64_len: int
+
+
+@dataclass
+class StandinApi:
+    api_key: str | None = "test-key"
+    latency: float = 0.0
+    multi_label: bool = False
+    faults: deque[dict[str, Any]] = field(default_factory=deque)
+    seen: list[Seen] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0
+    _runner: web.AppRunner | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- the contract ---------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_post("/{slug}/{version}", self._classify)
+        return app
+
+    def _record(self, request: web.Request, status: int, w: int = 0, h: int = 0, n: int = 0) -> None:
+        with self._lock:
+            self.seen.append(Seen(time.monotonic(), request.path, request.query.get("api_key"),
+                                  request.headers.get("Authorization"), request.content_type, w, h, status, n))
+
+    async def _classify(self, request: web.Request) -> web.StreamResponse:
+        fault = None
+        with self._lock:
+            if self.faults:
+                fault = self.faults.popleft()
+        if not request.match_info["version"].isdigit():
+            self._record(request, 404)
+            return web.json_response({"message": "version must be a number"}, status=404)
+        key = request.query.get("api_key")
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            key = auth[len("Bearer "):]
+        if self.api_key is not None and key != self.api_key:
+            self._record(request, 401)
+            return web.json_response({"message": "Unauthorized api_key"}, status=401)
+        if request.content_type != "application/x-www-form-urlencoded":
+            self._record(request, 400)
+            return web.json_response({"message": f"bad Content-Type {request.content_type}"}, status=400)
+        raw = await request.read()
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            self._record(request, 400)
+            return web.json_response({"message": "body is not base64"}, status=400)
+        if not data.startswith(b"\xff\xd8"):
+            self._record(request, 400, n=len(raw))
+            return web.json_response({"message": "body is not a JPEG"}, status=400)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            self._record(request, 400, n=len(raw))
+            return web.json_response({"message": "JPEG does not decode"}, status=400)
+        h, w = image.shape[:2]
+        if fault is not None:
+            return await self._fault(request, fault, w, h, len(raw))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        self._record(request, 200, w, h, len(raw))
+        return web.json_response(self.reply(image))
+
+    async def _fault(self, request: web.Request, fault: dict[str, Any], w: int, h: int, n: int) -> web.StreamResponse:
+        if "hang" in fault:
+            self._record(request, 0, w, h, n)
+            await asyncio.sleep(float(fault["hang"]))
+            return web.json_response(self.reply(np.zeros((h, w, 3), np.uint8)))
+        if fault.get("reset"):
+            self._record(request, 0, w, h, n)
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        if fault.get("garbage"):
+            self._record(request, 200, w, h, n)
+            return web.Response(body=b"<html>502 Bad Gateway</html>", content_type="text/html")
+        if fault.get("wrong_shape"):
+            self._record(request, 200, w, h, n)
+            return web.json_response({"predictions": "nope"})
+        status = int(fault.get("status", 500))
+        headers = {}
+        if "retry_after" in fault:
+            headers["Retry-After"] = str(fault["retry_after"])
+        self._record(request, status, w, h, n)
+        return web.json_response({"message": f"stand-in fault {status}"}, status=status, headers=headers)
+
+    def reply(self, image: np.ndarray) -> dict[str, Any]:
+        means = image.reshape(-1, 3).mean(axis=0) + 1e-6
+        shares = means / means.sum()
+        ranked = sorted(zip(CLASSES, shares.tolist()), key=lambda x: x[1], reverse=True)
+        h, w = image.shape[:2]
+        base = {"inference_id": str(uuid.uuid4()), "time": 0.001, "image": {"width": w, "height": h}}
+        if self.multi_label:
+            base["predictions"] = {c: {"confidence": round(s, 4), "class_id": CLASSES.index(c)} for c, s in ranked}
+            base["predicted_classes"] = [c for c, s in ranked if s >= 0.5]
+            return base
+        base["predictions"] = [{"class": c, "class_id": CLASSES.index(c), "confidence": round(s, 4)} for c, s in ranked]
+        base["top"] = ranked[0][0]
+        base["confidence"] = round(ranked[0][1], 4)
+        return base
+
+    # -- running ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        self.port = sock.getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def add_faults(self, *faults: dict[str, Any]) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def requests(self) -> list[Seen]:
+        with self._lock:
+            return list(self.seen)
+
+
+class ThreadedStandin:
+    """The stand-in on its own event loop in a background thread (for tests)."""
+
+    def __init__(self, api: StandinApi):
+        self.api = api
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="standin-api", daemon=True)
+
+    def __enter__(self) -> StandinApi:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.api.start(), self._loop).result(10)
+        return self.api
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.api.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=9001)
+    ap.add_argument("--api-key", default=None, help="key to require (default: accept any)")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
+    ap.add_argument("--multi-label", action="store_true")
+    args = ap.parse_args()
+    api = StandinApi(api_key=args.api_key, latency=args.latency, multi_label=args.multi_label,
+                     host=args.host, port=args.port)
+
+    async def serve() -> None:
+        await api.start()
+        print(json.dumps({"standin_api": api.url}), flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
