@@ -188,7 +188,8 @@ class AgentProc:
         return self.proc.wait(timeout)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def close(self) -> None:

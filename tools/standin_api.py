@@ -59,6 +59,8 @@ class StandinApi:
     seen: list[Seen] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 0
+    in_flight: int = 0
+    max_in_flight_seen: int = 0
     _runner: web.AppRunner | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,6 +77,14 @@ class StandinApi:
                                   request.headers.get("Authorization"), request.content_type, w, h, status, n))
 
     async def _classify(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         fault = None
         with self._lock:
             if self.faults:

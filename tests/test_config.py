@@ -1,0 +1,160 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge_agent.config import ConfigError, load_config, masked, parse_config
+
+GOOD = {
+    "device_id": "garage-pi",
+    "api": {"url": "https://classify.roboflow.com", "model": "garage-door/3", "api_key": "${ROBOFLOW_API_KEY}"},
+    "mqtt": {"host": "localhost"},
+    "decide": {"min_confidence": 0.5, "confirm": 2},
+    "cameras": [{"name": "door", "source": "/dev/video0", "fps": 2},
+                {"name": "gate", "source": "rtsp://user:hunter22@10.0.0.5/stream", "fps": 1,
+                 "decide": {"confirm": 3}}],
+}
+ENV = {"ROBOFLOW_API_KEY": "rf_SECRET_KEY_123"}
+
+
+def with_change(path: str, value, base=GOOD):
+    data = copy.deepcopy(base)
+    node = data
+    keys = path.replace("]", "").replace("[", ".").split(".")
+    for k in keys[:-1]:
+        node = node[int(k)] if k.isdigit() else node.setdefault(k, {})
+    last = keys[-1]
+    if value is DELETE:
+        del node[int(last) if last.isdigit() else last]
+    elif last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+DELETE = object()
+
+
+def test_good_config_and_defaults():
+    cfg = parse_config(GOOD, ENV)
+    assert cfg.device_id == "garage-pi"
+    assert cfg.api.api_key == "rf_SECRET_KEY_123"
+    assert cfg.api.url == "https://classify.roboflow.com"
+    assert (cfg.api.timeout, cfg.api.max_in_flight, cfg.api.image_size, cfg.api.jpeg_quality) == (10, 2, 416, 80)
+    assert cfg.api.key_transport == "query"
+    assert cfg.mqtt.topic_prefix == "edge_agent/garage-pi"
+    assert (cfg.mqtt.port, cfg.mqtt.qos) == (1883, 1)
+    door, gate = cfg.cameras
+    assert (door.fps, door.loop, door.stall_timeout) == (2.0, False, 10.0)
+    assert door.decide.confirm == 2 and gate.decide.confirm == 3
+    assert gate.decide.min_confidence == 0.5  # per-camera override merges over the global decide
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("cameras[1].fps", -2, "cameras[1].fps: must be > 0, got -2"),
+    ("cameras[0].fps", "fast", "cameras[0].fps: must be a number, got 'fast'"),
+    ("cameras[0].name", "Door 1", "cameras[0].name: must match [a-z0-9_-], got 'Door 1'"),
+    ("cameras[1].name", "door", "cameras[1].name: duplicate camera name 'door'"),
+    ("cameras[0].source", DELETE, "cameras[0].source: is required"),
+    ("cameras[0].source", -1, "cameras[0].source: device index must be >= 0, got -1"),
+    ("cameras[0].loop", "yes", "cameras[0].loop: must be true or false, got 'yes'"),
+    ("cameras[0].fsp", 2, "cameras[0].fsp: unknown key (did you mean 'fps'?)"),
+    ("cameras[0].decide", {"confirm": 0}, "cameras[0].decide.confirm: must be >= 1, got 0"),
+    ("cameras", [], "cameras: must be a non-empty list of cameras"),
+    ("cameras", DELETE, "cameras: must be a non-empty list of cameras"),
+    ("api.model", "garage-door", "api.model: must match <dataset-slug>/<version>, e.g. garage-door/3, got 'garage-door'"),
+    ("api.model", DELETE, "api.model: is required"),
+    ("api.url", "ftp://x", "api.url: must be an http:// or https:// URL, got 'ftp://x'"),
+    ("api.timeout", 0, "api.timeout: must be > 0, got 0"),
+    ("api.max_in_flight", 2.5, "api.max_in_flight: must be an integer, got 2.5"),
+    ("api.max_in_flight", True, "api.max_in_flight: must be an integer, got True"),
+    ("api.image_size", 8, "api.image_size: must be >= 32, got 8"),
+    ("api.jpeg_quality", 101, "api.jpeg_quality: must be <= 100, got 101"),
+    ("api.key_transport", "cookie", "api.key_transport: must be one of query, header, got 'cookie'"),
+    ("api.api_key", DELETE, "api.api_key: is required for https://classify.roboflow.com"),
+    ("api.api_key_file", "/nonexistent/key", "api.api_key_file: give api_key or api_key_file, not both"),
+    ("api.retry_max", 0.1, "api.retry_max: must be >= api.retry_initial (1), got 0.1"),
+    ("api.colour", 1, "api.colour: unknown key"),
+    ("api", DELETE, "api: is required"),
+    ("api", "x", "api: must be a mapping, got 'x'"),
+    ("mqtt.port", 70000, "mqtt.port: must be <= 65535, got 70000"),
+    ("mqtt.qos", 3, "mqtt.qos: must be <= 2, got 3"),
+    ("mqtt.topic_prefix", "a/#", "mqtt.topic_prefix: must be a topic without wildcards or empty levels, got 'a/#'"),
+    ("mqtt.topic_prefix", "a/", "mqtt.topic_prefix: must be a topic without wildcards or empty levels, got 'a/'"),
+    ("mqtt.password", "pw", "mqtt.password: needs mqtt.username too"),
+    ("mqtt.tls", {"ca_certs": "/nonexistent/ca.pem"}, "mqtt.tls.ca_certs: file '/nonexistent/ca.pem' does not exist"),
+    ("decide.min_confidence", 1.5, "decide.min_confidence: must be <= 1, got 1.5"),
+    ("device_id", "Garage Pi", "device_id: must match [a-z0-9_-], got 'Garage Pi'"),
+    ("extra", 1, "extra: unknown key"),
+])
+def test_bad_configs_name_the_key_and_the_problem(path, value, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_change(path, value), ENV)
+    assert str(err.value) == message
+
+
+def test_missing_environment_variable_is_named():
+    with pytest.raises(ConfigError) as err:
+        parse_config(GOOD, {})
+    assert str(err.value) == "api.api_key: environment variable ROBOFLOW_API_KEY is not set"
+
+
+def test_env_default_and_expansion_anywhere():
+    data = with_change("mqtt.host", "${BROKER:-broker.lan}")
+    data = with_change("cameras[0].source", "rtsp://${CAM_USER}:${CAM_PASS}@cam/1", data)
+    cfg = parse_config(data, {**ENV, "CAM_USER": "u", "CAM_PASS": "p4ss"})
+    assert cfg.mqtt.host == "broker.lan"
+    assert cfg.cameras[0].source == "rtsp://u:p4ss@cam/1"
+
+
+def test_api_key_file(tmp_path: Path):
+    (tmp_path / "key").write_text("file_key_abc\n")
+    data = with_change("api.api_key", DELETE)
+    data = with_change("api.api_key_file", str(tmp_path / "key"), data)
+    assert parse_config(data, {}).api.api_key == "file_key_abc"
+    data = with_change("api.api_key_file", str(tmp_path / "missing"), data)
+    with pytest.raises(ConfigError, match=r"^api.api_key_file: cannot read '.*missing': No such file"):
+        parse_config(data, {})
+
+
+def test_local_inference_server_needs_no_key():
+    data = with_change("api.url", "http://127.0.0.1:9001/")
+    data = with_change("api.api_key", DELETE, data)
+    cfg = parse_config(data, {})
+    assert cfg.api.url == "http://127.0.0.1:9001" and cfg.api.api_key == ""
+
+
+def test_load_config_file_errors(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    p.write_text("api: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(p)
+    p.write_text("")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_config(p)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+    p.write_text(yaml.safe_dump(GOOD))
+    assert load_config(p, ENV).cameras[0].name == "door"
+
+
+def test_masked_hides_every_secret():
+    data = with_change("mqtt.username", "bob")
+    data = with_change("mqtt.password", "mqtt-pw-999", data)
+    cfg = parse_config(data, ENV)
+    text = yaml.safe_dump(masked(cfg))
+    for secret in ("rf_SECRET_KEY_123", "hunter22", "mqtt-pw-999"):
+        assert secret not in text
+    assert "rtsp://***@10.0.0.5/stream" in text
+    assert set(cfg.secrets()) >= {"rf_SECRET_KEY_123", "hunter22", "mqtt-pw-999"}
+    assert "rf_SECRET" not in repr(cfg)
+
+
+def test_example_configs_in_the_repo_are_valid():
+    root = Path(__file__).resolve().parent.parent / "config"
+    files = sorted(root.glob("*.yaml"))
+    assert files, "config/ has example configs"
+    for f in files:
+        load_config(f, {"ROBOFLOW_API_KEY": "k" * 20, "CREDENTIALS_DIRECTORY": str(root)})

@@ -1,0 +1,47 @@
+import cv2
+import numpy as np
+import pytest
+
+from edge_agent.encode import prepare, target_size
+
+
+@pytest.mark.parametrize("w,h,longest,expected", [
+    (1920, 1080, 416, (416, 234)),
+    (1080, 1920, 416, (234, 416)),
+    (640, 480, 416, (416, 312)),
+    (416, 416, 416, (416, 416)),
+    (320, 240, 416, (320, 240)),     # never upscaled
+    (5000, 10, 416, (416, 1)),       # extreme aspect keeps at least 1 px
+    (1, 1, 32, (1, 1)),
+])
+def test_target_size(w, h, longest, expected):
+    assert target_size(w, h, longest) == expected
+
+
+@pytest.mark.parametrize("w,h,longest", [(0, 10, 416), (10, -1, 416), (10, 10, 0)])
+def test_target_size_rejects_nonsense(w, h, longest):
+    with pytest.raises(ValueError):
+        target_size(w, h, longest)
+
+
+def test_target_size_keeps_aspect_within_rounding():
+    for w, h in [(1280, 720), (2592, 1944), (1000, 333), (333, 1000)]:
+        tw, th = target_size(w, h, 300)
+        assert max(tw, th) == 300
+        assert abs(tw / th - w / h) < 0.02 * (w / h) + 1 / min(tw, th)
+
+
+def test_prepare_sends_a_jpeg_no_larger_than_the_limit():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, :, 2] = 255
+    jpeg = prepare(frame, 200, 80)
+    assert jpeg[:2] == b"\xff\xd8"
+    back = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert back.shape[:2] == (150, 200)
+    assert back[..., 2].mean() > 240 and back[..., 0].mean() < 15
+
+
+def test_prepare_quality_changes_size():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    assert len(prepare(frame, 416, 30)) < len(prepare(frame, 416, 95))

@@ -1,0 +1,32 @@
+import json
+
+from edge_agent.decide import State
+from edge_agent.messages import ResultMessage, StatusMessage, state_payload
+from edge_agent.reply import Classification, Prediction
+from edge_agent.topics import Topics
+
+
+def test_topic_names():
+    t = Topics("edge_agent/garage-pi")
+    assert t.availability == "edge_agent/garage-pi/availability"
+    assert t.result("door") == "edge_agent/garage-pi/door/result"
+    assert t.state("door") == "edge_agent/garage-pi/door/state"
+    assert t.status("door") == "edge_agent/garage-pi/door/status"
+
+
+def test_result_payload_single_and_multi():
+    c = Classification("open", 0.9, (Prediction("open", 0.9), Prediction("closed", 0.1)))
+    body = json.loads(ResultMessage("door", "garage/3", c, 1700000000.1234, 181.26).payload())
+    assert body == {"camera": "door", "model": "garage/3", "top": "open", "confidence": 0.9,
+                    "predictions": [{"class": "open", "confidence": 0.9}, {"class": "closed", "confidence": 0.1}],
+                    "captured_at": 1700000000.123, "latency_ms": 181.3}
+    m = Classification("car", 0.8, (Prediction("car", 0.8),), ("car",))
+    assert json.loads(ResultMessage("d", "m/1", m, 1.0, 1.0).payload())["predicted_classes"] == ["car"]
+
+
+def test_state_and_status_payloads():
+    assert json.loads(state_payload(State("open", 0.91, 12.5))) == {"class": "open", "confidence": 0.91, "since": 12.5}
+    s = StatusMessage("online", "ok", 10, 7, 3, 3, 0, 0, None)
+    body = json.loads(s.payload())
+    assert {"camera", "api", "frames_dropped", "last_error"} <= body.keys()
+    assert s.health() == ("online", "ok", None)
