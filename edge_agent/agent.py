@@ -229,6 +229,8 @@ class Agent:
 
     def _camera_event(self, cam: CameraRuntime, kind: str, detail: str | None) -> None:
         if kind == "online":
+            if cam.online:  # a looping file starting again: nothing new
+                return
             failures = cam.episode.ok()
             cam.online = True
             if failures:

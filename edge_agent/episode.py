@@ -4,16 +4,18 @@ from __future__ import annotations
 
 
 class Episode:
-    """Tracks one kind of trouble (API, a camera, the broker).
+    """Tracks one source of trouble (the API, a camera, the broker).
 
     ``fail(kind)`` returns True when the caller should log: at the start of an
-    episode, or when the kind of trouble changes within it. ``ok()`` returns the
-    number of failures of the episode that just ended (0 if none was running).
+    episode, and the first time each other kind of trouble shows up within it
+    (500s then 429s: two lines; 500/timeout flapping for an hour: still two).
+    ``ok()`` ends the episode and returns how many failures it had (0 if none).
     """
 
     def __init__(self) -> None:
         self.kind: str | None = None
         self.failures = 0
+        self._logged: set[str] = set()
 
     @property
     def active(self) -> bool:
@@ -21,11 +23,14 @@ class Episode:
 
     def fail(self, kind: str) -> bool:
         self.failures += 1
-        changed = kind != self.kind
         self.kind = kind
-        return changed
+        if kind in self._logged:
+            return False
+        self._logged.add(kind)
+        return True
 
     def ok(self) -> int:
         ended = self.failures if self.active else 0
         self.kind, self.failures = None, 0
+        self._logged.clear()
         return ended

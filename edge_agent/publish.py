@@ -115,7 +115,7 @@ class MqttPublisher:
 
     def _failed(self, why: str) -> None:
         self.connected = False
-        if self._episode.fail(why):
+        if self._episode.fail("down"):
             log.warning("MQTT %s; retrying with backoff", why)
 
     def _send(self, topic: str, payload: bytes, *, retain: bool) -> bool:

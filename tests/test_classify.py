@@ -113,8 +113,11 @@ def test_guard_backs_off_exponentially_and_resets_on_success():
 def test_guard_logs_once_per_episode_and_on_change_of_kind():
     g = guard()
     logs = [g.failure(ApiError(k, k), started=i, now=i)[1] for i, k in
-            enumerate(["http_5xx", "http_5xx", "http_5xx", "rate_limited", "rate_limited", "timeout"])]
-    assert logs == [True, False, False, True, False, True]
+            enumerate(["http_5xx", "http_5xx", "rate_limited", "rate_limited", "timeout", "http_5xx",
+                       "timeout", "http_5xx"])]
+    assert logs == [True, False, True, False, True, False, False, False]
+    g.success(started=100)
+    assert g.failure(ApiError("http_5xx", "x"), started=101, now=101)[1]  # a new episode logs again
 
 
 def test_guard_honours_retry_after_and_unauthorized():
