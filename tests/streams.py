@@ -1,0 +1,74 @@
+"""An HTTP MJPEG camera on loopback (multipart/x-mixed-replace, as IP cameras and
+ESP32-CAMs serve it), for capture tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
+
+
+def solid_jpeg(color: str, size: tuple[int, int] = (320, 240)) -> bytes:
+    img = np.zeros((size[1], size[0], 3), np.uint8)
+    img[:] = BGR[color]
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    return buf.tobytes()
+
+
+class MjpegCamera:
+    """Serves ``/stream`` at ``fps``; ``color`` may be changed while it runs;
+    ``freeze()`` stops sending mid-stream without closing the connection."""
+
+    def __init__(self, color: str = "red", fps: float = 10):
+        self.color = color
+        self.fps = fps
+        self.frozen = threading.Event()
+        self.clients = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="mjpeg-camera")
+        self._runner: web.AppRunner | None = None
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame"})
+        await resp.prepare(request)
+        self.clients += 1
+        cache: dict[str, bytes] = {}
+        while True:
+            if self.frozen.is_set():
+                await asyncio.sleep(0.05)
+                continue
+            jpeg = cache.setdefault(self.color, solid_jpeg(self.color))
+            await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                             + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+            await asyncio.sleep(1 / self.fps)
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/stream", self._stream)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream"
+
+    def __enter__(self) -> "MjpegCamera":
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)

@@ -1,0 +1,104 @@
+"""The command line as a user runs it: real subprocesses, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from tests.helpers import ROOT
+from tools.standin_api import StandinApi, ThreadedStandin
+
+KEY = "rf_cli_SECRET_key_5150"
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "edge_agent", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **(env or {})})
+
+
+def write(tmp_path: Path, cfg: dict) -> str:
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return str(p)
+
+
+def base(url: str = "http://127.0.0.1:9", **api) -> dict:
+    return {"api": {"url": url, "model": "colours/1", "api_key": "${TEST_KEY}", **api},
+            "mqtt": {"host": "127.0.0.1", "password": "mqtt-SECRET-pw", "username": "u"},
+            "cameras": [{"name": "door", "source": "rtsp://admin:CAM-SECRET@10.1.2.3/live", "fps": 2}]}
+
+
+def test_check_prints_effective_config_with_secrets_masked(tmp_path: Path):
+    r = cli("check", "-c", write(tmp_path, base()), env={"TEST_KEY": KEY})
+    assert r.returncode == 0, r.stderr
+    shown = yaml.safe_load(r.stdout)
+    assert shown["api"]["api_key"] == "***" and shown["mqtt"]["password"] == "***"
+    assert shown["cameras"][0]["source"] == "rtsp://***@10.1.2.3/live"
+    assert shown["mqtt"]["topic_prefix"].startswith("edge_agent/")
+    assert shown["api"]["timeout"] == 10.0  # defaults are shown too
+    for secret in (KEY, "mqtt-SECRET-pw", "CAM-SECRET"):
+        assert secret not in r.stdout + r.stderr
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path):
+    cfg = base()
+    cfg["cameras"].append({"name": "gate", "source": "0", "fps": -2})
+    for cmd in ("check", "run"):
+        r = cli(cmd, "-c", write(tmp_path, cfg), env={"TEST_KEY": KEY})
+        assert r.returncode == 2
+        assert "cameras[1].fps: must be > 0, got -2" in r.stderr
+        assert KEY not in r.stderr + r.stdout
+
+
+def test_missing_env_var_and_missing_file_exit_2(tmp_path: Path):
+    r = cli("check", "-c", write(tmp_path, base()), env={"TEST_KEY": ""})
+    assert r.returncode == 2 and "api.api_key: environment variable TEST_KEY is not set" in r.stderr
+    r = cli("check", "-c", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2 and "cannot read config file" in r.stderr
+
+
+def test_usage_errors_exit_2():
+    assert cli().returncode == 2
+    assert cli("run").returncode == 2
+    assert cli("frobnicate", "-c", "x").returncode == 2
+
+
+def test_classify_one_image_prints_the_api_reply(tmp_path: Path):
+    img = np.zeros((600, 800, 3), np.uint8)
+    img[..., 1] = 255
+    path = tmp_path / "green.png"
+    cv2.imwrite(str(path), img)
+    with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+        conf = write(tmp_path, base(api.url, image_size=200))
+        r = cli("classify", "-c", conf, str(path), env={"TEST_KEY": KEY})
+        seen = api.requests()
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert body["top"] == "green" and body["predictions"][0]["class"] == "green"
+    assert (seen[0].width, seen[0].height) == (200, 150)  # the same resize path as the daemon
+
+
+def test_classify_errors(tmp_path: Path):
+    with ThreadedStandin(StandinApi(api_key="other-key")) as api:
+        conf = write(tmp_path, base(api.url))
+        img = tmp_path / "x.png"
+        cv2.imwrite(str(img), np.zeros((10, 10, 3), np.uint8))
+        r = cli("classify", "-c", conf, str(img), env={"TEST_KEY": KEY})
+        assert r.returncode == 1 and "API key rejected (HTTP 401)" in r.stderr
+        assert KEY not in r.stderr + r.stdout
+        r = cli("classify", "-c", conf, str(tmp_path / "missing.png"), env={"TEST_KEY": KEY})
+        assert r.returncode == 2 and "cannot read image" in r.stderr
+
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).with_name("edge-agent")
+    r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.startswith("edge-agent ")
