@@ -161,6 +161,8 @@ class _Section:
         value = self.raw(name)
         if value is None:
             return default
+        if isinstance(value, str):  # e.g. "${MQTT_PORT}" after expansion
+            value = _number_from_text(value, integer)
         kinds = (int,) if integer else (int, float)
         if isinstance(value, bool) or not isinstance(value, kinds):
             want = "an integer" if integer else "a number"
@@ -177,6 +179,8 @@ class _Section:
         value = self.raw(name)
         if value is None:
             return default
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            value = value.strip().lower() == "true"  # e.g. "${LOOP}" after expansion
         if not isinstance(value, bool):
             raise ConfigError(self.key(name), f"must be true or false, got {_show(value)}")
         return value
@@ -191,6 +195,14 @@ class _Section:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
             raise ConfigError(self.key(unknown[0]), "unknown key" + _did_you_mean(unknown[0], self.used))
+
+
+def _number_from_text(text: str, integer: bool) -> Any:
+    """A number written as text (from ``${VAR}``); unchanged if it is not one."""
+    try:
+        return int(text.strip()) if integer else float(text.strip())
+    except ValueError:
+        return text
 
 
 def _did_you_mean(name: str, known: set[str]) -> str:

@@ -109,6 +109,16 @@ def test_env_default_and_expansion_anywhere():
     assert cfg.cameras[0].source == "rtsp://u:p4ss@cam/1"
 
 
+def test_numbers_and_booleans_from_the_environment():
+    data = with_change("mqtt.port", "${PORT}")
+    data = with_change("cameras[0].fps", "${FPS}", data)
+    data = with_change("cameras[0].loop", "${LOOP}", data)
+    cfg = parse_config(data, {**ENV, "PORT": "1884", "FPS": "2.5", "LOOP": "true"})
+    assert (cfg.mqtt.port, cfg.cameras[0].fps, cfg.cameras[0].loop) == (1884, 2.5, True)
+    with pytest.raises(ConfigError, match=r"^mqtt.port: must be an integer, got 'eighty'$"):
+        parse_config(data, {**ENV, "PORT": "eighty", "FPS": "2", "LOOP": "false"})
+
+
 def test_api_key_file(tmp_path: Path):
     (tmp_path / "key").write_text("file_key_abc\n")
     data = with_change("api.api_key", DELETE)

@@ -1,0 +1,112 @@
+"""The demo: the agent on a sample clip, against the local stand-in API and a
+local mosquitto, printing the MQTT messages as a subscriber sees them.
+
+    scripts/demo.sh [--seconds 30]
+
+Everything runs on 127.0.0.1 and stops by itself after ``--seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "demo-run"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"demo: nothing listens on 127.0.0.1:{port}")
+
+
+def make_clip(path: Path) -> None:
+    """A 640x480 30 fps clip: 4 s red, 4 s green, 4 s blue (a 'camera' whose answer we know)."""
+    if path.exists():
+        return
+    cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error"]
+    for c in ("red", "green", "blue"):
+        cmd += ["-f", "lavfi", "-i", f"color=c={c}:s=640x480:r=30:d=4"]
+    cmd += ["-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]", "-map", "[v]",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", str(path)]
+    subprocess.run(cmd, check=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="edge-agent demo")
+    ap.add_argument("--seconds", type=float, default=30, help="how long to run (default 30)")
+    args = ap.parse_args()
+    RUN.mkdir(exist_ok=True)
+    clip = RUN / "sample.mp4"
+    make_clip(clip)
+
+    mqtt_port, api_port = free_port(), free_port()
+    (RUN / "mosquitto.conf").write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    procs: list[subprocess.Popen[bytes]] = []
+    mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    procs.append(subprocess.Popen([mosq, "-c", str(RUN / "mosquitto.conf")], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL))
+    procs.append(subprocess.Popen([sys.executable, "-m", "tools.standin_api", "--port", str(api_port),
+                                   "--api-key", "demo-key", "--latency", "0.18"], cwd=ROOT,
+                                  stdout=subprocess.DEVNULL))
+    wait_port(mqtt_port)
+    wait_port(api_port)
+
+    prefix = "edge_agent/demo"
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-subscriber")
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
+    sub.on_message = lambda c, u, m: print(f"  mqtt  {m.topic}  {m.payload.decode(errors='replace')}", flush=True)
+    sub.connect("127.0.0.1", mqtt_port)
+    sub.loop_start()
+
+    env = {**os.environ, "DEMO_API_URL": f"http://127.0.0.1:{api_port}", "DEMO_MQTT_PORT": str(mqtt_port),
+           "DEMO_VIDEO": str(clip), "DEMO_API_KEY": "demo-key"}
+    print(f"demo: mosquitto on 127.0.0.1:{mqtt_port}, stand-in API (180 ms latency) on 127.0.0.1:{api_port}")
+    print(f"demo: agent log lines start with a time; MQTT messages with 'mqtt'. Watch with:\n"
+          f"      mosquitto_sub -p {mqtt_port} -v -t '{prefix}/#'\n", flush=True)
+    agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "-c", str(ROOT / "config/demo.yaml")],
+                             cwd=ROOT, env=env)
+    procs.append(agent)
+    try:
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline and agent.poll() is None:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(10)
+        time.sleep(0.3)
+        sub.loop_stop()
+        for p in procs[:-1]:
+            p.terminate()
+            p.wait(5)
+    print(f"demo: agent exited with status {agent.returncode}")
+    return agent.returncode or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
