@@ -71,6 +71,7 @@ class CameraRuntime:
     order_tail: asyncio.Future[None] | None = None
     last_status: StatusMessage | None = None
     last_status_at: float = 0.0
+    offline_at: float = 0.0  # monotonic time it was last marked offline
 
     @property
     def name(self) -> str:
@@ -177,6 +178,8 @@ class Agent:
                 reply = await self.client.classify(frame.jpeg)
             except ApiError as err:
                 self._api_failed(cam, err, started)
+            except Exception:  # a bug, not an API fault: say so, keep running
+                log.exception("%s: classifying a frame failed unexpectedly", cam.name)
             else:
                 self._api_ok(cam, started)
             finally:
@@ -239,6 +242,7 @@ class Agent:
                 log.info("%s: camera online (%s)", cam.name, cam.worker.spec.describe() if cam.worker else "")
         elif kind == "offline":
             cam.online = False
+            cam.offline_at = time.monotonic()
             text = self.redact(detail or "camera offline")
             cam.last_error = f"camera: {text}"
             if cam.episode.fail(text):
@@ -261,8 +265,13 @@ class Agent:
                 w = cam.worker
                 if w is None or cam.ended:
                     continue
-                if cam.online and w.last_frame_mono is not None and now - w.last_frame_mono > cam.cfg.stall_timeout:
+                last = w.last_frame_mono
+                if cam.online and last is not None and now - last > cam.cfg.stall_timeout:
+                    # The capture thread may be stuck inside a blocking read: say so now.
                     self._camera_event(cam, "offline", f"no frame for {cam.cfg.stall_timeout:g} s")
+                elif not cam.online and last is not None and last > cam.offline_at:
+                    # Frames flow again without a reopen (a slow source caught up).
+                    self._camera_event(cam, "online", None)
                 self._publish_status(cam)
 
     # -- status ---------------------------------------------------------------------
