@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 from collections import deque
 from typing import Callable
 
@@ -27,6 +28,16 @@ from .episode import Episode
 from .topics import Topics
 
 log = logging.getLogger("edge_agent.mqtt")
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({err.verify_message})"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS error ({err.reason or err})"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return type(err).__name__
 
 
 class MqttPublisher:
@@ -83,7 +94,10 @@ class MqttPublisher:
         self._hop(self._disconnected, f"connection lost ({reason_code})")
 
     def _paho_on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
-        self._hop(self._failed, f"cannot connect to {self.cfg.host}:{self.cfg.port}")
+        # paho calls this inside its ``except OSError`` block: the error is still current.
+        err = sys.exc_info()[1]
+        reason = f": {_describe(err)}" if err is not None else ""
+        self._hop(self._failed, f"cannot connect to {self.cfg.host}:{self.cfg.port}{reason}")
 
     # -- loop side ----------------------------------------------------------------
 

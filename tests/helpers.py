@@ -3,6 +3,7 @@ and the agent as a subprocess. Every server listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -41,11 +42,13 @@ def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.05, 
 
 
 class Broker:
-    """A real mosquitto on a free loopback port."""
+    """A real mosquitto on a free loopback port; ``extra`` lines go into its config
+    (TLS and password files, for the security tests)."""
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, extra: str = ""):
         self.port = port or free_port()
         self.workdir = workdir
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
@@ -54,7 +57,13 @@ class Broker:
 
     def start(self) -> "Broker":
         conf = self.workdir / f"mosquitto-{self.port}.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        if self.extra:
+            # Started as root, mosquitto drops to user "mosquitto", which cannot read the
+            # test's private files; stay the user running the tests.
+            conf.write_text(f"user {getpass.getuser()}\nper_listener_settings false\npersistence false\n"
+                            f"listener {self.port} 127.0.0.1\n" + self.extra)
+        else:
+            conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         self.log = open(self.workdir / f"mosquitto-{self.port}.log", "ab")
         self.proc = subprocess.Popen([self.exe, "-c", str(conf)], stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._accepts, 10, what="mosquitto to listen")
