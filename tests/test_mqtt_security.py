@@ -61,28 +61,29 @@ def tls_subscriber(port: int, ca: Path, topic: str) -> tuple[mqtt.Client, list[m
     return c, got
 
 
-def run_agent(tmp_path: Path, broker: Broker, videos, mqtt_extra: dict) -> AgentProc:
-    with ThreadedStandin(StandinApi(api_key=KEY)) as api:
-        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
-                           cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 5, "loop": True}])
-        cfg["mqtt"].update(mqtt_extra)
-        return AgentProc(tmp_path, cfg, env={"MQTT_PW": PASSWORD})
+def start_agent(tmp_path: Path, api: StandinApi, broker: Broker, videos, password: str = PASSWORD,
+                **mqtt_extra) -> AgentProc:
+    cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
+                       cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 5, "loop": True}])
+    cfg["mqtt"].update({"username": "agent", "password": "${MQTT_PW}", **mqtt_extra})
+    return AgentProc(tmp_path, cfg, env={"MQTT_PW": password})
+
+
+def stop(agent: AgentProc) -> None:
+    agent.signal(signal.SIGTERM)
+    assert agent.wait(10) == 0
+    agent.close()
 
 
 def test_tls_with_username_and_password(tmp_path: Path, secure_broker, videos):
     broker, certs = secure_broker
     sub, got = tls_subscriber(broker.port, certs["ca"], "edge_agent/test/#")
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
-        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
-                           cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 5, "loop": True}])
-        cfg["mqtt"].update({"username": "agent", "password": "${MQTT_PW}", "tls": {"ca_certs": str(certs["ca"])}})
-        agent = AgentProc(tmp_path, cfg, env={"MQTT_PW": PASSWORD})
+        agent = start_agent(tmp_path, api, broker, videos, tls={"ca_certs": str(certs["ca"])})
         try:
             wait_until(lambda: any(m.topic == "edge_agent/test/cam/state" for m in got), 30, what="state over TLS")
         finally:
-            agent.signal(signal.SIGTERM)
-            assert agent.wait(10) == 0
-            agent.close()
+            stop(agent)
             sub.loop_stop()
     assert any(m.topic == "edge_agent/test/availability" and m.payload == b"offline" for m in got)
     log = agent.log()
@@ -93,19 +94,13 @@ def test_tls_with_username_and_password(tmp_path: Path, secure_broker, videos):
 def test_untrusted_certificate_is_refused_and_reported_once(tmp_path: Path, secure_broker, videos):
     broker, certs = secure_broker
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
-        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
-                           cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 5, "loop": True}])
-        cfg["mqtt"].update({"username": "agent", "password": "${MQTT_PW}",
-                            "tls": {"ca_certs": str(certs["other_ca"])}})
-        agent = AgentProc(tmp_path, cfg, env={"MQTT_PW": PASSWORD})
+        agent = start_agent(tmp_path, api, broker, videos, tls={"ca_certs": str(certs["other_ca"])})
         try:
             wait_until(lambda: "MQTT" in agent.log() and "retrying" in agent.log(), 20, what="the failure logged")
             wait_until(lambda: len(api.requests()) >= 10, 20, what="classifying without a broker")
             assert agent.proc.poll() is None
         finally:
-            agent.signal(signal.SIGTERM)
-            assert agent.wait(10) == 0
-            agent.close()
+            stop(agent)
     log = agent.log()
     assert log.count("MQTT cannot connect") + log.count("MQTT connection lost") + log.count("refused") == 1, log
     assert "TLS certificate not trusted" in log
@@ -115,18 +110,13 @@ def test_untrusted_certificate_is_refused_and_reported_once(tmp_path: Path, secu
 def test_wrong_password_is_refused_not_fatal(tmp_path: Path, secure_broker, videos):
     broker, certs = secure_broker
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
-        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
-                           cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 5, "loop": True}])
-        cfg["mqtt"].update({"username": "agent", "password": "wrong-password-1",
-                            "tls": {"ca_certs": str(certs["ca"])}})
-        agent = AgentProc(tmp_path, cfg)
+        agent = start_agent(tmp_path, api, broker, videos, tls={"ca_certs": str(certs["ca"])},
+                            password="wrong-password-1")
         try:
             wait_until(lambda: "refused" in agent.log(), 20, what="the refusal logged")
             assert agent.proc.poll() is None
         finally:
-            agent.signal(signal.SIGTERM)
-            assert agent.wait(10) == 0
-            agent.close()
+            stop(agent)
     log = agent.log()
     assert log.count("refused") == 1, log
     assert "wrong-password-1" not in log
@@ -135,14 +125,9 @@ def test_wrong_password_is_refused_not_fatal(tmp_path: Path, secure_broker, vide
 def test_insecure_tls_warns(tmp_path: Path, secure_broker, videos):
     broker, certs = secure_broker
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
-        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
-                           cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 5, "loop": True}])
-        cfg["mqtt"].update({"username": "agent", "password": "${MQTT_PW}", "tls": {"insecure": True}})
-        agent = AgentProc(tmp_path, cfg, env={"MQTT_PW": PASSWORD})
+        agent = start_agent(tmp_path, api, broker, videos, tls={"insecure": True})
         try:
             wait_until(lambda: "MQTT connected" in agent.log(), 20, what="a connection without verification")
         finally:
-            agent.signal(signal.SIGTERM)
-            assert agent.wait(10) == 0
-            agent.close()
+            stop(agent)
     assert "NOT verified" in agent.log()
