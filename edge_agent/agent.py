@@ -9,73 +9,32 @@ counter, one float read) and ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import threading
 import time
-from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from . import __version__
+from .annotate import annotate
+from .camera import CameraRuntime, InFlight, Latest
 from .capture import CaptureWorker, Frame
 from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
-from .config import CameraConfig, Config
-from .decide import Debouncer
-from .episode import Episode
+from .config import Config
+from .control import Command, parse_command
+from .homeassistant import birth_topic, discovery_messages
 from .messages import ResultMessage, StatusMessage, state_payload
+from .metrics import Metrics
 from .publish import MqttPublisher
-from .rate import RateGate
 from .redact import Redactor
 from .topics import Topics
+from .view import summary_line
 
 log = logging.getLogger("edge_agent.agent")
 
 WATCHDOG_PERIOD = 0.5
 STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop must fit in 5 s)
-
-
-class InFlight:
-    """A counting limit that capture threads can try without blocking."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._n = 0
-        self._lock = threading.Lock()
-
-    def try_acquire(self) -> bool:
-        with self._lock:
-            if self._n >= self.limit:
-                return False
-            self._n += 1
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            self._n = max(0, self._n - 1)
-
-    @property
-    def count(self) -> int:
-        return self._n
-
-
-@dataclass
-class CameraRuntime:
-    cfg: CameraConfig
-    gate: RateGate
-    debouncer: Debouncer
-    worker: CaptureWorker | None = None
-    online: bool = False
-    ended: bool = False
-    last_error: str | None = None
-    requests_ok: int = 0
-    requests_failed: int = 0
-    episode: Episode = field(default_factory=Episode)
-    order_tail: asyncio.Future[None] | None = None
-    last_status: StatusMessage | None = None
-    last_status_at: float = 0.0
-    offline_at: float = 0.0  # monotonic time it was last marked offline
-
-    @property
-    def name(self) -> str:
-        return self.cfg.name
 
 
 class Agent:
@@ -85,7 +44,9 @@ class Agent:
         self.redact = redactor or Redactor(cfg.secrets())
         self.guard = ApiGuard(cfg.api)
         self.inflight = InFlight(cfg.api.max_in_flight)
-        self.cameras = {c.name: CameraRuntime(c, RateGate(c.fps), Debouncer(c.decide)) for c in cfg.cameras}
+        self.cameras = {c.name: CameraRuntime.create(c) for c in cfg.cameras}
+        self.metrics = Metrics(self.cameras, self._live_metrics)
+        self.started_at = time.time()
         self._stop = asyncio.Event()
         self._stopping = False
         self._all_ended = False
@@ -105,42 +66,59 @@ class Agent:
         loop = self._loop = asyncio.get_running_loop()
         cfg = self.cfg
         log.info("edge-agent %s starting: %d camera(s), model %s at %s, MQTT %s:%d prefix %s",
-                 __version__, len(self.cameras), cfg.api.model, cfg.api.url, cfg.mqtt.host,
+                 __version__, len(self.cameras), cfg.api.model, self.redact(cfg.api.url), cfg.mqtt.host,
                  cfg.mqtt.port, cfg.mqtt.topic_prefix)
         session = new_session(cfg.api)
         self.client = ClassifyClient(cfg.api, session)
-        self.publisher = MqttPublisher(cfg.mqtt, self.topics, loop, on_connect=self._republish)
+        subscriptions = self.topics.control_filters
+        if cfg.homeassistant.discovery:
+            subscriptions += (birth_topic(cfg),)
+        retained = len(discovery_messages(cfg, self.topics)) + 3 * len(self.cameras) + 1
+        self.publisher = MqttPublisher(cfg.mqtt, self.topics, loop, on_connect=self._republish,
+                                       subscriptions=subscriptions, on_message=self._on_message,
+                                       retained_burst=2 * retained + 16)
+        server = None
+        if cfg.status.enabled:
+            from .status_server import StatusServer
+
+            server = StatusServer(self)
+            await server.start()  # a port in use is fatal: say so at start, not later
         self.publisher.start()
         for cam in self.cameras.values():
             cam.worker = self._make_worker(cam)
             cam.worker.start()
-        watchdog = asyncio.create_task(self._watchdog())
+        background = [asyncio.create_task(self._watchdog())]
+        if cfg.log_summary_interval > 0:
+            background.append(asyncio.create_task(self._summaries()))
         try:
             await self._stop.wait()
         finally:
-            await self._shutdown(watchdog, session)
+            await self._shutdown(background, session)
+            if server is not None:
+                await server.stop()
         return 0
 
     def _make_worker(self, cam: CameraRuntime) -> CaptureWorker:
         loop = self._loop
         assert loop is not None
 
-        def deliver(frame: Frame) -> None:
+        def hop(fn: Any, *args: Any) -> bool:
             try:
-                loop.call_soon_threadsafe(self._on_frame, cam, frame)
+                loop.call_soon_threadsafe(fn, *args)
+                return True
             except RuntimeError:  # loop closed: the agent is gone
-                self.inflight.release()
+                return False
 
-        def on_event(kind: str, detail: str | None) -> None:
-            try:
-                loop.call_soon_threadsafe(self._camera_event, cam, kind, detail)
-            except RuntimeError:
-                pass
+        def deliver(frame: Frame) -> None:
+            if not hop(self._on_frame, cam, frame):
+                self.inflight.release()
 
         return CaptureWorker(
             cam.cfg, image_size=self.cfg.api.image_size, jpeg_quality=self.cfg.api.jpeg_quality,
             should_take=lambda mono: self._should_take(cam, mono), deliver=deliver,
-            release=self.inflight.release, on_event=on_event,
+            release=self.inflight.release,
+            on_event=lambda kind, detail: hop(self._camera_event, cam, kind, detail),
+            on_snapshot=lambda preview, at: hop(self._fresh_snapshot, cam, preview, at),
             open_timeout=min(10.0, max(2.0, cam.cfg.stall_timeout)))
 
     # -- capture thread entry point ------------------------------------------------------
@@ -181,7 +159,7 @@ class Agent:
             except Exception:  # a bug, not an API fault: say so, keep running
                 log.exception("%s: classifying a frame failed unexpectedly", cam.name)
             else:
-                self._api_ok(cam, started)
+                self._api_ok(cam, started, reply)
             finally:
                 self.inflight.release()
             if prev is not None and not prev.done():
@@ -196,12 +174,79 @@ class Agent:
     def _apply(self, cam: CameraRuntime, frame: Frame, reply: Reply) -> None:
         assert self.publisher is not None
         cam.requests_ok += 1
+        cam.latest = Latest(frame.seq, frame.preview, reply.result, frame.captured_at, reply.latency_ms)
         msg = ResultMessage(cam.name, self.cfg.api.model, reply.result, frame.captured_at, reply.latency_ms)
         self.publisher.publish(self.topics.result(cam.name), msg.payload())
         state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at)
         if state is not None:
             log.info("%s: state -> %s (confidence %.2f)", cam.name, state.cls, state.confidence)
-            self.publisher.publish(self.topics.state(cam.name), state_payload(state), retain=True)
+            self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
+            self._publish_snapshot(cam, cam.latest.jpeg(cam.cfg.region))
+
+    def _state_payload(self, cam: CameraRuntime) -> bytes:
+        """``{"class", "confidence", "since"}`` plus the predictions of the newest result."""
+        state = cam.debouncer.state
+        assert state is not None
+        body = json.loads(state_payload(state))
+        if cam.latest is not None:
+            body["predictions"] = [{"class": p.cls, "confidence": round(p.confidence, 6)}
+                                   for p in cam.latest.result.predictions]
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    # -- snapshots -------------------------------------------------------------------
+
+    def _publish_snapshot(self, cam: CameraRuntime, jpeg: bytes) -> None:
+        assert self.publisher is not None
+        cam.snapshot = jpeg
+        self.publisher.publish(self.topics.snapshot(cam.name), jpeg, retain=True)
+
+    def _fresh_snapshot(self, cam: CameraRuntime, preview: np.ndarray, captured_at: float) -> None:
+        state = cam.debouncer.state
+        label = f"{state.cls} (since {time.strftime('%H:%M:%S', time.localtime(state.since))})" if state \
+            else "no state yet"
+        self._publish_snapshot(cam, annotate(preview, label, cam.cfg.region))
+        log.info("%s: snapshot published on request", cam.name)
+
+    # -- control topics ------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        if self.cfg.homeassistant.discovery and topic == birth_topic(self.cfg):
+            if payload.strip() == b"online":
+                log.info("Home Assistant came online: publishing discovery and current state again")
+                self._republish()
+            return
+        parsed = self.topics.parse_control(topic)
+        if parsed is None:
+            return
+        camera, field = parsed
+        cam = self.cameras.get(camera)
+        if cam is None:
+            log.warning("control message for unknown camera %r on %s ignored", camera[:40], topic)
+            return
+        try:
+            cmd = parse_command(camera, field, payload)
+        except ValueError as exc:
+            log.warning("%s: control message on %s ignored: %s", cam.name, topic, exc)
+            return
+        self._apply_command(cam, cmd)
+
+    def _apply_command(self, cam: CameraRuntime, cmd: Command) -> None:
+        if cmd.field == "snapshot":
+            if cam.worker is not None and cam.online:
+                cam.worker.request_snapshot()
+            elif cam.latest is not None:
+                self._publish_snapshot(cam, cam.latest.jpeg(cam.cfg.region))
+            return
+        if cmd.field == "enabled":
+            cam.enabled = bool(cmd.value)
+            if cam.worker is not None:
+                cam.worker.paused = not cam.enabled
+            log.info("%s: classification %s", cam.name, "resumed" if cam.enabled else "paused")
+        elif cmd.field == "fps":
+            assert isinstance(cmd.value, float)
+            cam.gate.set_fps(cmd.value)
+            log.info("%s: fps set to %g", cam.name, cmd.value)
+        self._publish_status(cam, force=True)
 
     # -- API health ------------------------------------------------------------------
 
@@ -209,19 +254,22 @@ class Agent:
         before = self.guard.status
         delay, should_log = self.guard.failure(err, started, time.monotonic())
         cam.requests_failed += 1
+        self.metrics.request_failed(cam.name, err.kind)
         cam.last_error = self.redact(f"api: {err.description}")
         if should_log:
             if err.kind == "unauthorized":
                 log.error("API key rejected (HTTP %s) by %s: check api.api_key; retrying every %g s",
-                          err.status, self.cfg.api.url, self.cfg.api.unauthorized_retry)
+                          err.status, self.redact(self.cfg.api.url), self.cfg.api.unauthorized_retry)
             else:
                 log.warning("API %s; next request in %.1f s (backoff)", self.redact(err.description), delay)
         self._publish_status(cam, force=True)
         if self.guard.status != before:
             self._publish_all_status()
 
-    def _api_ok(self, cam: CameraRuntime, started: float) -> None:
+    def _api_ok(self, cam: CameraRuntime, started: float, reply: Reply) -> None:
         before = self.guard.status
+        cam.latency.add(time.monotonic(), reply.latency_ms)
+        self.metrics.request_ok(cam.name, reply.latency_ms / 1000)
         failures = self.guard.success(started)
         if failures:
             log.info("API recovered after %d failed request(s)", failures)
@@ -257,7 +305,7 @@ class Agent:
         self._publish_status(cam)
 
     async def _watchdog(self) -> None:
-        """Stall detection independent of the capture thread, and periodic status."""
+        """Stall detection independent of the capture thread, rates, periodic status."""
         while True:
             await asyncio.sleep(WATCHDOG_PERIOD)
             now = time.monotonic()
@@ -265,6 +313,9 @@ class Agent:
                 w = cam.worker
                 if w is None or cam.ended:
                     continue
+                counts = cam.counters()
+                cam.rate_in.sample(now, counts["captured"])
+                cam.rate_out.sample(now, counts["sent"])
                 last = w.last_frame_mono
                 if cam.online and last is not None and now - last > cam.cfg.stall_timeout:
                     # The capture thread may be stuck inside a blocking read: say so now.
@@ -274,21 +325,34 @@ class Agent:
                     self._camera_event(cam, "online", None)
                 self._publish_status(cam)
 
+    async def _summaries(self) -> None:
+        """One line per camera every ``log_summary_interval`` seconds."""
+        before = {name: (cam.counters(), cam.requests_ok, cam.requests_failed) for name, cam in self.cameras.items()}
+        while True:
+            await asyncio.sleep(self.cfg.log_summary_interval)
+            now = time.monotonic()
+            for name, cam in self.cameras.items():
+                counts, ok, failed = before[name]
+                log.info("%s", summary_line(cam, self.cfg.log_summary_interval, counts, ok, failed, now))
+                before[name] = (cam.counters(), cam.requests_ok, cam.requests_failed)
+
     # -- status ---------------------------------------------------------------------
 
     def status_of(self, cam: CameraRuntime) -> StatusMessage:
-        w = cam.worker
+        counts = cam.counters()
         pub = self.publisher
         return StatusMessage(
             camera="online" if cam.online else "offline",
             api=self.guard.status,
-            frames_captured=w.frames_captured if w else 0,
-            frames_dropped=w.frames_dropped if w else 0,
-            frames_sent=w.frames_sent if w else 0,
+            frames_captured=counts["captured"],
+            frames_dropped=counts["dropped"],
+            frames_sent=counts["sent"],
             requests_ok=cam.requests_ok,
             requests_failed=cam.requests_failed,
             messages_dropped=pub.messages_dropped if pub else 0,
             last_error=cam.last_error,
+            enabled=cam.enabled,
+            fps=cam.fps,
         )
 
     def _publish_status(self, cam: CameraRuntime, *, force: bool = False) -> None:
@@ -309,18 +373,34 @@ class Agent:
             self._publish_status(cam)
 
     def _republish(self) -> None:
-        """After every (re)connect: the current value of every retained topic."""
+        """After every (re)connect and Home Assistant birth: every retained topic."""
         assert self.publisher is not None
+        if self.cfg.homeassistant.discovery:
+            for topic, payload in discovery_messages(self.cfg, self.topics):
+                self.publisher.publish(topic, json.dumps(payload, separators=(",", ":")).encode(), retain=True)
         for cam in self.cameras.values():
-            if cam.debouncer.state is not None:
-                self.publisher.publish(self.topics.state(cam.name), state_payload(cam.debouncer.state), retain=True)
             self._publish_status(cam, force=True)
+            if cam.debouncer.state is not None:
+                self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
+            if cam.snapshot is not None:
+                self.publisher.publish(self.topics.snapshot(cam.name), cam.snapshot, retain=True)
+
+    def _live_metrics(self) -> dict[str, Any]:
+        pub = self.publisher
+        return {
+            "cameras": [{"name": cam.name, "online": cam.online, "enabled": cam.enabled, **cam.counters()}
+                        for cam in self.cameras.values()],
+            "mqtt_connected": bool(pub and pub.connected),
+            "mqtt_dropped": pub.messages_dropped if pub else 0,
+            "in_flight": self.inflight.count,
+        }
 
     # -- stop -----------------------------------------------------------------------
 
-    async def _shutdown(self, watchdog: asyncio.Task[None], session: object) -> None:
+    async def _shutdown(self, background: list[asyncio.Task[None]], session: object) -> None:
         self._stopping = True
-        watchdog.cancel()
+        for task in background:
+            task.cancel()
         for cam in self.cameras.values():
             if cam.worker:
                 cam.worker.stop()

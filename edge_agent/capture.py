@@ -23,14 +23,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 import cv2
+import numpy as np
 
 from .backoff import Backoff
 from .config import CameraConfig
-from .encode import prepare
+from .encode import prepare, resize_for_api
 from .redact import redact_url
 
 log = logging.getLogger("edge_agent.capture")
 
+PREVIEW_SIZE = 640  # longest side of the copy kept for the status page and snapshots
 REOPEN_INITIAL = 1.0
 REOPEN_CAP = 60.0
 DEFAULT_FILE_FPS = 25.0
@@ -69,9 +71,10 @@ class Frame:
     seq: int
     captured_at: float  # epoch seconds
     mono: float  # time.monotonic() at capture
-    jpeg: bytes
+    jpeg: bytes  # what is sent: the region (or whole frame), resized and encoded
     width: int  # of the frame as captured
     height: int
+    preview: np.ndarray  # the whole frame, longest side <= PREVIEW_SIZE (for people, not the API)
 
 
 class CaptureWorker:
@@ -80,12 +83,16 @@ class CaptureWorker:
     Callbacks run in the capture thread; the owner makes them thread-safe:
     ``should_take(mono) -> bool`` claims a send slot, ``deliver(frame)`` hands a
     taken frame over, ``release(frame_or_None)`` returns a claimed slot unused,
-    ``on_event(kind, detail)`` reports ``online``, ``offline`` or ``ended``.
+    ``on_event(kind, detail)`` reports ``online``, ``offline`` or ``ended``;
+    ``on_snapshot(preview, captured_at)`` answers ``request_snapshot()``.
+    While ``paused`` the thread keeps grabbing (the source stays open and
+    drained) but takes nothing and counts nothing as dropped.
     """
 
     def __init__(self, cfg: CameraConfig, *, image_size: int, jpeg_quality: int,
                  should_take: Callable[[float], bool], deliver: Callable[[Frame], None],
                  release: Callable[[], None], on_event: Callable[[str, str | None], None],
+                 on_snapshot: Callable[[np.ndarray, float], None] | None = None,
                  open_timeout: float = 10.0):
         self.cfg = cfg
         self.spec = parse_source(cfg.source)
@@ -95,6 +102,9 @@ class CaptureWorker:
         self._deliver = deliver
         self._release = release
         self._on_event = on_event
+        self._on_snapshot = on_snapshot
+        self._snapshot_wanted = threading.Event()
+        self.paused = False
         self.open_timeout = open_timeout
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture-{cfg.name}", daemon=True)
@@ -123,6 +133,10 @@ class CaptureWorker:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def request_snapshot(self) -> None:
+        """Ask for the next grabbed frame as a preview (``on_snapshot``)."""
+        self._snapshot_wanted.set()
 
     # -- thread body ---------------------------------------------------------
 
@@ -211,11 +225,21 @@ class CaptureWorker:
                 first = False
                 self._backoff.reset()
                 self._on_event("online", None)
+            if self._snapshot_wanted.is_set():
+                self._snapshot(cap, now)
+            if self.paused:
+                continue
             if not self._should_take(now):
                 self.frames_dropped += 1
                 continue
             self._take(cap, now)
         return "stopped"
+
+    def _snapshot(self, cap: cv2.VideoCapture, now: float) -> None:
+        self._snapshot_wanted.clear()
+        ok, image = cap.retrieve()
+        if ok and image is not None and self._on_snapshot is not None:
+            self._on_snapshot(resize_for_api(image, PREVIEW_SIZE), time.time() - (time.monotonic() - now))
 
     def _take(self, cap: cv2.VideoCapture, now: float) -> None:
         captured_at = time.time() - (time.monotonic() - now)
@@ -225,7 +249,8 @@ class CaptureWorker:
                 self._release()
                 self.frames_dropped += 1
                 return
-            jpeg = prepare(image, self.image_size, self.jpeg_quality)
+            jpeg = prepare(image, self.image_size, self.jpeg_quality, self.cfg.region)
+            preview = resize_for_api(image, PREVIEW_SIZE)
         except Exception as exc:  # a corrupt frame must not end the capture
             self._release()
             self.frames_dropped += 1
@@ -234,4 +259,4 @@ class CaptureWorker:
         self._seq += 1
         self.frames_sent += 1
         h, w = image.shape[:2]
-        self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h))
+        self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h, preview))

@@ -86,6 +86,22 @@ class CameraConfig:
     loop: bool = False
     stall_timeout: float = 10.0
     decide: DecideConfig = DecideConfig()
+    region: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 as fractions
+    classes: tuple[str, ...] = ()  # a Home Assistant binary_sensor for each
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class HomeAssistantConfig:
+    discovery: bool = True
+    prefix: str = "homeassistant"
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,9 @@ class Config:
     decide: DecideConfig
     cameras: tuple[CameraConfig, ...]
     status_interval: float = 30.0
+    status: StatusConfig = StatusConfig()
+    homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    log_summary_interval: float = 300.0
 
     def secrets(self) -> list[str]:
         """Every string that must never be emitted (logs, MQTT, errors)."""
@@ -361,7 +380,54 @@ def _source(sec: _Section) -> str:
     return text
 
 
-def _camera(sec: _Section, decide_raw: dict[str, Any], decide_path: str) -> CameraConfig:
+def _region(sec: _Section) -> tuple[float, float, float, float] | None:
+    value = sec.raw("region")
+    if value is None:
+        return None
+    key = sec.key("region")
+    if not isinstance(value, list) or len(value) != 4:
+        raise ConfigError(key, f"must be [x1, y1, x2, y2] as fractions of the frame, got {_show(value)}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ConfigError(key, f"must be four numbers, got {value}")
+    x1, y1, x2, y2 = (float(v) for v in value)
+    if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+        raise ConfigError(key, f"needs 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1, got {value}")
+    return (x1, y1, x2, y2)
+
+
+def _classes(sec: _Section, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    value = sec.raw("classes")
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(sec.key("classes"), f"must be a list of class names, got {_show(value)}")
+    if len(set(value)) != len(value):
+        raise ConfigError(sec.key("classes"), f"has a duplicate: {value}")
+    return tuple(value)
+
+
+def _status(sec: _Section) -> StatusConfig:
+    listen = sec.str("listen", "127.0.0.1:8080") or ""
+    host, sep, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(sec.key("listen"), f"must be HOST:PORT, e.g. 127.0.0.1:8080, got {listen!r}")
+    cfg = StatusConfig(enabled=sec.bool("enabled", True), host=host, port=int(port_text))
+    sec.done()
+    return cfg
+
+
+def _homeassistant(sec: _Section) -> HomeAssistantConfig:
+    prefix = sec.str("prefix", "homeassistant") or ""
+    if not prefix or any(c in prefix for c in "+#\0") or prefix.startswith("/") or prefix.endswith("/"):
+        raise ConfigError(sec.key("prefix"), f"must be a topic without wildcards, got {prefix!r}")
+    cfg = HomeAssistantConfig(discovery=sec.bool("discovery", True), prefix=prefix, classes=_classes(sec))
+    sec.done()
+    return cfg
+
+
+def _camera(sec: _Section, decide_raw: dict[str, Any], decide_path: str,
+            classes: tuple[str, ...] = ()) -> CameraConfig:
     name = sec.str("name", required=True, pattern=NAME_RE, hint="[a-z0-9_-]")
     source = _source(sec)
     merged = dict(decide_raw)
@@ -378,6 +444,8 @@ def _camera(sec: _Section, decide_raw: dict[str, Any], decide_path: str) -> Came
         loop=sec.bool("loop", False),
         stall_timeout=sec.num("stall_timeout", CameraConfig.stall_timeout, gt=0),
         decide=_decide(_Section(decide_path, merged)),
+        region=_region(sec),
+        classes=_classes(sec, classes),
     )
     sec.done()
     return cam
@@ -395,23 +463,27 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
     mqtt = _mqtt(_Section("mqtt", root.raw("mqtt")), device_id)
     decide_raw = root.raw("decide") or {}
     decide = _decide(_Section("decide", decide_raw))
+    ha = _homeassistant(_Section("homeassistant", root.raw("homeassistant")))
+    status = _status(_Section("status", root.raw("status")))
     cams_raw = root.raw("cameras")
     if not isinstance(cams_raw, list) or not cams_raw:
         raise ConfigError("cameras", "must be a non-empty list of cameras")
     cameras = []
     seen: set[str] = set()
     for i, raw in enumerate(cams_raw):
-        cam = _camera(_Section(f"cameras[{i}]", raw), dict(decide_raw), "decide")
+        cam = _camera(_Section(f"cameras[{i}]", raw), dict(decide_raw), "decide", ha.classes)
         if cam.name in seen:
             raise ConfigError(f"cameras[{i}].name", f"duplicate camera name {cam.name!r}")
         seen.add(cam.name)
         cameras.append(cam)
     status_interval = root.num("status_interval", 30.0, gt=0)
+    summary = root.num("log_summary_interval", 300.0, ge=0)
     root.done()
     if not api.api_key and "roboflow.com" in api.url:
         raise ConfigError("api.api_key", f"is required for {api.url}")
-    return Config(device_id=device_id, api=api, mqtt=mqtt, decide=decide,
-                  cameras=tuple(cameras), status_interval=status_interval)
+    return Config(device_id=device_id, api=api, mqtt=mqtt, decide=decide, cameras=tuple(cameras),
+                  status_interval=status_interval, status=status, homeassistant=ha,
+                  log_summary_interval=summary)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

@@ -24,6 +24,31 @@ def target_size(width: int, height: int, longest: int) -> tuple[int, int]:
     return new_w, new_h
 
 
+Region = tuple[float, float, float, float]
+
+
+def region_box(width: int, height: int, region: Region) -> tuple[int, int, int, int]:
+    """Pixel box ``(x1, y1, x2, y2)`` of a region given as fractions; at least 1x1.
+
+    Pure maths: ``region_box(640, 480, (0.25, 0.5, 0.75, 1.0)) == (160, 240, 480, 480)``.
+    """
+    x1, y1, x2, y2 = region
+    px1 = min(width - 1, max(0, int(round(x1 * width))))
+    py1 = min(height - 1, max(0, int(round(y1 * height))))
+    px2 = max(px1 + 1, min(width, int(round(x2 * width))))
+    py2 = max(py1 + 1, min(height, int(round(y2 * height))))
+    return px1, py1, px2, py2
+
+
+def crop(frame: np.ndarray, region: Region | None) -> np.ndarray:
+    """The part of the frame inside ``region`` (a view, no copy)."""
+    if region is None:
+        return frame
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = region_box(w, h, region)
+    return frame[y1:y2, x1:x2]
+
+
 def resize_for_api(frame: np.ndarray, longest: int) -> np.ndarray:
     height, width = frame.shape[:2]
     size = target_size(width, height, longest)
@@ -40,6 +65,6 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
-def prepare(frame: np.ndarray, longest: int, quality: int) -> bytes:
-    """The one path every image takes before it is sent: resize, then JPEG."""
-    return encode_jpeg(resize_for_api(frame, longest), quality)
+def prepare(frame: np.ndarray, longest: int, quality: int, region: Region | None = None) -> bytes:
+    """The one path every image takes before it is sent: crop, resize, then JPEG."""
+    return encode_jpeg(resize_for_api(crop(frame, region), longest), quality)

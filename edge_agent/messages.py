@@ -53,10 +53,12 @@ class StatusMessage:
     requests_failed: int
     messages_dropped: int
     last_error: str | None
+    enabled: bool = True
+    fps: float = 0.0
 
-    def health(self) -> tuple[str, str, str | None]:
+    def health(self) -> tuple[object, ...]:
         """The fields whose change alone is worth a publish."""
-        return (self.camera, self.api, self.last_error)
+        return (self.camera, self.api, self.last_error, self.enabled, self.fps)
 
     def payload(self) -> bytes:
         return _json({
@@ -69,4 +71,6 @@ class StatusMessage:
             "requests_failed": self.requests_failed,
             "messages_dropped": self.messages_dropped,
             "last_error": self.last_error,
+            "enabled": self.enabled,
+            "fps": round(self.fps, 3),
         })

@@ -42,11 +42,19 @@ def _describe(err: BaseException) -> str:
 
 class MqttPublisher:
     def __init__(self, cfg: MqttConfig, topics: Topics, loop: asyncio.AbstractEventLoop,
-                 on_connect: Callable[[], None]):
+                 on_connect: Callable[[], None],
+                 subscriptions: tuple[str, ...] = (),
+                 on_message: Callable[[str, bytes], None] | None = None,
+                 retained_burst: int = 64):
         self.cfg = cfg
         self.topics = topics
         self._loop = loop
         self._on_connect_hook = on_connect
+        self._subscriptions = subscriptions
+        self._on_message_hook = on_message
+        # paho's own queue (QoS>0 messages not yet acknowledged) must also hold the
+        # burst of retained messages republished after a connect, or it would refuse them.
+        self._retained_burst = retained_burst
         self.connected = False
         self.connects = 0
         self.disconnects = 0
@@ -70,10 +78,11 @@ class MqttPublisher:
                 client.tls_insecure_set(True)
                 log.warning("mqtt.tls.insecure is true: the broker's certificate is NOT verified")
         client.reconnect_delay_set(min_delay=1, max_delay=60)
-        client.max_queued_messages_set(cfg.max_pending)
+        client.max_queued_messages_set(cfg.max_pending + self._retained_burst)
         client.on_connect = self._paho_on_connect
         client.on_disconnect = self._paho_on_disconnect
         client.on_connect_fail = self._paho_on_connect_fail
+        client.on_message = self._paho_on_message
         return client
 
     # -- paho thread -> loop ------------------------------------------------------
@@ -93,6 +102,10 @@ class MqttPublisher:
     def _paho_on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         self._hop(self._disconnected, f"connection lost ({reason_code})")
 
+    def _paho_on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+        if self._on_message_hook is not None:
+            self._hop(self._on_message_hook, msg.topic, bytes(msg.payload))
+
     def _paho_on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
         # paho calls this inside its ``except OSError`` block: the error is still current.
         err = sys.exc_info()[1]
@@ -111,6 +124,8 @@ class MqttPublisher:
             log.info("MQTT connected again to %s:%d (after %d failed attempts)",
                      self.cfg.host, self.cfg.port, failures)
         self._send(self.topics.availability, b"online", retain=True)
+        for topic in self._subscriptions:  # a clean session forgets them: subscribe on every connect
+            self._client.subscribe(topic, qos=1)
         try:
             self._on_connect_hook()
         except Exception:  # pragma: no cover - a bug in the hook must not stop publishing

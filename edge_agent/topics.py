@@ -21,3 +21,29 @@ class Topics:
 
     def status(self, camera: str) -> str:
         return f"{self.prefix}/{camera}/status"
+
+    def snapshot(self, camera: str) -> str:
+        return f"{self.prefix}/{camera}/snapshot"
+
+    def snapshot_request(self, camera: str) -> str:
+        return f"{self.prefix}/{camera}/snapshot/request"
+
+    def set(self, camera: str, field: str) -> str:
+        return f"{self.prefix}/{camera}/set/{field}"
+
+    @property
+    def control_filters(self) -> tuple[str, str]:
+        """What the agent subscribes to for control messages."""
+        return (f"{self.prefix}/+/set/+", f"{self.prefix}/+/snapshot/request")
+
+    def parse_control(self, topic: str) -> tuple[str, str] | None:
+        """``(camera, field)`` of a control topic (field ``snapshot`` for a
+        snapshot request), or None if it is not one."""
+        if not topic.startswith(self.prefix + "/"):
+            return None
+        parts = topic[len(self.prefix) + 1:].split("/")
+        if len(parts) == 3 and parts[1] == "set" and parts[0] and parts[2]:
+            return parts[0], parts[2]
+        if len(parts) == 3 and parts[1:] == ["snapshot", "request"] and parts[0]:
+            return parts[0], "snapshot"
+        return None

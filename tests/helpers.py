@@ -171,6 +171,7 @@ def agent_config(*, api_url: str, broker_port: int, cameras: list[dict[str, Any]
         "decide": {"min_confidence": 0.5, "confirm": 2},
         "cameras": cameras,
         "status_interval": 1,
+        "status": {"listen": f"127.0.0.1:{free_port()}"},
     }
 
 

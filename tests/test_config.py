@@ -88,11 +88,36 @@ def test_good_config_and_defaults():
     ("decide.min_confidence", 1.5, "decide.min_confidence: must be <= 1, got 1.5"),
     ("device_id", "Garage Pi", "device_id: must match [a-z0-9_-], got 'Garage Pi'"),
     ("extra", 1, "extra: unknown key"),
+    ("cameras[0].region", [0.1, 0.2, 0.05, 0.9], "cameras[0].region: needs 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1, got [0.1, 0.2, 0.05, 0.9]"),
+    ("cameras[0].region", [0, 0, 1], "cameras[0].region: must be [x1, y1, x2, y2] as fractions of the frame, got a list"),
+    ("cameras[0].region", [0, 0, "1", 1], "cameras[0].region: must be four numbers, got [0, 0, '1', 1]"),
+    ("cameras[0].classes", "open", "cameras[0].classes: must be a list of class names, got 'open'"),
+    ("homeassistant.classes", ["a", "a"], "homeassistant.classes: has a duplicate: ['a', 'a']"),
+    ("homeassistant.discovery", "on", "homeassistant.discovery: must be true or false, got 'on'"),
+    ("homeassistant.prefix", "ha/#", "homeassistant.prefix: must be a topic without wildcards, got 'ha/#'"),
+    ("status.listen", "8080", "status.listen: must be HOST:PORT, e.g. 127.0.0.1:8080, got '8080'"),
+    ("status.listen", "0.0.0.0:99999", "status.listen: must be HOST:PORT, e.g. 127.0.0.1:8080, got '0.0.0.0:99999'"),
+    ("status.port", 1, "status.port: unknown key"),
+    ("log_summary_interval", -1, "log_summary_interval: must be >= 0, got -1"),
 ])
 def test_bad_configs_name_the_key_and_the_problem(path, value, message):
     with pytest.raises(ConfigError) as err:
         parse_config(with_change(path, value), ENV)
     assert str(err.value) == message
+
+
+def test_status_homeassistant_region_and_classes():
+    data = with_change("status", {"listen": "0.0.0.0:9090", "enabled": False})
+    data = with_change("homeassistant", {"prefix": "ha", "classes": ["open", "closed"]}, data)
+    data = with_change("cameras[0].region", [0.25, 0, 0.75, 0.5], data)
+    data = with_change("cameras[1].classes", ["person"], data)
+    cfg = parse_config(data, ENV)
+    assert (cfg.status.host, cfg.status.port, cfg.status.enabled) == ("0.0.0.0", 9090, False)
+    assert cfg.homeassistant.prefix == "ha" and cfg.homeassistant.discovery
+    assert cfg.cameras[0].region == (0.25, 0.0, 0.75, 0.5) and cfg.cameras[0].classes == ("open", "closed")
+    assert cfg.cameras[1].classes == ("person",) and cfg.cameras[1].region is None
+    defaults = parse_config(GOOD, ENV)
+    assert (defaults.status.host, defaults.status.port) == ("127.0.0.1", 8080)  # localhost unless asked
 
 
 def test_missing_environment_variable_is_named():

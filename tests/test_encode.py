@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.encode import prepare, target_size
+from edge_agent.encode import prepare, region_box, target_size
 
 
 @pytest.mark.parametrize("w,h,longest,expected", [
@@ -45,3 +45,22 @@ def test_prepare_quality_changes_size():
     rng = np.random.default_rng(1)
     frame = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     assert len(prepare(frame, 416, 30)) < len(prepare(frame, 416, 95))
+
+
+@pytest.mark.parametrize("w,h,region,box", [
+    (640, 480, (0.25, 0.5, 0.75, 1.0), (160, 240, 480, 480)),
+    (640, 480, (0, 0, 1, 1), (0, 0, 640, 480)),
+    (100, 100, (0.999, 0.999, 1.0, 1.0), (99, 99, 100, 100)),   # never empty
+    (1920, 1080, (0.1, 0.1, 0.1001, 0.1001), (192, 108, 193, 109)),
+])
+def test_region_box(w, h, region, box):
+    assert region_box(w, h, region) == box
+
+
+def test_prepare_sends_only_the_region():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, 320:] = (255, 0, 0)  # right half blue
+    jpeg = prepare(frame, 416, 90, region=(0.5, 0.0, 1.0, 1.0))
+    back = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert back.shape[:2] == (416, 277)  # a 320x480 crop, longest side 416
+    assert back[..., 0].mean() > 240 and back[..., 2].mean() < 15

@@ -1,0 +1,106 @@
+"""One camera's runtime state, owned by the event loop (no I/O here)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .annotate import annotate, label_for
+from .capture import CaptureWorker
+from .config import CameraConfig
+from .decide import Debouncer
+from .episode import Episode
+from .messages import StatusMessage
+from .rate import RateGate
+from .reply import Classification
+from .stats import Rate, Window
+
+
+class InFlight:
+    """A counting limit that capture threads can try without blocking."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self._n >= self.limit:
+                return False
+            self._n += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._n = max(0, self._n - 1)
+
+    @property
+    def count(self) -> int:
+        return self._n
+
+
+@dataclass
+class Latest:
+    """The newest classified frame of a camera, for people."""
+
+    seq: int
+    preview: np.ndarray
+    result: Classification
+    captured_at: float
+    latency_ms: float
+    _jpeg: bytes | None = None
+
+    def jpeg(self, region: Any) -> bytes:
+        """Annotated JPEG, drawn once on first use (the page may never ask)."""
+        if self._jpeg is None:
+            self._jpeg = annotate(self.preview, label_for(self.result.top, self.result.confidence), region)
+        return self._jpeg
+
+
+@dataclass
+class CameraRuntime:
+    cfg: CameraConfig
+    gate: RateGate
+    debouncer: Debouncer
+    worker: CaptureWorker | None = None
+    online: bool = False
+    ended: bool = False
+    enabled: bool = True
+    last_error: str | None = None
+    requests_ok: int = 0
+    requests_failed: int = 0
+    episode: Episode = field(default_factory=Episode)
+    order_tail: asyncio.Future[None] | None = None
+    last_status: StatusMessage | None = None
+    last_status_at: float = 0.0
+    offline_at: float = 0.0  # monotonic time it was last marked offline
+    latest: Latest | None = None
+    snapshot: bytes | None = None  # the last snapshot published (retained)
+    latency: Window = field(default_factory=Window)
+    rate_in: Rate = field(default_factory=Rate)
+    rate_out: Rate = field(default_factory=Rate)
+
+    @classmethod
+    def create(cls, cfg: CameraConfig) -> "CameraRuntime":
+        return cls(cfg, RateGate(cfg.fps), Debouncer(cfg.decide))
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.gate.interval
+
+    def counters(self) -> dict[str, int]:
+        w = self.worker
+        return {
+            "captured": w.frames_captured if w else 0,
+            "dropped": w.frames_dropped if w else 0,
+            "sent": w.frames_sent if w else 0,
+        }

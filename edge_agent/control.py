@@ -1,0 +1,41 @@
+"""Control messages from MQTT (pure parsing): ``P/<camera>/set/<field>`` and
+``P/<camera>/snapshot/request``. A bad payload raises ValueError with the reason."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MAX_FPS = 60.0
+
+
+@dataclass(frozen=True)
+class Command:
+    camera: str
+    field: str  # enabled | fps | snapshot
+    value: bool | float | None = None
+
+
+def parse_command(camera: str, field: str, payload: bytes) -> Command:
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError("payload is not UTF-8 text") from None
+    if field == "snapshot":
+        return Command(camera, "snapshot")
+    if field == "enabled":
+        word = text.upper()
+        if word in ("ON", "TRUE", "1"):
+            return Command(camera, "enabled", True)
+        if word in ("OFF", "FALSE", "0"):
+            return Command(camera, "enabled", False)
+        raise ValueError(f"enabled takes ON or OFF, got {text[:40]!r}")
+    if field == "fps":
+        try:
+            fps = float(text)
+        except ValueError:
+            raise ValueError(f"fps takes a number, got {text[:40]!r}") from None
+        if not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
+            raise ValueError(f"fps must be > 0 and <= {MAX_FPS:g}, got {text[:40]!r}")
+        return Command(camera, "fps", fps)
+    raise ValueError(f"unknown setting {field[:40]!r} (known: enabled, fps)")

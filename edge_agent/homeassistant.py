@@ -1,0 +1,110 @@
+"""Home Assistant MQTT discovery payloads (pure).
+
+One device per agent; per camera a sensor whose state is the decided class
+(attributes: the state message: confidence, since, predictions), a confidence
+sensor in %, an image entity showing the snapshot, and a binary_sensor for each
+class listed in config. Every entity is available only while the agent is
+online *and* its camera is (``availability_mode: all``). ``unique_id``s are
+built from the device id and camera name, so they stay the same across restarts.
+
+Field names and types follow Home Assistant's MQTT schemas
+(homeassistant/components/mqtt/{schemas,config,sensor,binary_sensor,image}.py);
+tests/ha_schema.py checks them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from . import __version__
+from .config import CameraConfig, Config
+from .topics import Topics
+
+CAMERA_AVAILABLE = "{{ 'online' if value_json.camera == 'online' else 'offline' }}"
+
+
+def slug(text: str) -> str:
+    """An object id part HA accepts: ``[a-zA-Z0-9_-]+``."""
+    return re.sub(r"[^a-zA-Z0-9_-]+", "_", text).strip("_") or "x"
+
+
+def node_id(cfg: Config) -> str:
+    return f"edge_agent_{cfg.device_id}"
+
+
+def device(cfg: Config) -> dict[str, Any]:
+    return {
+        "identifiers": [node_id(cfg)],
+        "name": f"edge-agent {cfg.device_id}",
+        "manufacturer": "edge-agent",
+        "model": "edge-agent camera classifier",
+        "sw_version": __version__,
+    }
+
+
+def birth_topic(cfg: Config) -> str:
+    return f"{cfg.homeassistant.prefix}/status"
+
+
+def _common(cfg: Config, topics: Topics, cam: CameraConfig, key: str) -> dict[str, Any]:
+    node = node_id(cfg)
+    return {
+        "unique_id": f"{node}_{cam.name}_{key}",
+        "object_id": f"{node}_{cam.name}_{key}",
+        "device": device(cfg),
+        "origin": {"name": "edge-agent", "sw_version": __version__},
+        "availability": [
+            {"topic": topics.availability},
+            {"topic": topics.status(cam.name), "value_template": CAMERA_AVAILABLE},
+        ],
+        "availability_mode": "all",
+        "qos": cfg.mqtt.qos,
+    }
+
+
+def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str, Any]]]:
+    """``(config topic, payload)`` for every entity of every camera."""
+    prefix, node = cfg.homeassistant.prefix, node_id(cfg)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for cam in cfg.cameras:
+        state = topics.state(cam.name)
+        out.append((f"{prefix}/sensor/{node}/{cam.name}_class/config", {
+            **_common(cfg, topics, cam, "class"),
+            "name": f"{cam.name} class",
+            "icon": "mdi:cctv",
+            "state_topic": state,
+            "value_template": "{{ value_json['class'] }}",
+            "json_attributes_topic": state,
+        }))
+        out.append((f"{prefix}/sensor/{node}/{cam.name}_confidence/config", {
+            **_common(cfg, topics, cam, "confidence"),
+            "name": f"{cam.name} confidence",
+            "icon": "mdi:percent",
+            "state_topic": state,
+            "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
+            "unit_of_measurement": "%",
+            "state_class": "measurement",
+        }))
+        out.append((f"{prefix}/image/{node}/{cam.name}_snapshot/config", {
+            **_common(cfg, topics, cam, "snapshot"),
+            "name": f"{cam.name} snapshot",
+            "image_topic": topics.snapshot(cam.name),
+            "content_type": "image/jpeg",
+        }))
+        used: set[str] = set()
+        for cls in cam.classes:
+            key = slug(cls)
+            while key in used:
+                key += "_"
+            used.add(key)
+            out.append((f"{prefix}/binary_sensor/{node}/{cam.name}_{key}/config", {
+                **_common(cfg, topics, cam, f"is_{key}"),
+                "name": f"{cam.name} {cls}",
+                "state_topic": state,
+                "value_template": "{{ 'ON' if value_json['class'] == %s else 'OFF' }}" % json.dumps(cls),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+            }))
+    return out

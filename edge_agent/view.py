@@ -1,0 +1,94 @@
+"""What the status page, /api/status, /healthz and the summary log line show
+(plain data built from the agent's state; no I/O)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .agent import Agent
+    from .camera import CameraRuntime
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def camera_view(agent: "Agent", cam: "CameraRuntime", now: float) -> dict[str, Any]:
+    counts = cam.counters()
+    lat = cam.latency.summary(now)
+    state = cam.debouncer.state
+    latest = cam.latest
+    return {
+        "name": cam.name,
+        "source": cam.worker.spec.describe() if cam.worker else agent.redact(cam.cfg.source),
+        "online": cam.online,
+        "enabled": cam.enabled,
+        "fps": round(cam.fps, 3),
+        "region": list(cam.cfg.region) if cam.cfg.region else None,
+        "state": None if state is None else {"class": state.cls, "confidence": round(state.confidence, 4),
+                                             "since": round(state.since, 3)},
+        "latest": None if latest is None else {
+            "seq": latest.seq, "top": latest.result.top, "confidence": round(latest.result.confidence, 4),
+            "captured_at": round(latest.captured_at, 3), "latency_ms": _ms(latest.latency_ms),
+            "image": f"/cameras/{cam.name}/latest.jpg?seq={latest.seq}"},
+        "frames_in_per_s": round(cam.rate_in.per_second(), 2),
+        "frames_out_per_s": round(cam.rate_out.per_second(), 2),
+        "frames_captured": counts["captured"],
+        "frames_dropped": counts["dropped"],
+        "frames_sent": counts["sent"],
+        "requests_ok": cam.requests_ok,
+        "requests_failed": cam.requests_failed,
+        "latency_ms": {"median": _ms(lat["median"]), "p95": _ms(lat["p95"]), "count": lat["count"]},
+        "last_error": cam.last_error,
+    }
+
+
+def status_view(agent: "Agent") -> dict[str, Any]:
+    now = time.monotonic()
+    pub = agent.publisher
+    all_latencies = [v for cam in agent.cameras.values() for v in cam.latency.values(now)]
+    from .stats import percentile
+
+    return {
+        "device_id": agent.cfg.device_id,
+        "version": __version__,
+        "uptime_s": round(time.time() - agent.started_at, 1),
+        "api": {"status": agent.guard.status, "model": agent.cfg.api.model, "url": agent.redact(agent.cfg.api.url),
+                "last_error": agent.guard.last_error and agent.redact(agent.guard.last_error),
+                "latency_ms": {"median": _ms(percentile(all_latencies, 50)), "p95": _ms(percentile(all_latencies, 95)),
+                               "count": len(all_latencies)},
+                "in_flight": agent.inflight.count, "max_in_flight": agent.inflight.limit},
+        "mqtt": {"connected": bool(pub and pub.connected), "broker": f"{agent.cfg.mqtt.host}:{agent.cfg.mqtt.port}",
+                 "messages_dropped": pub.messages_dropped if pub else 0, "queued": pub.pending if pub else 0},
+        "cameras": [camera_view(agent, cam, now) for cam in agent.cameras.values()],
+    }
+
+
+def health(agent: "Agent") -> tuple[bool, list[str]]:
+    """Healthy when every camera delivered a frame within its stall timeout and MQTT is connected."""
+    now = time.monotonic()
+    reasons = []
+    for cam in agent.cameras.values():
+        last = cam.worker.last_frame_mono if cam.worker else None
+        if last is None:
+            reasons.append(f"camera {cam.name}: no frame yet")
+        elif now - last > cam.cfg.stall_timeout:
+            reasons.append(f"camera {cam.name}: no frame for {now - last:.0f} s")
+    if not (agent.publisher and agent.publisher.connected):
+        reasons.append("mqtt: not connected")
+    return not reasons, reasons
+
+
+def summary_line(cam: "CameraRuntime", interval: float, counts_before: dict[str, int], ok_before: int,
+                 failed_before: int, now: float) -> str:
+    counts = cam.counters()
+    lat = cam.latency.summary(now)
+    latency = "no replies" if lat["median"] is None else \
+        f"API latency median {lat['median']:.0f} ms, p95 {lat['p95']:.0f} ms"
+    return (f"{cam.name}: last {interval:g} s: {counts['captured'] - counts_before['captured']} frames in, "
+            f"{counts['sent'] - counts_before['sent']} sent, {counts['dropped'] - counts_before['dropped']} dropped; "
+            f"requests {cam.requests_ok - ok_before} ok, {cam.requests_failed - failed_before} failed; {latency}")

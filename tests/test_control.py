@@ -1,0 +1,42 @@
+import pytest
+
+from edge_agent.control import Command, parse_command
+from edge_agent.topics import Topics
+
+
+@pytest.mark.parametrize("field,payload,expected", [
+    ("enabled", b"ON", Command("door", "enabled", True)),
+    ("enabled", b" off\n", Command("door", "enabled", False)),
+    ("enabled", b"true", Command("door", "enabled", True)),
+    ("fps", b"2.5", Command("door", "fps", 2.5)),
+    ("fps", b"60", Command("door", "fps", 60.0)),
+    ("snapshot", b"", Command("door", "snapshot")),
+])
+def test_good_commands(field, payload, expected):
+    assert parse_command("door", field, payload) == expected
+
+
+@pytest.mark.parametrize("field,payload,why", [
+    ("enabled", b"maybe", "enabled takes ON or OFF"),
+    ("fps", b"fast", "fps takes a number"),
+    ("fps", b"0", "fps must be > 0"),
+    ("fps", b"-1", "fps must be > 0"),
+    ("fps", b"nan", "fps must be > 0"),
+    ("fps", b"1e9", "fps must be > 0"),
+    ("fps", b"\xff\xfe", "not UTF-8"),
+    ("colour", b"red", "unknown setting 'colour'"),
+])
+def test_bad_commands(field, payload, why):
+    with pytest.raises(ValueError, match=why):
+        parse_command("door", field, payload)
+
+
+def test_control_topics():
+    t = Topics("edge_agent/pi")
+    assert t.control_filters == ("edge_agent/pi/+/set/+", "edge_agent/pi/+/snapshot/request")
+    assert t.parse_control("edge_agent/pi/door/set/fps") == ("door", "fps")
+    assert t.parse_control("edge_agent/pi/door/snapshot/request") == ("door", "snapshot")
+    assert t.snapshot("door") == "edge_agent/pi/door/snapshot"
+    for other in ("edge_agent/pi/door/state", "edge_agent/pi/door/set", "other/pi/door/set/fps",
+                  "edge_agent/pi//set/fps", "edge_agent/pi/door/set/fps/x"):
+        assert t.parse_control(other) is None

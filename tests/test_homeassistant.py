@@ -1,0 +1,106 @@
+"""Home Assistant discovery payloads, checked against HA's own schemas (tests/ha_schema.py)
+and with their templates rendered by Jinja2 the way HA renders them."""
+
+from __future__ import annotations
+
+import json
+
+import jinja2
+import pytest
+
+from edge_agent.config import parse_config
+from edge_agent.homeassistant import birth_topic, discovery_messages, slug
+from edge_agent.topics import Topics
+from tests.ha_schema import Invalid, validate_discovery
+
+CFG = parse_config({
+    "device_id": "garage-pi",
+    "api": {"url": "http://127.0.0.1:9001", "model": "garage-door/3"},
+    "homeassistant": {"classes": ["open", "closed"]},
+    "cameras": [{"name": "door", "source": "/dev/video0"},
+                {"name": "gate", "source": "rtsp://cam/1", "classes": ["car", "person", "big truck"]}],
+}, {})
+TOPICS = Topics(CFG.mqtt.topic_prefix)
+
+
+def render(template: str, payload: dict) -> str:
+    env = jinja2.Environment()
+    return env.from_string(template).render(value_json=payload, value=json.dumps(payload))
+
+
+def test_every_payload_is_valid_for_home_assistant():
+    msgs = discovery_messages(CFG, TOPICS)
+    components = [validate_discovery(topic, payload) for topic, payload in msgs]
+    assert components.count("sensor") == 4 and components.count("image") == 2
+    assert components.count("binary_sensor") == 5
+
+
+def test_unique_ids_are_unique_and_stable_across_restarts():
+    ids = [p["unique_id"] for _, p in discovery_messages(CFG, TOPICS)]
+    assert len(ids) == len(set(ids))
+    assert ids == [p["unique_id"] for _, p in discovery_messages(CFG, TOPICS)]
+    assert "edge_agent_garage-pi_door_class" in ids
+    topics = [t for t, _ in discovery_messages(CFG, TOPICS)]
+    assert "homeassistant/sensor/edge_agent_garage-pi/door_class/config" in topics
+    assert "homeassistant/binary_sensor/edge_agent_garage-pi/gate_big_truck/config" in topics
+
+
+def test_one_device_with_identifiers_and_version():
+    devices = {json.dumps(p["device"], sort_keys=True) for _, p in discovery_messages(CFG, TOPICS)}
+    assert len(devices) == 1
+    dev = json.loads(devices.pop())
+    assert dev["identifiers"] == ["edge_agent_garage-pi"] and dev["sw_version"] and dev["model"] and dev["name"]
+
+
+def test_templates_render_the_state_as_home_assistant_would():
+    msgs = dict(discovery_messages(CFG, TOPICS))
+    state = {"class": "open", "confidence": 0.934, "since": 1700000000.0,
+             "predictions": [{"class": "open", "confidence": 0.934}]}
+    cls = msgs["homeassistant/sensor/edge_agent_garage-pi/door_class/config"]
+    assert render(cls["value_template"], state) == "open"
+    assert cls["json_attributes_topic"] == TOPICS.state("door")
+    conf = msgs["homeassistant/sensor/edge_agent_garage-pi/door_confidence/config"]
+    assert render(conf["value_template"], state) == "93.4" and conf["unit_of_measurement"] == "%"
+    is_open = msgs["homeassistant/binary_sensor/edge_agent_garage-pi/door_open/config"]
+    is_closed = msgs["homeassistant/binary_sensor/edge_agent_garage-pi/door_closed/config"]
+    assert render(is_open["value_template"], state) == is_open["payload_on"]
+    assert render(is_closed["value_template"], state) == is_closed["payload_off"]
+    truck = msgs["homeassistant/binary_sensor/edge_agent_garage-pi/gate_big_truck/config"]
+    assert render(truck["value_template"], {**state, "class": "big truck"}) == "ON"
+
+
+def test_availability_needs_agent_and_camera():
+    for _, p in discovery_messages(CFG, TOPICS):
+        assert p["availability_mode"] == "all"
+        agent, camera = p["availability"]
+        assert agent == {"topic": TOPICS.availability}
+        assert render(camera["value_template"], {"camera": "online"}) == "online"
+        assert render(camera["value_template"], {"camera": "offline"}) == "offline"
+
+
+def test_image_entity_shows_the_snapshot():
+    msgs = dict(discovery_messages(CFG, TOPICS))
+    img = msgs["homeassistant/image/edge_agent_garage-pi/door_snapshot/config"]
+    assert img["image_topic"] == TOPICS.snapshot("door") and img["content_type"] == "image/jpeg"
+
+
+@pytest.mark.parametrize("mutate,why", [
+    (lambda p: p.pop("state_topic"), "required key 'state_topic'"),
+    (lambda p: p.update(stat_topic="x"), "not in the schema"),
+    (lambda p: p.update(icon="cctv"), "prefix:name"),
+    (lambda p: p.update(availability_mode="some"), "expected one of"),
+    (lambda p: p.update(state_topic="a/#/b"), "wildcard"),
+    (lambda p: p["device"].pop("identifiers"), "at least one identifying value"),
+    (lambda p: p.update(options=["a"]), "options"),
+])
+def test_the_schema_check_catches_mistakes(mutate, why):
+    topic, payload = discovery_messages(CFG, TOPICS)[0]
+    payload = json.loads(json.dumps(payload))
+    mutate(payload)
+    with pytest.raises(Invalid, match=why):
+        validate_discovery(topic, payload)
+
+
+def test_slug_and_birth_topic():
+    assert slug("big truck!") == "big_truck" and slug("***") == "x"
+    assert birth_topic(CFG) == "homeassistant/status"
