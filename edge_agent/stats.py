@@ -38,7 +38,7 @@ class Window:
 class Rate:
     """Events per second over the last ``seconds``, from samples of a running count."""
 
-    def __init__(self, seconds: float = 5.0):
+    def __init__(self, seconds: float = 10.0):
         self.seconds = seconds
         self._samples: deque[tuple[float, int]] = deque()
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip mosquitto mosquitto-clients ffmpeg openssl)
+APT_PACKAGES=(python3 python3-venv python3-pip mosquitto mosquitto-clients ffmpeg openssl chromium chromium-driver)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 

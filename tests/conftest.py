@@ -5,7 +5,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.helpers import Broker, Recorder, make_video
+from tests.helpers import Broker, Recorder, make_split_video, make_video
 from tools.standin_api import StandinApi, ThreadedStandin
 
 
@@ -35,4 +35,5 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "rgb": make_video(d / "rgb.mp4", [("red", 3), ("blue", 3), ("green", 3)]),
         "red_long": make_video(d / "red.mp4", [("red", 4)]),
+        "red_blue_split": make_split_video(d / "split.mp4", "red", "blue"),
     }

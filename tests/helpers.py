@@ -159,6 +159,19 @@ def make_video(path: Path, colors: list[tuple[str, float]], *, size: str = "320x
     return path
 
 
+def make_split_video(path: Path, left: str, right: str, *, seconds: float = 4, size: str = "320x240",
+                     fps: int = 30) -> Path:
+    """Left half one colour, right half another (for region tests)."""
+    w, h = (int(x) for x in size.split("x"))
+    cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error",
+           "-f", "lavfi", "-i", f"color=c={left}:s={w // 2}x{h}:r={fps}:d={seconds}",
+           "-f", "lavfi", "-i", f"color=c={right}:s={w // 2}x{h}:r={fps}:d={seconds}",
+           "-filter_complex", "[0:v][1:v]hstack=inputs=2[v]", "-map", "[v]",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", str(path)]
+    subprocess.run(cmd, check=True, timeout=120)
+    return path
+
+
 def agent_config(*, api_url: str, broker_port: int, cameras: list[dict[str, Any]], api_key: str = "test-key",
                  prefix: str = "edge_agent/test", **api_extra: Any) -> dict[str, Any]:
     api = {"url": api_url, "model": "colours/1", "api_key": api_key, "timeout": 2,

@@ -45,8 +45,11 @@ class MjpegCamera:
                 await asyncio.sleep(0.05)
                 continue
             jpeg = cache.setdefault(self.color, solid_jpeg(self.color))
-            await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                             + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+            try:
+                await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+            except ConnectionError:  # the viewer went away
+                return resp
             await asyncio.sleep(1 / self.fps)
 
     async def _start(self) -> None:

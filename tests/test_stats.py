@@ -29,7 +29,7 @@ def test_window_is_bounded():
 
 
 def test_rate_over_the_last_seconds():
-    r = Rate(seconds=5)
+    r = Rate(seconds=5)  # explicit: the default is 10 s
     assert r.per_second() == 0.0
     for t in range(0, 21):
         r.sample(float(t), t * 30)  # 30 per second

@@ -54,6 +54,12 @@ def make_clip(path: Path) -> None:
     subprocess.run(cmd, check=True)
 
 
+def describe(payload: bytes) -> str:
+    if payload[:2] == b"\xff\xd8":
+        return f"<JPEG, {len(payload)} bytes>"
+    return payload.decode(errors="replace")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="edge-agent demo")
     ap.add_argument("--seconds", type=float, default=30, help="how long to run (default 30)")
@@ -62,7 +68,7 @@ def main() -> int:
     clip = RUN / "sample.mp4"
     make_clip(clip)
 
-    mqtt_port, api_port = free_port(), free_port()
+    mqtt_port, api_port, status_port = free_port(), free_port(), free_port()
     (RUN / "mosquitto.conf").write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     procs: list[subprocess.Popen[bytes]] = []
     mosq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -77,13 +83,14 @@ def main() -> int:
     prefix = "edge_agent/demo"
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-subscriber")
     sub.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
-    sub.on_message = lambda c, u, m: print(f"  mqtt  {m.topic}  {m.payload.decode(errors='replace')}", flush=True)
+    sub.on_message = lambda c, u, m: print(f"  mqtt  {m.topic}  {describe(m.payload)}", flush=True)
     sub.connect("127.0.0.1", mqtt_port)
     sub.loop_start()
 
     env = {**os.environ, "DEMO_API_URL": f"http://127.0.0.1:{api_port}", "DEMO_MQTT_PORT": str(mqtt_port),
-           "DEMO_VIDEO": str(clip), "DEMO_API_KEY": "demo-key"}
+           "DEMO_VIDEO": str(clip), "DEMO_API_KEY": "demo-key", "DEMO_STATUS": f"127.0.0.1:{status_port}"}
     print(f"demo: mosquitto on 127.0.0.1:{mqtt_port}, stand-in API (180 ms latency) on 127.0.0.1:{api_port}")
+    print(f"demo: the status page is at http://127.0.0.1:{status_port}/")
     print(f"demo: agent log lines start with a time; MQTT messages with 'mqtt'. Watch with:\n"
           f"      mosquitto_sub -p {mqtt_port} -v -t '{prefix}/#'\n", flush=True)
     agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "-c", str(ROOT / "config/demo.yaml")],
