@@ -191,7 +191,8 @@ def agent_config(*, api_url: str, broker_port: int, cameras: list[dict[str, Any]
 class AgentProc:
     """``python -m edge_agent run`` as a real subprocess; stderr kept for inspection."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None,
+                 log_level: str = "debug"):
         self.workdir = workdir
         self.config_path = workdir / "agent.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -201,7 +202,7 @@ class AgentProc:
         full_env.update(env or {})
         full_env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "-c", str(self.config_path),
-                                      "--log-level", "debug"],
+                                      "--log-level", log_level],
                                      cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
