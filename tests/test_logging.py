@@ -24,7 +24,7 @@ def run_once(tmp_path: Path, broker: Broker, video: Path, **kw) -> str:
 
 
 def test_under_journald_lines_carry_no_timestamp(tmp_path: Path, broker: Broker, videos):
-    log = run_once(tmp_path, broker, videos["rgb"], env={"JOURNAL_STREAM": "8:12345"}, log_level="info")
+    log = run_once(tmp_path, broker, videos["red_long"], env={"JOURNAL_STREAM": "8:12345"}, log_level="info")
     lines = [ln for ln in log.splitlines() if ln.strip()]
     assert lines and not any(STAMP.match(ln) for ln in lines)
     assert "INFO porch: state -> red (confidence 1.00)" in lines
@@ -33,7 +33,7 @@ def test_under_journald_lines_carry_no_timestamp(tmp_path: Path, broker: Broker,
 
 
 def test_log_level_and_timestamps_outside_journald(tmp_path: Path, broker: Broker, videos):
-    log = run_once(tmp_path, broker, videos["rgb"], env={"JOURNAL_STREAM": ""}, log_level="warning")
+    log = run_once(tmp_path, broker, videos["red_long"], env={"JOURNAL_STREAM": ""}, log_level="warning")
     assert "state ->" not in log and "INFO" not in log  # info lines are filtered out
-    log = run_once(tmp_path, broker, videos["rgb"], env={"JOURNAL_STREAM": ""}, log_level="info")
+    log = run_once(tmp_path, broker, videos["red_long"], env={"JOURNAL_STREAM": ""}, log_level="info")
     assert all(STAMP.match(ln) for ln in log.splitlines() if ln.strip())
