@@ -29,17 +29,20 @@ from .metrics import Metrics
 from .publish import MqttPublisher
 from .redact import Redactor
 from .topics import Topics
-from .view import summary_line
+from .sdnotify import Notifier
+from .view import status_line, summary_line, wedged
 
 log = logging.getLogger("edge_agent.agent")
 
 WATCHDOG_PERIOD = 0.5
 STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop must fit in 5 s)
+READY_GRACE = 60.0  # READY=1 after this long even if the broker is still unreachable
 
 
 class Agent:
-    def __init__(self, cfg: Config, redactor: Redactor | None = None):
+    def __init__(self, cfg: Config, redactor: Redactor | None = None, notifier: Notifier | None = None):
         self.cfg = cfg
+        self.notifier = notifier or Notifier()
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.redact = redactor or Redactor(cfg.secrets())
         self.guard = ApiGuard(cfg.api)
@@ -87,7 +90,7 @@ class Agent:
         for cam in self.cameras.values():
             cam.worker = self._make_worker(cam)
             cam.worker.start()
-        background = [asyncio.create_task(self._watchdog())]
+        background = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._systemd())]
         if cfg.log_summary_interval > 0:
             background.append(asyncio.create_task(self._summaries()))
         try:
@@ -317,13 +320,52 @@ class Agent:
                 cam.rate_in.sample(now, counts["captured"])
                 cam.rate_out.sample(now, counts["sent"])
                 last = w.last_frame_mono
-                if cam.online and last is not None and now - last > cam.cfg.stall_timeout:
+                busy = w.busy_since
+                if busy is not None and now - busy > w.open_timeout + cam.cfg.stall_timeout and (
+                        cam.online or not cam.episode.active):
+                    # Longer than any open or read may take: the source hangs in OpenCV.
+                    self._camera_event(cam, "offline", f"capture blocked for {now - busy:.0f} s")
+                elif cam.online and last is not None and now - last > cam.cfg.stall_timeout:
                     # The capture thread may be stuck inside a blocking read: say so now.
                     self._camera_event(cam, "offline", f"no frame for {cam.cfg.stall_timeout:g} s")
                 elif not cam.online and last is not None and last > cam.offline_at:
                     # Frames flow again without a reopen (a slow source caught up).
                     self._camera_event(cam, "online", None)
                 self._publish_status(cam)
+
+    async def _systemd(self) -> None:
+        """READY=1 once every camera has a first frame or is marked offline and the
+        broker is connected (or READY_GRACE passed: a dead broker must not fail the
+        start); then WATCHDOG=1 while the loop runs and no capture thread is wedged,
+        and STATUS= whenever the one-line summary changes."""
+        n = self.notifier
+        if not n.enabled:
+            return
+        assert self.publisher is not None
+        started = time.monotonic()
+        while True:
+            settled = all(c.online or c.episode.active or c.ended for c in self.cameras.values())
+            if settled and (self.publisher.connected or time.monotonic() - started > READY_GRACE):
+                break
+            await asyncio.sleep(0.1)
+        status = status_line(self)
+        n.ready(status)
+        log.info("ready (systemd notified)%s", "" if n.watchdog_interval is None else
+                 f"; watchdog ping every {n.watchdog_interval:g} s")
+        period = min(n.watchdog_interval or 5.0, 5.0)
+        reported: list[str] = []
+        while True:
+            await asyncio.sleep(period)
+            problems = wedged(self, time.monotonic())
+            if not problems:
+                n.watchdog()
+            elif problems != reported:
+                log.error("not pinging the systemd watchdog (it will restart the agent): %s", "; ".join(problems))
+            reported = problems
+            line = status_line(self) if not problems else "unhealthy: " + "; ".join(problems)
+            if line != status:
+                status = line
+                n.status(line)
 
     async def _summaries(self) -> None:
         """One line per camera every ``log_summary_interval`` seconds."""
@@ -399,6 +441,7 @@ class Agent:
 
     async def _shutdown(self, background: list[asyncio.Task[None]], session: object) -> None:
         self._stopping = True
+        self.notifier.stopping()
         for task in background:
             task.cancel()
         for cam in self.cameras.values():

@@ -115,7 +115,10 @@ class CaptureWorker:
         self.frames_dropped = 0
         self.frames_sent = 0
         self.last_frame_mono: float | None = None
-        self.heartbeat = time.monotonic()  # advanced on every loop turn (the thread is alive)
+        # Set while the thread is inside a blocking OpenCV call (open, grab, retrieve),
+        # None while it waits on its own terms (pacing, backoff): a call that never
+        # returns shows as an ever older busy_since, and the systemd watchdog stops.
+        self.busy_since: float | None = None
         self.ended = False
 
     # -- lifecycle -----------------------------------------------------------
@@ -133,6 +136,12 @@ class CaptureWorker:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def wedge_after(self) -> float:
+        """Seconds inside one blocking call after which the thread counts as wedged:
+        well past what the open and read timeouts allow (V4L2 waits up to 10 s)."""
+        return 2 * (self.open_timeout + self.cfg.stall_timeout) + 10
 
     def request_snapshot(self) -> None:
         """Ask for the next grabbed frame as a preview (``on_snapshot``)."""
@@ -177,7 +186,11 @@ class CaptureWorker:
         return cap
 
     def _open_and_pump(self) -> str:
-        cap = self._open()
+        self.busy_since = time.monotonic()
+        try:
+            cap = self._open()
+        finally:
+            self.busy_since = None
         if isinstance(cap, str):
             return cap
         try:
@@ -198,7 +211,6 @@ class CaptureWorker:
         first = True
         stall = self.cfg.stall_timeout
         while not self._stop.is_set():
-            self.heartbeat = time.monotonic()
             if pace is not None:
                 # Play a file at its own frame rate, as a camera would deliver it.
                 due = start + n / pace
@@ -208,10 +220,10 @@ class CaptureWorker:
                         break
                 elif wait < -1.0:  # far behind (machine was busy): do not race to catch up
                     start, n = time.monotonic(), 0
-            before = time.monotonic()
+            before = self.busy_since = time.monotonic()
             ok = cap.grab()
+            self.busy_since = None
             now = time.monotonic()
-            self.heartbeat = now
             if not ok:
                 if self.spec.is_file:
                     return "ended"

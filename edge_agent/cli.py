@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("classify", help="classify one local image and print the API's JSON reply")
     common(sp)
     sp.add_argument("image", help="image file (any format OpenCV reads)")
+    sp = sub.add_parser("install-service", help="write the systemd unit and a config skeleton in /etc/edge-agent")
+    sp.add_argument("--root", default="/", help="install under this directory instead of / (for packaging)")
+    sp.add_argument("--exe", default=None, help="path of the edge-agent executable the unit runs "
+                                                "(default: the one next to this Python)")
+    sp.add_argument("--force", action="store_true", help="replace an existing unit file")
     return p
 
 
@@ -70,9 +75,33 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warn_if_readable(path: str, cfg: Config) -> None:
+    """A config or key file that everyone may read must not hold a secret."""
+    from .config import literal_secrets
+
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError:
+        return
+    checks = []
+    if literal_secrets(text):
+        checks.append((path, "holds a secret"))
+    if cfg.api.api_key_file:
+        checks.append((os.path.expandvars(cfg.api.api_key_file), "holds the API key"))
+    for file, what in checks:
+        try:
+            mode = os.stat(file).st_mode
+        except OSError:
+            continue
+        if mode & 0o004:
+            log.warning("%s %s and is readable by every user (mode %o): chmod o-r %s", file, what,
+                        mode & 0o777, file)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     redactor = _setup(args.log_level, cfg)
+    _warn_if_readable(args.config, cfg)
     # RTSP over TCP: no lost UDP packets (smeared frames) on Wi-Fi. Users may override.
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
     from .agent import Agent
@@ -118,7 +147,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .install import install, next_steps, this_exe
+
+    root = Path(args.root)
+    try:
+        for line in install(root, args.exe or this_exe(), force=args.force):
+            print(line)
+    except PermissionError as exc:
+        print(f"edge-agent: {exc.strerror}: {exc.filename} (run it with sudo)", file=sys.stderr)
+        return EXIT_FATAL
+    print(next_steps(root))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "check": cmd_check, "classify": cmd_classify}[args.command]
+    handler = {"run": cmd_run, "check": cmd_check, "classify": cmd_classify,
+               "install-service": cmd_install_service}[args.command]
     return handler(args)

@@ -265,6 +265,26 @@ def expand_env(node: Any, env: Mapping[str, str], path: str = "") -> Any:
     return node
 
 
+def literal_secrets(text: str) -> bool:
+    """Does this config text write a secret out (not ``${VAR}`` or a key file)?"""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    if not isinstance(data, Mapping):
+        return False
+    found = []
+    for section, key in (("api", "api_key"), ("mqtt", "password")):
+        value = data.get(section, {}).get(key) if isinstance(data.get(section), Mapping) else None
+        if isinstance(value, (str, int)) and str(value) and not ENV_RE.fullmatch(str(value).strip()):
+            found.append(key)
+    for cam in data.get("cameras") or []:
+        if isinstance(cam, Mapping) and url_has_credentials(str(cam.get("source", ""))) \
+                and not ENV_RE.search(str(cam.get("source", ""))):
+            found.append("source")
+    return bool(found)
+
+
 def default_device_id() -> str:
     name = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-")
     return name or "edge-agent"

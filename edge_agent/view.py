@@ -92,3 +92,30 @@ def summary_line(cam: "CameraRuntime", interval: float, counts_before: dict[str,
     return (f"{cam.name}: last {interval:g} s: {counts['captured'] - counts_before['captured']} frames in, "
             f"{counts['sent'] - counts_before['sent']} sent, {counts['dropped'] - counts_before['dropped']} dropped; "
             f"requests {cam.requests_ok - ok_before} ok, {cam.requests_failed - failed_before} failed; {latency}")
+
+
+def wedged(agent: "Agent", now: float) -> list[str]:
+    """What keeps the agent from being healthy enough to ping the systemd watchdog."""
+    problems = []
+    for cam in agent.cameras.values():
+        w = cam.worker
+        if w is None or cam.ended:
+            continue
+        if not w.alive:
+            problems.append(f"camera {cam.name}: capture thread died")
+        elif w.busy_since is not None and now - w.busy_since > w.wedge_after:
+            problems.append(f"camera {cam.name}: capture thread stuck in OpenCV for {now - w.busy_since:.0f} s")
+    return problems
+
+
+def status_line(agent: "Agent") -> str:
+    """One line for systemd's STATUS= (shown by systemctl status)."""
+    cams = list(agent.cameras.values())
+    online = sum(1 for c in cams if c.online)
+    paused = sum(1 for c in cams if not c.enabled)
+    pub = agent.publisher
+    mqtt = "connected" if pub and pub.connected else "disconnected"
+    classified = sum(c.requests_ok for c in cams)
+    extra = f", {paused} paused" if paused else ""
+    return (f"{len(cams)} camera(s): {online} online{extra}; API {agent.guard.status}; MQTT {mqtt}; "
+            f"{classified} classified")

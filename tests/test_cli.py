@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,51 @@ def test_console_script_is_installed():
     exe = Path(sys.executable).with_name("edge-agent")
     r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.startswith("edge-agent ")
+
+
+def test_install_service_writes_unit_and_private_config(tmp_path: Path):
+    root = tmp_path / "root"
+    r = cli("install-service", "--root", str(root), "--exe", "/opt/x/bin/edge-agent")
+    assert r.returncode == 0, r.stderr
+    unit = root / "etc/systemd/system/edge-agent.service"
+    conf = root / "etc/edge-agent/config.yaml"
+    assert "ExecStart=/opt/x/bin/edge-agent run -c %d/config.yaml" in unit.read_text()
+    assert oct(conf.stat().st_mode & 0o777) == "0o640"
+    assert oct(conf.parent.stat().st_mode & 0o777) == "0o750"
+    assert "api_key_file: ${CREDENTIALS_DIRECTORY}/api_key" in conf.read_text()
+    steps = [ln for ln in r.stdout.splitlines() if ln.lstrip().startswith(("1. ", "2. "))]
+    assert len(steps) == 2 and "systemctl enable --now edge-agent" in steps[1]
+    # The skeleton is a valid config once the key is where systemd puts it.
+    (root / "etc/edge-agent/api_key").write_text("k" * 20)
+    r = cli("check", "-c", str(conf), env={"CREDENTIALS_DIRECTORY": str(root / "etc/edge-agent")})
+    assert r.returncode == 0, r.stderr
+    conf.write_text("# mine\n")
+    r = cli("install-service", "--root", str(root), "--exe", "/opt/x/bin/edge-agent")
+    assert "kept" in r.stdout and conf.read_text() == "# mine\n"  # never overwrites a config
+
+
+def test_world_readable_config_with_a_key_warns_at_start(tmp_path: Path):
+    from tests.helpers import AgentProc, agent_config, free_port, wait_until
+
+    cfg = agent_config(api_url="http://127.0.0.1:9", broker_port=free_port(), api_key="literal-KEY-in-file-99",
+                       cameras=[{"name": "cam", "source": str(tmp_path / "none.mp4"), "fps": 1}])
+    agent = AgentProc(tmp_path, cfg)
+    agent.config_path.chmod(0o644)  # already so under the usual umask 022, which the agent saw at start
+    try:
+        wait_until(lambda: "readable by every user" in agent.log(), 15, what="the warning")
+    finally:
+        agent.signal(signal.SIGTERM)
+        agent.wait(10)
+        agent.close()
+    assert "literal-KEY-in-file-99" not in agent.log()
+
+
+def test_literal_secrets_detection():
+    from edge_agent.config import literal_secrets
+
+    assert literal_secrets("api: {api_key: abc123}")
+    assert not literal_secrets("api: {api_key: '${ROBOFLOW_API_KEY}'}")
+    assert literal_secrets("mqtt: {password: hunter2}")
+    assert literal_secrets("cameras: [{source: 'rtsp://u:p@cam/1'}]")
+    assert not literal_secrets("cameras: [{source: 'rtsp://${CAM_USER}:${CAM_PW}@cam/1'}]")
+    assert not literal_secrets("api: {api_key_file: /run/credentials/x/api_key}")
