@@ -122,7 +122,7 @@ class Agent:
             release=self.inflight.release,
             on_event=lambda kind, detail: hop(self._camera_event, cam, kind, detail),
             on_snapshot=lambda preview, at: hop(self._fresh_snapshot, cam, preview, at),
-            open_timeout=min(10.0, max(2.0, cam.cfg.stall_timeout)))
+            open_timeout=min(30.0, max(5.0, cam.cfg.stall_timeout)))
 
     # -- capture thread entry point ------------------------------------------------------
 
@@ -320,14 +320,14 @@ class Agent:
                 cam.rate_in.sample(now, counts["captured"])
                 cam.rate_out.sample(now, counts["sent"])
                 last = w.last_frame_mono
-                busy = w.busy_since
-                if busy is not None and now - busy > w.open_timeout + cam.cfg.stall_timeout and (
-                        cam.online or not cam.episode.active):
+                busy_for = now - w.busy_since if w.busy_since is not None else 0.0
+                stall = cam.cfg.stall_timeout
+                if busy_for > w.open_timeout + stall and (cam.online or not cam.episode.active):
                     # Longer than any open or read may take: the source hangs in OpenCV.
-                    self._camera_event(cam, "offline", f"capture blocked for {now - busy:.0f} s")
-                elif cam.online and last is not None and now - last > cam.cfg.stall_timeout:
-                    # The capture thread may be stuck inside a blocking read: say so now.
-                    self._camera_event(cam, "offline", f"no frame for {cam.cfg.stall_timeout:g} s")
+                    self._camera_event(cam, "offline", f"capture blocked for {busy_for:.0f} s")
+                elif cam.online and ((last is not None and now - last > stall) or busy_for > stall):
+                    # The capture thread may still be inside a blocking read: say so now.
+                    self._camera_event(cam, "offline", f"no frame for {stall:g} s")
                 elif not cam.online and last is not None and last > cam.offline_at:
                     # Frames flow again without a reopen (a slow source caught up).
                     self._camera_event(cam, "online", None)

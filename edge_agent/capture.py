@@ -25,6 +25,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
+# OpenCV's own warnings (e.g. FFmpeg stream timeouts) would bypass our log format
+# and redaction; the agent reports those conditions itself.
+try:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+except AttributeError:  # pragma: no cover - very old OpenCV builds
+    pass
+
 from .backoff import Backoff
 from .config import CameraConfig
 from .encode import prepare, resize_for_api
@@ -224,12 +231,12 @@ class CaptureWorker:
             ok = cap.grab()
             self.busy_since = None
             now = time.monotonic()
+            if now - before >= stall * 0.9 and not self.spec.is_file:
+                # FFmpeg's read timeout fired: on a frozen RTSP stream grab() may still
+                # say True now and then, without a new frame. Either way: stalled.
+                return f"no frame for {stall:g} s"
             if not ok:
-                if self.spec.is_file:
-                    return "ended"
-                if now - before >= stall * 0.9:
-                    return f"no frame for {stall:g} s"
-                return "read failed"
+                return "ended" if self.spec.is_file else "read failed"
             n += 1
             self.frames_captured += 1
             self.last_frame_mono = now

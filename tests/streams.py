@@ -29,6 +29,7 @@ class MjpegCamera:
         self.color = color
         self.fps = fps
         self.frozen = threading.Event()
+        self.cut_mid_frame = threading.Event()  # send half a frame, then nothing, connection left open
         self.clients = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -45,6 +46,15 @@ class MjpegCamera:
                 await asyncio.sleep(0.05)
                 continue
             jpeg = cache.setdefault(self.color, solid_jpeg(self.color))
+            if self.cut_mid_frame.is_set():
+                try:
+                    await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                     + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg[: len(jpeg) // 2])
+                except ConnectionError:
+                    return resp
+                while self.cut_mid_frame.is_set():
+                    await asyncio.sleep(0.05)
+                return resp  # this connection is dead to the viewer; a new one works
             try:
                 await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                  + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")

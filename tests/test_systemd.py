@@ -120,8 +120,8 @@ def test_wedged_capture_thread_stops_the_watchdog(tmp_path: Path, broker: Broker
                                     timeout=15)
             assert off.json()["camera"] == "offline"
             wait_until(lambda: listener.lines("READY=1"), 10, what="READY=1")
-            # wedge_after = 2 * (open timeout 2 s + stall 1 s) + 10 s = 16 s after the open began
-            wait_until(lambda: listener.lines("STATUS=unhealthy"), 30, what="the unhealthy status")
+            # wedge_after = 2 * (open timeout 5 s + stall 1 s) + 10 s = 22 s after the open began
+            wait_until(lambda: listener.lines("STATUS=unhealthy"), 40, what="the unhealthy status")
             stopped_at = listener.lines("STATUS=unhealthy")[0][0]
             time.sleep(2.5)
             late_pings = [at for at, _ in listener.lines("WATCHDOG=1") if at > stopped_at]
