@@ -192,10 +192,11 @@ class AgentProc:
     """``python -m edge_agent run`` as a real subprocess; stderr kept for inspection."""
 
     def __init__(self, workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None,
-                 log_level: str = "debug"):
+                 log_level: str = "debug", config_mode: int = 0o600):
         self.workdir = workdir
         self.config_path = workdir / "agent.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
+        self.config_path.chmod(config_mode)  # it holds the (test) API key
         self.log_path = workdir / "agent.log"
         self._log = open(self.log_path, "wb")
         full_env = dict(os.environ)

@@ -131,8 +131,7 @@ def test_world_readable_config_with_a_key_warns_at_start(tmp_path: Path):
 
     cfg = agent_config(api_url="http://127.0.0.1:9", broker_port=free_port(), api_key="literal-KEY-in-file-99",
                        cameras=[{"name": "cam", "source": str(tmp_path / "none.mp4"), "fps": 1}])
-    agent = AgentProc(tmp_path, cfg)
-    agent.config_path.chmod(0o644)  # already so under the usual umask 022, which the agent saw at start
+    agent = AgentProc(tmp_path, cfg, config_mode=0o644)
     try:
         wait_until(lambda: "readable by every user" in agent.log(), 15, what="the warning")
     finally:

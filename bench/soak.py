@@ -1,0 +1,160 @@
+"""Soak: the agent for a set time at 10 classifications/s with faults on a schedule.
+
+    .venv/bin/python bench/soak.py                  # 10 minutes
+    .venv/bin/python bench/soak.py --duration 120   # the CI smoke (tests/test_soak.py)
+
+Everything runs on 127.0.0.1: mosquitto, the stand-in API (tools/standin_api.py,
+not a model; 50 ms per reply), the agent as a subprocess on a looping
+red/green/blue clip. Every --fault-every seconds one fault from the cycle:
+  API 500s, API 429 with Retry-After, API hang past the timeout, API garbage,
+  broker killed and restarted 3 s later.
+
+Printed: RSS, open file descriptors and threads at start and end; RSS growth
+per minute over the second half (least squares); requests by outcome (from the
+agent's /metrics); and the gap between a frame's capture and its result on MQTT
+(largest, p99, median). Exits 1 if RSS keeps growing (> --max-growth MB/min in
+the second half) or descriptors or threads grew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from tests.helpers import AgentProc, Broker, Recorder, agent_config, make_video  # noqa: E402
+from tools.standin_api import StandinApi, ThreadedStandin  # noqa: E402
+
+KEY = "soak-key-0123456789"
+
+
+def proc_figures(pid: int) -> dict[str, float]:
+    out = {"fds": float(len(os.listdir(f"/proc/{pid}/fd")))}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                out["rss_mb"] = int(line.split()[1]) / 1024
+            elif line.startswith("Threads:"):
+                out["threads"] = float(line.split()[1])
+    return out
+
+
+def slope_per_minute(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value), per minute."""
+    if len(samples) < 3:
+        return 0.0
+    xs, ys = [s[0] for s in samples], [s[1] for s in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
+
+
+def outcomes(metrics_url: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for fam in text_string_to_metric_families(requests.get(metrics_url, timeout=5).text):
+        for s in fam.samples:
+            if s.name == "edge_agent_requests_total":
+                out[s.labels["outcome"]] = out.get(s.labels["outcome"], 0) + int(s.value)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="edge-agent soak")
+    ap.add_argument("--duration", type=float, default=600, help="seconds (default 600)")
+    ap.add_argument("--fps", type=float, default=10)
+    ap.add_argument("--fault-every", type=float, default=30, help="seconds between injected faults")
+    ap.add_argument("--max-growth", type=float, default=1.0, help="allowed RSS growth, MB/min, second half")
+    ap.add_argument("--warmup", type=float, default=15, help="seconds before the start figures are taken")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="edge-agent-soak-") as tmp:
+        work = Path(tmp)
+        video = make_video(work / "rgb.mp4", [("red", 4), ("green", 4), ("blue", 4)], size="640x480")
+        broker = Broker(work).start()
+        rec = Recorder(broker.port, "edge_agent/test")
+        with ThreadedStandin(StandinApi(api_key=KEY, latency=0.05)) as api:
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY, timeout=1, max_in_flight=4,
+                               retry_initial=0.5, retry_max=4,
+                               cameras=[{"name": "cam", "source": str(video), "fps": args.fps, "loop": True}])
+            cfg["log_summary_interval"] = 60
+            agent = AgentProc(work, cfg, log_level="info")
+            metrics_url = f"http://{cfg['status']['listen']}/metrics"
+            pid = agent.proc.pid
+            samples: list[tuple[float, dict[str, float]]] = []
+            faults = [
+                ("API 500 x3", lambda: api.add_faults(*[{"status": 500}] * 3)),
+                ("API 429 Retry-After 2", lambda: api.add_faults({"status": 429, "retry_after": "2"})),
+                ("API hang past the timeout", lambda: api.add_faults({"hang": 3})),
+                ("API garbage", lambda: api.add_faults({"garbage": True})),
+                ("broker restart", None),
+            ]
+            t0 = time.monotonic()
+            start: dict[str, float] = {}
+            next_fault, fault_i, injected = t0 + args.warmup + args.fault_every / 2, 0, []
+            try:
+                while (now := time.monotonic()) - t0 < args.duration:
+                    if agent.proc.poll() is not None:
+                        print("agent exited during the soak:\n" + agent.log()[-3000:])
+                        return 1
+                    figures = proc_figures(pid)
+                    if not start and now - t0 >= args.warmup:
+                        start = figures
+                    samples.append((now - t0, figures))
+                    if now >= next_fault:
+                        name, act = faults[fault_i % len(faults)]
+                        injected.append(name)
+                        if act is None:
+                            broker.proc.kill()
+                            broker.proc.wait(5)
+                            time.sleep(3)
+                            broker.start()
+                        else:
+                            act()
+                        fault_i += 1
+                        next_fault = now + args.fault_every
+                    time.sleep(2)
+                time.sleep(3)  # let the last fault clear before the end figures
+                end = proc_figures(pid)
+                by_outcome = outcomes(metrics_url)
+            finally:
+                agent.signal(signal.SIGTERM)
+                rc = agent.wait(15)
+                agent.close()
+            results = rec.all("cam/result")
+        rec.close()
+        broker.stop()
+
+    second_half = [(t, f["rss_mb"]) for t, f in samples if t >= args.duration / 2]
+    growth = slope_per_minute(second_half)
+    wall_offset = time.time() - time.monotonic()  # m.at is monotonic, captured_at is wall time
+    gaps = sorted(m.at + wall_offset - m.json()["captured_at"] for m in results)
+    print(f"soak: {args.duration:.0f} s at fps {args.fps:g}, faults every {args.fault_every:g} s: {', '.join(injected)}")
+    print(f"{'':10}{'start':>10}{'end':>10}")
+    for key, unit in (("rss_mb", "MB"), ("fds", ""), ("threads", "")):
+        print(f"{key:10}{start.get(key, float('nan')):>10.1f}{end[key]:>10.1f} {unit}")
+    print(f"RSS growth, second half: {growth:+.2f} MB/min (limit {args.max_growth:g})")
+    print("requests by outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(by_outcome.items())))
+    if gaps:
+        p99 = gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))]
+        print(f"capture -> result on MQTT: largest {gaps[-1]:.2f} s, p99 {p99:.2f} s, "
+              f"median {statistics.median(gaps) * 1000:.0f} ms over {len(gaps)} results")
+    print(f"agent exit status on SIGTERM: {rc}")
+    ok = (rc == 0 and growth <= args.max_growth and end["fds"] <= start["fds"] + 2
+          and end["threads"] <= start["threads"])
+    print("soak: " + ("passed" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

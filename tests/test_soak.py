@@ -1,0 +1,17 @@
+"""The soak as a 2-minute smoke: bench/soak.py at 10 classifications/s with every kind
+of fault injected (API 500s, 429, hang, garbage, broker restart). It must end with
+RSS settled, no more descriptors or threads than it started with, and exit 0."""
+
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+
+def test_soak_smoke():
+    r = subprocess.run([sys.executable, str(ROOT / "bench/soak.py"), "--duration", "120", "--fault-every", "20",
+                        "--warmup", "15"], capture_output=True, text=True, timeout=400)
+    print(r.stdout[-3000:])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "broker restart" in r.stdout and "API garbage" in r.stdout  # every fault kind happened
+    assert "soak: passed" in r.stdout
