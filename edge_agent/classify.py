@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,7 @@ from .episode import Episode
 from .reply import BadReply, Classification, parse_reply
 
 USER_AGENT = f"edge-agent/{__version__}"
+log = logging.getLogger("edge_agent.api")
 
 
 class ApiError(Exception):
@@ -49,10 +52,20 @@ class Reply:
     latency_ms: float
 
 
+def tls_context(cfg: ApiConfig) -> ssl.SSLContext | bool:
+    """Certificates are verified (system CAs, or ``api.ca_certs``) unless ``api.insecure``."""
+    if cfg.insecure:
+        return False
+    ctx = ssl.create_default_context(cafile=cfg.ca_certs) if cfg.ca_certs else ssl.create_default_context()
+    return ctx
+
+
 def new_session(cfg: ApiConfig) -> aiohttp.ClientSession:
     """One session for the agent's lifetime: connections are kept alive and reused."""
+    if cfg.insecure and cfg.url.startswith("https://"):
+        log.warning("api.insecure is true: the API's TLS certificate is NOT verified")
     connector = aiohttp.TCPConnector(limit=cfg.max_in_flight + 2, ttl_dns_cache=300,
-                                     keepalive_timeout=60)
+                                     keepalive_timeout=60, ssl=tls_context(cfg))
     return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
                                  raise_for_status=False)
 
@@ -86,6 +99,9 @@ class ClassifyClient:
                 raw = await resp.read()
         except asyncio.TimeoutError:
             raise ApiError("timeout", f"no reply within {self.cfg.timeout:g} s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            reason = getattr(exc.certificate_error, "verify_message", None) or type(exc.certificate_error).__name__
+            raise ApiError("connection", f"TLS certificate not trusted ({reason})") from None
         except aiohttp.ClientConnectorError as exc:
             # str(exc) names host:port and the OS error, never the path or query.
             raise ApiError("connection", f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None

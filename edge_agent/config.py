@@ -56,6 +56,8 @@ class ApiConfig:
     retry_initial: float = 1.0
     retry_max: float = 60.0
     unauthorized_retry: float = 60.0
+    ca_certs: str | None = None  # a CA bundle for a self-hosted server's certificate
+    insecure: bool = False  # do not verify the server's TLS certificate (logged as a warning)
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,11 @@ def _api(sec: _Section, env_base: Path) -> ApiConfig:
         retry_initial=sec.num("retry_initial", ApiConfig.retry_initial, gt=0),
         retry_max=sec.num("retry_max", ApiConfig.retry_max, gt=0),
         unauthorized_retry=sec.num("unauthorized_retry", ApiConfig.unauthorized_retry, gt=0),
+        ca_certs=sec.str("ca_certs"),
+        insecure=sec.bool("insecure", False),
     )
+    if cfg.ca_certs and not Path(cfg.ca_certs).is_file():
+        raise ConfigError(sec.key("ca_certs"), f"file {cfg.ca_certs!r} does not exist")
     if cfg.retry_max < cfg.retry_initial:
         raise ConfigError(sec.key("retry_max"), f"must be >= api.retry_initial ({_fmt(cfg.retry_initial)}), got {_fmt(cfg.retry_max)}")
     sec.done()

@@ -159,6 +159,23 @@ def make_video(path: Path, colors: list[tuple[str, float]], *, size: str = "320x
     return path
 
 
+def make_certs(d: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, with openssl."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edge-agent test CA",
+        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
+        "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext.cnf"), "-out", str(d / "server.pem"))
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=some other CA",
+        "-keyout", str(d / "other.key"), "-out", str(d / "other.pem"))
+    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key", "other_ca": d / "other.pem"}
+
+
 def make_split_video(path: Path, left: str, right: str, *, seconds: float = 4, size: str = "320x240",
                      fps: int = 30) -> Path:
     """Left half one colour, right half another (for region tests)."""

@@ -137,3 +137,41 @@ def test_guard_one_burst_counts_once():
     assert g.backoff.attempts == 1
     # A late success of a request from before the failure does not clear the backoff.
     assert g.success(started=1.0) == 0 and g.status == "error"
+
+
+# ------------------------------------------------------------------ TLS to the API
+
+@pytest.fixture
+def https_api(tmp_path):
+    import ssl
+
+    from tests.helpers import make_certs
+
+    certs = make_certs(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certs["cert"], certs["key"])
+    with ThreadedStandin(StandinApi(api_key=KEY, ssl_context=ctx)) as a:
+        yield a, certs
+
+
+async def test_tls_is_verified_by_default(https_api):
+    api, _ = https_api
+    assert api.url.startswith("https://")
+    with pytest.raises(ApiError) as err:
+        await call(api)
+    assert err.value.kind == "connection" and "TLS certificate not trusted" in str(err.value)
+    assert api.requests() == []  # nothing was sent to an unverified server
+
+
+async def test_tls_with_a_private_ca(https_api):
+    api, certs = https_api
+    reply = await call(api, ca_certs=str(certs["ca"]))
+    assert reply.result.top == "red"
+
+
+async def test_tls_insecure_must_be_explicit_and_warns(https_api, caplog):
+    api, _ = https_api
+    with caplog.at_level("WARNING"):
+        reply = await call(api, insecure=True)
+    assert reply.result.top == "red"
+    assert "NOT verified" in caplog.text

@@ -99,6 +99,8 @@ def test_good_config_and_defaults():
     ("status.listen", "0.0.0.0:99999", "status.listen: must be HOST:PORT, e.g. 127.0.0.1:8080, got '0.0.0.0:99999'"),
     ("status.port", 1, "status.port: unknown key"),
     ("log_summary_interval", -1, "log_summary_interval: must be >= 0, got -1"),
+    ("api.ca_certs", "/nonexistent/ca.pem", "api.ca_certs: file '/nonexistent/ca.pem' does not exist"),
+    ("api.insecure", "yes", "api.insecure: must be true or false, got 'yes'"),
 ])
 def test_bad_configs_name_the_key_and_the_problem(path, value, message):
     with pytest.raises(ConfigError) as err:

@@ -11,28 +11,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.helpers import AgentProc, Broker, agent_config, wait_until
+from tests.helpers import AgentProc, Broker, agent_config, make_certs, wait_until
 from tools.standin_api import StandinApi, ThreadedStandin
 
 KEY = "rf_tls_SECRET_key_31"
 PASSWORD = "mqtt-PASSWORD-s3cret"
-
-
-def make_certs(d: Path) -> dict[str, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1, with openssl."""
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=edge-agent test CA",
-        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"))
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
-        "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext.cnf"), "-out", str(d / "server.pem"))
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=some other CA",
-        "-keyout", str(d / "other.key"), "-out", str(d / "other.pem"))
-    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key", "other_ca": d / "other.pem"}
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ class StandinApi:
     seen: list[Seen] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 0
+    ssl_context: Any = None  # an ssl.SSLContext to serve HTTPS
     in_flight: int = 0
     max_in_flight_seen: int = 0
     _runner: web.AppRunner | None = None
@@ -166,7 +167,7 @@ class StandinApi:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         sock = site._server.sockets[0]  # type: ignore[union-attr]
         self.port = sock.getsockname()[1]
@@ -178,7 +179,7 @@ class StandinApi:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def add_faults(self, *faults: dict[str, Any]) -> None:
         with self._lock:
