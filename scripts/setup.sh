@@ -5,7 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-pip mosquitto mosquitto-clients ffmpeg openssl chromium chromium-driver)
+# Runtime: python3 + venv. Tests: mosquitto (broker), ffmpeg (videos), openssl (TLS
+# certificates), chromium + chromium-driver (the status page), GStreamer's RTSP
+# server with its Python bindings (a real RTSP camera), systemd (systemd-analyze).
+APT_PACKAGES=(python3 python3-venv python3-pip mosquitto mosquitto-clients ffmpeg openssl
+              chromium chromium-driver
+              gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
+              gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+              systemd)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
