@@ -187,14 +187,9 @@ class Agent:
             self._publish_snapshot(cam, cam.latest.jpeg(cam.cfg.region))
 
     def _state_payload(self, cam: CameraRuntime) -> bytes:
-        """``{"class", "confidence", "since"}`` plus the predictions of the newest result."""
         state = cam.debouncer.state
         assert state is not None
-        body = json.loads(state_payload(state))
-        if cam.latest is not None:
-            body["predictions"] = [{"class": p.cls, "confidence": round(p.confidence, 6)}
-                                   for p in cam.latest.result.predictions]
-        return json.dumps(body, separators=(",", ":")).encode()
+        return state_payload(state, cam.latest.result.predictions if cam.latest else None)
 
     # -- snapshots -------------------------------------------------------------------
 

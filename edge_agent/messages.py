@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .decide import State
-from .reply import Classification
+from .reply import Classification, Prediction
 
 
 def _json(obj: dict[str, Any]) -> bytes:
@@ -38,8 +38,13 @@ class ResultMessage:
         return _json(body)
 
 
-def state_payload(state: State) -> bytes:
-    return _json({"class": state.cls, "confidence": round(state.confidence, 6), "since": round(state.since, 3)})
+def state_payload(state: State, predictions: tuple[Prediction, ...] | None = None) -> bytes:
+    """``{"class", "confidence", "since"}``, plus ``predictions`` (of the newest result) when given."""
+    body: dict[str, Any] = {"class": state.cls, "confidence": round(state.confidence, 6),
+                            "since": round(state.since, 3)}
+    if predictions is not None:
+        body["predictions"] = [{"class": p.cls, "confidence": round(p.confidence, 6)} for p in predictions]
+    return _json(body)
 
 
 @dataclass(frozen=True)

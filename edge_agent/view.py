@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .stats import percentile
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -51,8 +52,6 @@ def status_view(agent: "Agent") -> dict[str, Any]:
     now = time.monotonic()
     pub = agent.publisher
     all_latencies = [v for cam in agent.cameras.values() for v in cam.latency.values(now)]
-    from .stats import percentile
-
     return {
         "device_id": agent.cfg.device_id,
         "version": __version__,

@@ -26,6 +26,8 @@ def test_result_payload_single_and_multi():
 
 def test_state_and_status_payloads():
     assert json.loads(state_payload(State("open", 0.91, 12.5))) == {"class": "open", "confidence": 0.91, "since": 12.5}
+    with_preds = json.loads(state_payload(State("open", 0.91, 12.5), (Prediction("open", 0.91), Prediction("x", 0.09))))
+    assert with_preds["predictions"] == [{"class": "open", "confidence": 0.91}, {"class": "x", "confidence": 0.09}]
     s = StatusMessage("online", "ok", 10, 7, 3, 3, 0, 0, None)
     body = json.loads(s.payload())
     assert {"camera", "api", "frames_dropped", "last_error"} <= body.keys()
