@@ -166,7 +166,8 @@ def bench_cpu(work: Path, video: Path, windows: int, window_s: float) -> bool:
         with ThreadedStandin(StandinApi(api_key="bench-key", latency=0.18)) as api:
             cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="bench-key", timeout=5,
                                cameras=[{"name": "cam", "source": str(video), "fps": 2, "loop": True}])
-            agent = AgentProc(work, cfg)
+            cfg.pop("status_interval")  # the production default, not the tests' 1 s
+            agent = AgentProc(work, cfg, log_level="info")
             try:
                 time.sleep(4)  # warm-up: imports, first open
                 n0 = len(api.requests())
@@ -208,7 +209,8 @@ def bench_throughput(work: Path, video: Path, seconds: float) -> bool:
             cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="bench-key", timeout=5,
                                max_in_flight=4,
                                cameras=[{"name": "cam", "source": str(video), "fps": 10, "loop": True}])
-            agent = AgentProc(work, cfg)
+            cfg.pop("status_interval")
+            agent = AgentProc(work, cfg, log_level="info")
             try:
                 time.sleep(4)
                 rates = []
