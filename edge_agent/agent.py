@@ -30,13 +30,13 @@ from .publish import MqttPublisher
 from .redact import Redactor
 from .topics import Topics
 from .sdnotify import Notifier
-from .view import status_line, summary_line, wedged
+from .supervise import supervise
+from .view import summary_line
 
 log = logging.getLogger("edge_agent.agent")
 
 WATCHDOG_PERIOD = 0.5
 STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop must fit in 5 s)
-READY_GRACE = 60.0  # READY=1 after this long even if the broker is still unreachable
 
 
 class Agent:
@@ -90,7 +90,7 @@ class Agent:
         for cam in self.cameras.values():
             cam.worker = self._make_worker(cam)
             cam.worker.start()
-        background = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._systemd())]
+        background = [asyncio.create_task(self._watchdog()), asyncio.create_task(supervise(self))]
         if cfg.log_summary_interval > 0:
             background.append(asyncio.create_task(self._summaries()))
         try:
@@ -327,40 +327,6 @@ class Agent:
                     # Frames flow again without a reopen (a slow source caught up).
                     self._camera_event(cam, "online", None)
                 self._publish_status(cam)
-
-    async def _systemd(self) -> None:
-        """READY=1 once every camera has a first frame or is marked offline and the
-        broker is connected (or READY_GRACE passed: a dead broker must not fail the
-        start); then WATCHDOG=1 while the loop runs and no capture thread is wedged,
-        and STATUS= whenever the one-line summary changes."""
-        n = self.notifier
-        if not n.enabled:
-            return
-        assert self.publisher is not None
-        started = time.monotonic()
-        while True:
-            settled = all(c.online or c.episode.active or c.ended for c in self.cameras.values())
-            if settled and (self.publisher.connected or time.monotonic() - started > READY_GRACE):
-                break
-            await asyncio.sleep(0.1)
-        status = status_line(self)
-        n.ready(status)
-        log.info("ready (systemd notified)%s", "" if n.watchdog_interval is None else
-                 f"; watchdog ping every {n.watchdog_interval:g} s")
-        period = min(n.watchdog_interval or 5.0, 5.0)
-        reported: list[str] = []
-        while True:
-            await asyncio.sleep(period)
-            problems = wedged(self, time.monotonic())
-            if not problems:
-                n.watchdog()
-            elif problems != reported:
-                log.error("not pinging the systemd watchdog (it will restart the agent): %s", "; ".join(problems))
-            reported = problems
-            line = status_line(self) if not problems else "unhealthy: " + "; ".join(problems)
-            if line != status:
-                status = line
-                n.status(line)
 
     async def _summaries(self) -> None:
         """One line per camera every ``log_summary_interval`` seconds."""
