@@ -23,7 +23,7 @@ from .capture import CaptureWorker, Frame
 from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
 from .config import Config
 from .control import Command, parse_command
-from .homeassistant import birth_topic, discovery_messages
+from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
 from .messages import ResultMessage, StatusMessage, state_payload
 from .metrics import Metrics
 from .publish import MqttPublisher
@@ -75,7 +75,7 @@ class Agent:
         self.client = ClassifyClient(cfg.api, session)
         subscriptions = self.topics.control_filters
         if cfg.homeassistant.discovery:
-            subscriptions += (birth_topic(cfg),)
+            subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
         retained = len(discovery_messages(cfg, self.topics)) + 3 * len(self.cameras) + 1
         self.publisher = MqttPublisher(cfg.mqtt, self.topics, loop, on_connect=self._republish,
                                        subscriptions=subscriptions, on_message=self._on_message,
@@ -212,6 +212,12 @@ class Agent:
             if payload.strip() == b"online":
                 log.info("Home Assistant came online: publishing discovery and current state again")
                 self._republish()
+            return
+        if self.cfg.homeassistant.discovery and topic.endswith("/config"):
+            if is_stale(self.cfg, self.topics, topic, payload):
+                assert self.publisher is not None
+                log.info("removing the Home Assistant entity of %s (no longer in the config)", topic)
+                self.publisher.publish(topic, b"", retain=True)
             return
         parsed = self.topics.parse_control(topic)
         if parsed is None:

@@ -48,6 +48,20 @@ def birth_topic(cfg: Config) -> str:
     return f"{cfg.homeassistant.prefix}/status"
 
 
+def own_configs_filter(cfg: Config) -> str:
+    """Every discovery config this agent may ever have published (retained)."""
+    return f"{cfg.homeassistant.prefix}/+/{node_id(cfg)}/+/config"
+
+
+def is_stale(cfg: Config, topics: Topics, topic: str, payload: bytes) -> bool:
+    """A retained config of ours that the current config no longer makes (a camera
+    or class removed): it should be cleared so Home Assistant drops the entity."""
+    if not payload or not re.fullmatch(re.escape(cfg.homeassistant.prefix) + r"/\w+/" + re.escape(node_id(cfg))
+                                       + r"/[a-zA-Z0-9_-]+/config", topic):
+        return False
+    return topic not in {t for t, _ in discovery_messages(cfg, topics)}
+
+
 def _common(cfg: Config, topics: Topics, cam: CameraConfig, key: str) -> dict[str, Any]:
     node = node_id(cfg)
     return {

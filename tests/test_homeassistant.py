@@ -104,3 +104,14 @@ def test_the_schema_check_catches_mistakes(mutate, why):
 def test_slug_and_birth_topic():
     assert slug("big truck!") == "big_truck" and slug("***") == "x"
     assert birth_topic(CFG) == "homeassistant/status"
+
+
+def test_stale_configs_are_recognised():
+    from edge_agent.homeassistant import is_stale, own_configs_filter
+
+    assert own_configs_filter(CFG) == "homeassistant/+/edge_agent_garage-pi/+/config"
+    current = discovery_messages(CFG, TOPICS)[0][0]
+    assert not is_stale(CFG, TOPICS, current, b"{}")
+    assert is_stale(CFG, TOPICS, "homeassistant/sensor/edge_agent_garage-pi/porch_class/config", b"{}")
+    assert not is_stale(CFG, TOPICS, "homeassistant/sensor/edge_agent_garage-pi/porch_class/config", b"")  # cleared
+    assert not is_stale(CFG, TOPICS, "homeassistant/sensor/edge_agent_other/porch_class/config", b"{}")  # not ours

@@ -262,3 +262,29 @@ def test_status_port_in_use_is_a_clear_fatal_error(tmp_path: Path, videos):
         finally:
             agent.close()
     assert f"status server cannot listen on 127.0.0.1:{port}" in agent.log()
+
+
+def test_entities_of_a_removed_camera_are_cleared(tmp_path: Path, videos, broker: Broker):
+    stale = "homeassistant/sensor/edge_agent_test/porch_class/config"
+    pub = Recorder(broker.port, "homeassistant")
+    try:
+        pub.client.publish(stale, '{"state_topic": "x"}', qos=1, retain=True).wait_for_publish(5)
+    finally:
+        pub.close()
+    with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
+                           cameras=[{"name": "door", "source": str(videos["red_long"]), "fps": 2, "loop": True}])
+        agent = AgentProc(tmp_path, cfg)
+        try:
+            wait_until(lambda: "removing the Home Assistant entity" in agent.log(), 15, what="the stale config cleared")
+        finally:
+            agent.signal(signal.SIGTERM)
+            assert agent.wait(10) == 0
+            agent.close()
+    late = Recorder(broker.port, "homeassistant")
+    try:
+        wait_until(lambda: any(m.topic.endswith("door_class/config") for m in late.all()), 10, what="current configs")
+        time.sleep(0.5)
+        assert not any(m.topic == stale for m in late.all())  # gone from the broker
+    finally:
+        late.close()
