@@ -3,5 +3,5 @@
 # against the local stand-in API and a local mosquitto, printing the MQTT traffic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh demo
 exec .venv/bin/python -m tools.demo "$@"

@@ -5,14 +5,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Runtime: python3 + venv. Tests: mosquitto (broker), ffmpeg (videos), openssl (TLS
-# certificates), chromium + chromium-driver (the status page), GStreamer's RTSP
-# server with its Python bindings (a real RTSP camera), systemd (systemd-analyze).
-APT_PACKAGES=(python3 python3-venv python3-pip mosquitto mosquitto-clients ffmpeg openssl
-              chromium chromium-driver
-              gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
-              gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
-              systemd)
+# Usage: scripts/setup.sh [demo|test]   (default: test)
+# demo: python3 + venv, mosquitto (the broker), ffmpeg (the sample clip).
+# test: also openssl (TLS certificates), chromium + chromium-driver (the status
+#       page), GStreamer's RTSP server with its Python bindings (a real RTSP
+#       camera), systemd (systemd-analyze).
+PROFILE="${1:-test}"
+APT_PACKAGES=(python3 python3-venv python3-pip mosquitto mosquitto-clients ffmpeg)
+if [ "$PROFILE" = "test" ]; then
+  APT_PACKAGES+=(openssl chromium chromium-driver
+                 gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
+                 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+                 systemd)
+elif [ "$PROFILE" != "demo" ]; then
+  echo "usage: scripts/setup.sh [demo|test]" >&2
+  exit 2
+fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
