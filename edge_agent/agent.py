@@ -294,6 +294,7 @@ class Agent:
                 log.info("%s: camera online (%s)", cam.name, cam.worker.spec.describe() if cam.worker else "")
         elif kind == "offline":
             cam.online = False
+            cam.failures += 1
             cam.offline_at = time.monotonic()
             text = self.redact(detail or "camera offline")
             cam.last_error = f"camera: {text}"
@@ -362,6 +363,8 @@ class Agent:
             last_error=cam.last_error,
             enabled=cam.enabled,
             fps=cam.fps,
+            camera_failures=cam.failures,
+            mqtt_disconnects=pub.disconnects if pub else 0,
         )
 
     def _publish_status(self, cam: CameraRuntime, *, force: bool = False) -> None:

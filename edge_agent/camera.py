@@ -74,6 +74,7 @@ class CameraRuntime:
     last_error: str | None = None
     requests_ok: int = 0
     requests_failed: int = 0
+    failures: int = 0  # camera: failed opens, reads and stalls since start
     episode: Episode = field(default_factory=Episode)
     order_tail: asyncio.Future[None] | None = None
     last_status: StatusMessage | None = None

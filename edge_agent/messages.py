@@ -60,6 +60,8 @@ class StatusMessage:
     last_error: str | None
     enabled: bool = True
     fps: float = 0.0
+    camera_failures: int = 0  # failed opens and reads since start
+    mqtt_disconnects: int = 0
 
     def health(self) -> tuple[object, ...]:
         """The fields whose change alone is worth a publish."""
@@ -78,4 +80,6 @@ class StatusMessage:
             "last_error": self.last_error,
             "enabled": self.enabled,
             "fps": round(self.fps, 3),
+            "camera_failures": self.camera_failures,
+            "mqtt_disconnects": self.mqtt_disconnects,
         })

@@ -43,6 +43,7 @@ def camera_view(agent: "Agent", cam: "CameraRuntime", now: float) -> dict[str, A
         "frames_sent": counts["sent"],
         "requests_ok": cam.requests_ok,
         "requests_failed": cam.requests_failed,
+        "camera_failures": cam.failures,
         "latency_ms": {"median": _ms(lat["median"]), "p95": _ms(lat["p95"]), "count": lat["count"]},
         "last_error": cam.last_error,
     }
@@ -62,7 +63,8 @@ def status_view(agent: "Agent") -> dict[str, Any]:
                                "count": len(all_latencies)},
                 "in_flight": agent.inflight.count, "max_in_flight": agent.inflight.limit},
         "mqtt": {"connected": bool(pub and pub.connected), "broker": f"{agent.cfg.mqtt.host}:{agent.cfg.mqtt.port}",
-                 "messages_dropped": pub.messages_dropped if pub else 0, "queued": pub.pending if pub else 0},
+                 "messages_dropped": pub.messages_dropped if pub else 0, "queued": pub.pending if pub else 0,
+                 "disconnects": pub.disconnects if pub else 0},
         "cameras": [camera_view(agent, cam, now) for cam in agent.cameras.values()],
     }
 

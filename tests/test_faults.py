@@ -112,6 +112,7 @@ def test_broker_killed_and_restarted(tmp_path: Path, videos):
                       <= up_at - time.monotonic() + time.time()]
             assert len(outage) <= 5 + 2
             assert status.json()["messages_dropped"] >= 5
+            assert status.json()["mqtt_disconnects"] >= 1  # the dead broker is counted
             rec2.close()
         finally:
             agent.signal(signal.SIGTERM)
@@ -137,7 +138,9 @@ def test_camera_source_that_appears_later(tmp_path: Path, videos, broker: Broker
             time.sleep(3.5)  # a few retries with backoff (1, 2, ... s)
             assert agent.proc.poll() is None
             shutil.copy(videos["red_long"], target)
-            recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "online", timeout=20, after=off.at)
+            online = recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "online", timeout=20,
+                                       after=off.at)
+            assert online.json()["camera_failures"] >= 2  # every failed attempt is counted
             assert recorder.wait_for("cam/state", timeout=10).json()["class"] == "red"
         finally:
             agent.signal(signal.SIGTERM)
