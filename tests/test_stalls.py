@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.helpers import ROOT, AgentProc, Broker, Recorder, agent_config, free_port, wait_until
+from tests.helpers import ROOT, AgentProc, Broker, Msg, Recorder, agent_config, free_port, wait_until
 from tests.streams import MjpegCamera
 from tools.standin_api import StandinApi, ThreadedStandin
 
@@ -90,6 +90,16 @@ def assert_no_secrets(agent: AgentProc, *recorders: Recorder) -> None:
         assert KEY not in text and CAM_PW not in text
 
 
+def trip(rec: Recorder, first: str, act) -> tuple[float, Msg]:
+    """Wait for state ``first``, do ``act()`` to the camera, and wait for the agent to
+    call it offline; returns when ``act`` ran and the offline status message."""
+    rec.wait_for("cam/state", lambda m: m.json()["class"] == first, timeout=30)
+    at = time.monotonic()
+    act()
+    off = rec.wait_for("cam/status", lambda m: m.json()["camera"] == "offline", after=at, timeout=STALL + 10)
+    return at, off
+
+
 def statuses_after(rec: Recorder, after: float, pred) -> bool:
     return any(m.at >= after and pred(m.json()) for m in rec.all("cam/status"))
 
@@ -98,11 +108,7 @@ def test_rtsp_server_frozen_then_resumed(tmp_path: Path, rtsp: RtspCamera, broke
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
         agent = start_agent(tmp_path, api, broker.port, rtsp.url())
         try:
-            recorder.wait_for("cam/state", lambda m: m.json()["class"] == "red", timeout=30)
-            frozen_at = time.monotonic()
-            rtsp.signal(signal.SIGSTOP)
-            off = recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "offline", after=frozen_at,
-                                    timeout=STALL + 10)
+            frozen_at, off = trip(recorder, "red", lambda: rtsp.signal(signal.SIGSTOP))
             assert off.at - frozen_at <= STALL + 2.5
             assert "no frame" in off.json()["last_error"] or "read failed" in off.json()["last_error"]
             time.sleep(6)  # reopen attempts against the frozen server time out and back off
@@ -127,12 +133,11 @@ def test_rtsp_server_killed_and_restarted(tmp_path: Path, rtsp: RtspCamera, brok
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
         agent = start_agent(tmp_path, api, broker.port, rtsp.url())
         try:
-            recorder.wait_for("cam/state", lambda m: m.json()["class"] == "red", timeout=30)
-            killed_at = time.monotonic()
-            rtsp.signal(signal.SIGKILL)
-            rtsp.proc.wait(5)
-            recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "offline", after=killed_at,
-                              timeout=STALL + 10)
+            def kill() -> None:
+                rtsp.signal(signal.SIGKILL)
+                rtsp.proc.wait(5)
+
+            killed_at, _ = trip(recorder, "red", kill)
             time.sleep(3)
             rtsp.start("blue")  # back on the same port, now seeing something else
             back = recorder.wait_for("cam/state", lambda m: m.json()["class"] == "blue", after=killed_at, timeout=60)
@@ -148,11 +153,7 @@ def test_mjpeg_stream_cut_mid_frame(tmp_path: Path, broker: Broker, recorder: Re
         url = cam.url.replace("http://", f"http://viewer:{CAM_PW}@")
         agent = start_agent(tmp_path, api, broker.port, url)
         try:
-            recorder.wait_for("cam/state", lambda m: m.json()["class"] == "red", timeout=30)
-            cut_at = time.monotonic()
-            cam.cut_mid_frame.set()
-            off = recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "offline", after=cut_at,
-                                    timeout=STALL + 10)
+            cut_at, off = trip(recorder, "red", cam.cut_mid_frame.set)
             assert off.at - cut_at <= STALL + 2.5
             cam.color = "green"
             cam.cut_mid_frame.clear()
