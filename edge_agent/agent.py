@@ -49,6 +49,11 @@ class Agent:
         self.inflight = InFlight(cfg.api.max_in_flight)
         self.cameras = {c.name: CameraRuntime.create(c) for c in cfg.cameras}
         self.metrics = Metrics(self.cameras, self._live_metrics)
+        # Home Assistant discovery: fixed by the config, so built once.
+        self.discovery = [(topic, json.dumps(payload, separators=(",", ":")).encode())
+                          for topic, payload in discovery_messages(cfg, self.topics)] \
+            if cfg.homeassistant.discovery else []
+        self._discovery_topics = {topic for topic, _ in self.discovery}
         self.started_at = time.time()
         self._stop = asyncio.Event()
         self._stopping = False
@@ -76,7 +81,7 @@ class Agent:
         subscriptions = self.topics.control_filters
         if cfg.homeassistant.discovery:
             subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
-        retained = len(discovery_messages(cfg, self.topics)) + 3 * len(self.cameras) + 1
+        retained = len(self.discovery) + 3 * len(self.cameras) + 1
         self.publisher = MqttPublisher(cfg.mqtt, self.topics, loop, on_connect=self._republish,
                                        subscriptions=subscriptions, on_message=self._on_message,
                                        retained_burst=2 * retained + 16)
@@ -214,7 +219,7 @@ class Agent:
                 self._republish()
             return
         if self.cfg.homeassistant.discovery and topic.endswith("/config"):
-            if is_stale(self.cfg, self.topics, topic, payload):
+            if is_stale(self.cfg, self._discovery_topics, topic, payload):
                 assert self.publisher is not None
                 log.info("removing the Home Assistant entity of %s (no longer in the config)", topic)
                 self.publisher.publish(topic, b"", retain=True)
@@ -387,9 +392,8 @@ class Agent:
     def _republish(self) -> None:
         """After every (re)connect and Home Assistant birth: every retained topic."""
         assert self.publisher is not None
-        if self.cfg.homeassistant.discovery:
-            for topic, payload in discovery_messages(self.cfg, self.topics):
-                self.publisher.publish(topic, json.dumps(payload, separators=(",", ":")).encode(), retain=True)
+        for topic, payload in self.discovery:
+            self.publisher.publish(topic, payload, retain=True)
         for cam in self.cameras.values():
             self._publish_status(cam, force=True)
             if cam.debouncer.state is not None:

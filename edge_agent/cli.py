@@ -87,7 +87,7 @@ def _warn_if_readable(path: str, cfg: Config) -> None:
     if literal_secrets(text):
         checks.append((path, "holds a secret"))
     if cfg.api.api_key_file:
-        checks.append((os.path.expandvars(cfg.api.api_key_file), "holds the API key"))
+        checks.append((cfg.api.api_key_file, "holds the API key"))
     for file, what in checks:
         try:
             mode = os.stat(file).st_mode

@@ -329,7 +329,7 @@ def _api(sec: _Section, env_base: Path) -> ApiConfig:
         url=url.rstrip("/"),
         model=model or "",
         api_key=key or "",
-        api_key_file=key_file,
+        api_key_file=str(path) if key_file else None,  # resolved against the config's folder
         key_transport=sec.choice("key_transport", "query", ("query", "header")),
         timeout=sec.num("timeout", ApiConfig.timeout, gt=0),
         max_in_flight=sec.num("max_in_flight", ApiConfig.max_in_flight, integer=True, ge=1, le=64),

@@ -53,13 +53,14 @@ def own_configs_filter(cfg: Config) -> str:
     return f"{cfg.homeassistant.prefix}/+/{node_id(cfg)}/+/config"
 
 
-def is_stale(cfg: Config, topics: Topics, topic: str, payload: bytes) -> bool:
+def is_stale(cfg: Config, current: set[str], topic: str, payload: bytes) -> bool:
     """A retained config of ours that the current config no longer makes (a camera
-    or class removed): it should be cleared so Home Assistant drops the entity."""
+    or class removed; ``current`` holds the topics it does make): it should be
+    cleared so Home Assistant drops the entity."""
     if not payload or not re.fullmatch(re.escape(cfg.homeassistant.prefix) + r"/\w+/" + re.escape(node_id(cfg))
                                        + r"/[a-zA-Z0-9_-]+/config", topic):
         return False
-    return topic not in {t for t, _ in discovery_messages(cfg, topics)}
+    return topic not in current
 
 
 def _common(cfg: Config, topics: Topics, cam: CameraConfig, key: str) -> dict[str, Any]:

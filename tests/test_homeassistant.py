@@ -110,8 +110,8 @@ def test_stale_configs_are_recognised():
     from edge_agent.homeassistant import is_stale, own_configs_filter
 
     assert own_configs_filter(CFG) == "homeassistant/+/edge_agent_garage-pi/+/config"
-    current = discovery_messages(CFG, TOPICS)[0][0]
-    assert not is_stale(CFG, TOPICS, current, b"{}")
-    assert is_stale(CFG, TOPICS, "homeassistant/sensor/edge_agent_garage-pi/porch_class/config", b"{}")
-    assert not is_stale(CFG, TOPICS, "homeassistant/sensor/edge_agent_garage-pi/porch_class/config", b"")  # cleared
-    assert not is_stale(CFG, TOPICS, "homeassistant/sensor/edge_agent_other/porch_class/config", b"{}")  # not ours
+    current = {t for t, _ in discovery_messages(CFG, TOPICS)}
+    assert not is_stale(CFG, current, next(iter(current)), b"{}")
+    assert is_stale(CFG, current, "homeassistant/sensor/edge_agent_garage-pi/porch_class/config", b"{}")
+    assert not is_stale(CFG, current, "homeassistant/sensor/edge_agent_garage-pi/porch_class/config", b"")  # cleared
+    assert not is_stale(CFG, current, "homeassistant/sensor/edge_agent_other/porch_class/config", b"{}")  # not ours
