@@ -6,6 +6,12 @@ encodes only a frame that ``should_take`` accepts: the fps budget, the shared
 in-flight limit and the API's backoff all have room for it. Any other frame is
 dropped and counted; nothing is queued, so a result is never about a stale frame.
 
+An MJPEG source (HTTP MJPEG cameras, MJPEG files) is read in FFmpeg's demux-only
+mode: ``grab()`` then only reads a frame's bytes, and just the frames taken are
+decoded, by libjpeg, scaled down in the decoder when the sizes allow it
+(``jpeg_scale``). Every frame of H.264 and the like must be decoded, as later
+frames are built on earlier ones; V4L2 devices already decode in ``retrieve()``.
+
 A source that fails to open, ends (unless it loops), fails to read or gives no
 frame for ``stall_timeout`` is released and reopened with exponential backoff
 (capped at 60 s).
@@ -34,7 +40,7 @@ except AttributeError:  # pragma: no cover - very old OpenCV builds
 
 from .backoff import Backoff
 from .config import CameraConfig
-from .encode import prepare, resize_for_api
+from .encode import decode_jpeg, jpeg_scale, prepare, resize_for_api
 from .redact import redact_url
 
 log = logging.getLogger("edge_agent.capture")
@@ -43,6 +49,8 @@ PREVIEW_SIZE = 640  # longest side of the copy kept for the status page and snap
 REOPEN_INITIAL = 1.0
 REOPEN_CAP = 60.0
 DEFAULT_FILE_FPS = 25.0
+MJPEG_FOURCC = int.from_bytes(b"MJPG", "little")
+RAW_FAILURES_BEFORE_FALLBACK = 3  # undecodable JPEGs in a row, none good yet: let FFmpeg decode
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,14 @@ class CaptureWorker:
         # returns shows as an ever older busy_since, and the systemd watchdog stops.
         self.busy_since: float | None = None
         self.ended = False
+        # MJPEG read demux-only, decoded by us on take (see the module docstring);
+        # turned off for good if this source's JPEGs turn out not to decode that way.
+        self.decode_on_take = False
+        self._raw_allowed = True
+        self._raw_good = False
+        self._raw_failures = 0
+        self._scale = 1
+        self._reopen_now = False
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -162,6 +178,8 @@ class CaptureWorker:
                 outcome = self._open_and_pump()
                 if self._stop.is_set():
                     break
+                if outcome == "reopen":
+                    continue
                 if outcome == "ended":
                     if self.cfg.loop:
                         continue
@@ -190,7 +208,41 @@ class CaptureWorker:
             return f"cannot open {spec.describe()}"
         if spec.kind == "device":
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a queue of old ones
+        else:
+            self._setup_raw(cap)
         return cap
+
+    def _setup_raw(self, cap: cv2.VideoCapture) -> None:
+        """Demux-only reading for an MJPEG source; must happen before the first grab."""
+        self.decode_on_take = False
+        self._scale = 1
+        if not self._raw_allowed or int(cap.get(cv2.CAP_PROP_FOURCC)) != MJPEG_FOURCC:
+            return
+        if cap.set(cv2.CAP_PROP_FORMAT, -1):
+            self.decode_on_take = True
+            width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            if width > 0 and height > 0:
+                self._scale = jpeg_scale(width, height, self.image_size, self.cfg.region, PREVIEW_SIZE)
+
+    def _pixels(self, cap: cv2.VideoCapture) -> np.ndarray | None:
+        """The grabbed frame as BGR pixels (None if it cannot be decoded)."""
+        ok, data = cap.retrieve()
+        if not ok or data is None:
+            return None
+        if not self.decode_on_take:
+            return data
+        image = decode_jpeg(data, self._scale)
+        if image is not None:
+            self._raw_good, self._raw_failures = True, 0
+        elif not self._raw_good:
+            self._raw_failures += 1
+            if self._raw_failures >= RAW_FAILURES_BEFORE_FALLBACK:
+                # Not plain JPEGs (e.g. interlaced MJPEG): FFmpeg decodes from the next open on.
+                log.warning("%s: frames do not decode as JPEG on their own; decoding every frame instead",
+                            self.cfg.name)
+                self._raw_allowed = False
+                self._reopen_now = True
+        return image
 
     def _open_and_pump(self) -> str:
         self.busy_since = time.monotonic()
@@ -218,6 +270,9 @@ class CaptureWorker:
         first = True
         stall = self.cfg.stall_timeout
         while not self._stop.is_set():
+            if self._reopen_now:
+                self._reopen_now = False
+                return "reopen"
             if pace is not None:
                 # Play a file at its own frame rate, as a camera would deliver it.
                 due = start + n / pace
@@ -256,15 +311,15 @@ class CaptureWorker:
 
     def _snapshot(self, cap: cv2.VideoCapture, now: float) -> None:
         self._snapshot_wanted.clear()
-        ok, image = cap.retrieve()
-        if ok and image is not None and self._on_snapshot is not None:
+        image = self._pixels(cap)
+        if image is not None and self._on_snapshot is not None:
             self._on_snapshot(resize_for_api(image, PREVIEW_SIZE), time.time() - (time.monotonic() - now))
 
     def _take(self, cap: cv2.VideoCapture, now: float) -> None:
         captured_at = time.time() - (time.monotonic() - now)
         try:
-            ok, image = cap.retrieve()
-            if not ok or image is None:
+            image = self._pixels(cap)
+            if image is None:
                 self._release()
                 self.frames_dropped += 1
                 return
@@ -277,5 +332,5 @@ class CaptureWorker:
             return
         self._seq += 1
         self.frames_sent += 1
-        h, w = image.shape[:2]
+        h, w = image.shape[0] * self._scale, image.shape[1] * self._scale
         self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h, preview))

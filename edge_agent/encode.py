@@ -49,6 +49,36 @@ def crop(frame: np.ndarray, region: Region | None) -> np.ndarray:
     return frame[y1:y2, x1:x2]
 
 
+def jpeg_scale(width: int, height: int, longest: int, region: Region | None, preview: int) -> int:
+    """How far a camera's JPEG may be scaled down while it is decoded (1, 2, 4 or 8).
+
+    libjpeg can decode at 1/2, 1/4 or 1/8 size for a fraction of the work. That is
+    allowed only when it changes nothing that is sent: the region must still have at
+    least ``longest`` pixels on its longest side (or all of its own, when smaller),
+    and the whole frame at least ``preview``. Pure maths:
+    ``jpeg_scale(1920, 1080, 416, None, 640) == 2``; ``jpeg_scale(640, 480, 416, None, 640) == 1``.
+    """
+    x1, y1, x2, y2 = region_box(width, height, region) if region is not None else (0, 0, width, height)
+    region_side = max(x2 - x1, y2 - y1)
+    frame_side = max(width, height)
+    for scale in (8, 4, 2):
+        if (region_side // scale >= min(longest, region_side)
+                and frame_side // scale >= min(preview, frame_side)):
+            return scale
+    return 1
+
+
+JPEG_SCALE_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                    8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_jpeg(data: np.ndarray | bytes, scale: int = 1) -> np.ndarray | None:
+    """A camera's JPEG to BGR pixels at 1/``scale`` size; None when it is not a JPEG."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data.reshape(-1)
+    # Camera frames carry no meaningful EXIF orientation; FFmpeg ignores it too.
+    return cv2.imdecode(buf, JPEG_SCALE_FLAGS[scale] | cv2.IMREAD_IGNORE_ORIENTATION)
+
+
 def resize_for_api(frame: np.ndarray, longest: int) -> np.ndarray:
     height, width = frame.shape[:2]
     size = target_size(width, height, longest)

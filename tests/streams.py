@@ -25,9 +25,10 @@ class MjpegCamera:
     """Serves ``/stream`` at ``fps``; ``color`` may be changed while it runs;
     ``freeze()`` stops sending mid-stream without closing the connection."""
 
-    def __init__(self, color: str = "red", fps: float = 10):
+    def __init__(self, color: str = "red", fps: float = 10, size: tuple[int, int] = (320, 240)):
         self.color = color
         self.fps = fps
+        self.size = size
         self.frozen = threading.Event()
         self.cut_mid_frame = threading.Event()  # send half a frame, then nothing, connection left open
         self.clients = 0
@@ -45,7 +46,7 @@ class MjpegCamera:
             if self.frozen.is_set():
                 await asyncio.sleep(0.05)
                 continue
-            jpeg = cache.setdefault(self.color, solid_jpeg(self.color))
+            jpeg = cache.setdefault(self.color, solid_jpeg(self.color, self.size))
             if self.cut_mid_frame.is_set():
                 try:
                     await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "

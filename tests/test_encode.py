@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.encode import prepare, region_box, target_size
+from edge_agent.encode import decode_jpeg, jpeg_scale, prepare, region_box, target_size
 
 
 @pytest.mark.parametrize("w,h,longest,expected", [
@@ -64,3 +64,29 @@ def test_prepare_sends_only_the_region():
     back = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert back.shape[:2] == (416, 277)  # a 320x480 crop, longest side 416
     assert back[..., 0].mean() > 240 and back[..., 2].mean() < 15
+
+
+@pytest.mark.parametrize("w,h,region,expected", [
+    (640, 480, None, 1),            # 320 < 416 and < 640 preview: no scaling
+    (1280, 720, None, 2),           # 640 keeps the preview; 640 > 416
+    (1920, 1080, None, 2),          # 480 would shrink the preview below 640
+    (3840, 2160, None, 4),          # 960: enough for both
+    (5120, 2880, None, 8),
+    (320, 240, None, 1),            # small frames are never scaled
+    (1920, 1080, (0.0, 0.0, 0.25, 0.25), 1),   # a 480x270 region needs every pixel for 416
+    (3840, 2160, (0.0, 0.0, 0.5, 0.5), 4),     # a 1920x1080 region: 480 at 1/4 is still > 416
+    (3840, 2160, (0.0, 0.0, 0.1, 0.1), 1),     # 384x216 region: smaller than 416, keep it all
+])
+def test_jpeg_scale(w, h, region, expected):
+    assert jpeg_scale(w, h, 416, region, 640) == expected
+
+
+def test_decode_jpeg_at_reduced_size():
+    img = np.zeros((720, 1280, 3), np.uint8)
+    img[:] = (255, 0, 0)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    full, half = decode_jpeg(buf.tobytes()), decode_jpeg(buf, 2)
+    assert full.shape == (720, 1280, 3) and half.shape == (360, 640, 3)
+    assert half[..., 0].mean() > 250 and half[..., 2].mean() < 5
+    assert decode_jpeg(b"not a jpeg") is None

@@ -1,0 +1,136 @@
+"""The capture thread on real sources, in-process: what it decodes, and when.
+
+An MJPEG source is read demux-only and only the frames taken are decoded (scaled
+down in libjpeg when that changes nothing sent); H.264 is decoded by FFmpeg. The
+frames delivered are the same either way: right colour, right size."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import edge_agent.capture as capture
+from edge_agent.capture import PREVIEW_SIZE, CaptureWorker, Frame
+from edge_agent.config import CameraConfig
+from tests.helpers import make_video
+from tests.streams import MjpegCamera
+
+
+class Taker:
+    """Takes one frame in ``every``; collects what is delivered and the events."""
+
+    def __init__(self, every: int = 5):
+        self.every = every
+        self.seen = 0
+        self.frames: list[Frame] = []
+        self.events: list[str] = []
+        self.got = threading.Event()
+
+    def should_take(self, mono: float) -> bool:
+        self.seen += 1
+        return self.seen % self.every == 0
+
+    def deliver(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        if len(self.frames) >= 3:
+            self.got.set()
+
+    def worker(self, source: str, *, image_size: int = 416, region=None) -> CaptureWorker:
+        cfg = CameraConfig(name="cam", source=source, fps=5, loop=True, stall_timeout=3, region=region)
+        return CaptureWorker(cfg, image_size=image_size, jpeg_quality=80, should_take=self.should_take,
+                             deliver=self.deliver, release=lambda: None,
+                             on_event=lambda kind, detail: self.events.append(kind), open_timeout=5)
+
+
+def run(taker: Taker, worker: CaptureWorker, timeout: float = 20) -> list[Frame]:
+    worker.start()
+    try:
+        assert taker.got.wait(timeout), f"no frames delivered; events {taker.events}"
+    finally:
+        worker.stop()
+        assert worker.join(10)
+    return taker.frames
+
+
+def colour_of(jpeg: bytes) -> tuple[int, int, int]:
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    b, g, r = (int(round(c)) for c in img.reshape(-1, 3).mean(axis=0))
+    return b, g, r
+
+
+def api_size(jpeg: bytes) -> tuple[int, int]:
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    return img.shape[1], img.shape[0]
+
+
+def test_mjpeg_file_is_decoded_only_when_taken(tmp_path: Path):
+    video = make_video(tmp_path / "red.avi", [("red", 2)], size="640x480", codec="mjpeg")
+    taker = Taker()
+    worker = taker.worker(str(video))
+    frames = run(taker, worker)
+    assert worker.decode_on_take
+    for f in frames:
+        b, g, r = colour_of(f.jpeg)
+        assert r > 200 and g < 40 and b < 40
+        assert api_size(f.jpeg) == (416, 312)
+        assert f.preview.shape[:2] == (480, 640)
+    # decode_on_take means retrieve() gave the JPEG's bytes and libjpeg made the pixels:
+    # had FFmpeg decoded, retrieve() would give pixels, which are no JPEG, and it would fall back.
+    assert not worker._raw_failures
+
+
+def test_large_mjpeg_stream_is_scaled_down_in_the_decoder(tmp_path: Path):
+    # 1280x720: half size in libjpeg still leaves 640 for the preview and > 416 for the API.
+    with MjpegCamera("blue", fps=15, size=(1280, 720)) as cam:
+        taker = Taker(every=3)
+        worker = taker.worker(cam.url)
+        frames = run(taker, worker)
+    assert worker.decode_on_take and worker._scale == 2
+    for f in frames:
+        b, g, r = colour_of(f.jpeg)
+        assert b > 200 and g < 40 and r < 40
+        assert api_size(f.jpeg) == (416, 234)
+        assert f.preview.shape[:2] == (360, 640)
+        assert (f.width, f.height) == (1280, 720)
+
+
+def test_region_of_a_large_mjpeg_frame_keeps_its_full_resolution(tmp_path: Path):
+    # The region is 320x180 of a 1280x720 frame: smaller than image_size, so no scaling.
+    with MjpegCamera("green", fps=15, size=(1280, 720)) as cam:
+        taker = Taker(every=3)
+        worker = taker.worker(cam.url, region=(0.0, 0.0, 0.25, 0.25))
+        frames = run(taker, worker)
+    assert worker.decode_on_take and worker._scale == 1
+    assert all(api_size(f.jpeg) == (320, 180) for f in frames)
+
+
+def test_h264_is_decoded_by_ffmpeg(tmp_path: Path):
+    video = make_video(tmp_path / "green.mp4", [("green", 2)], size="640x480")
+    taker = Taker()
+    worker = taker.worker(str(video))
+    frames = run(taker, worker)
+    assert not worker.decode_on_take
+    b, g, r = colour_of(frames[-1].jpeg)
+    assert g > 100 and r < 60 and b < 60
+
+
+def test_mjpeg_that_libjpeg_cannot_read_falls_back_to_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture):
+    # Stands for MJPEG variants a lone JPEG decoder rejects (e.g. interlaced fields):
+    # after a few failures and no success the worker reopens and lets FFmpeg decode.
+    monkeypatch.setattr(capture, "decode_jpeg", lambda data, scale=1: None)
+    video = make_video(tmp_path / "red.avi", [("red", 2)], size="320x240", codec="mjpeg")
+    taker = Taker(every=2)
+    worker = taker.worker(str(video))
+    frames = run(taker, worker)
+    assert not worker.decode_on_take
+    b, g, r = colour_of(frames[-1].jpeg)
+    assert r > 200 and g < 40 and b < 40
+    assert worker.frames_dropped >= capture.RAW_FAILURES_BEFORE_FALLBACK
+    assert sum("decoding every frame instead" in r.getMessage() for r in caplog.records) == 1
+    assert taker.events.count("offline") == 0  # a change of decoder is not an outage
