@@ -104,6 +104,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _warn_if_readable(args.config, cfg)
     # RTSP over TCP: no lost UDP packets (smeared frames) on Wi-Fi. Users may override.
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    # No linear algebra here: one OpenBLAS thread (numpy's and OpenCV's each start
+    # an idle pool at import otherwise). Must be set before numpy is imported.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .agent import Agent
 
     async def main() -> int:

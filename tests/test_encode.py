@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.encode import decode_jpeg, jpeg_scale, prepare, region_box, target_size
+from edge_agent.encode import decode_jpeg, jpeg_scale, prepare, region_box, shrink, target_size
 
 
 @pytest.mark.parametrize("w,h,longest,expected", [
@@ -90,3 +90,24 @@ def test_decode_jpeg_at_reduced_size():
     assert full.shape == (720, 1280, 3) and half.shape == (360, 640, 3)
     assert half[..., 0].mean() > 250 and half[..., 2].mean() < 5
     assert decode_jpeg(b"not a jpeg") is None
+
+
+@pytest.mark.parametrize("src,size", [((1920, 1080), (416, 234)), ((1280, 720), (416, 234)), ((3840, 2160), (416, 234))])
+def test_shrink_averages_fine_detail_instead_of_aliasing(src, size):
+    # A one-pixel checkerboard is pure detail above what the smaller image can show:
+    # a proper downscale turns it grey; sampling (nearest, plain bilinear at 4x) would not.
+    # (Below 2x the last bilinear step is used as is: see the camera-like test below.)
+    board = (np.indices((src[1], src[0])).sum(axis=0) % 2 * 255).astype(np.uint8)
+    out = shrink(cv2.merge([board, board, board]), size)
+    assert (out.shape[1], out.shape[0]) == size
+    assert abs(float(out.mean()) - 127.5) < 3
+    assert float(out.std()) < 10  # plain bilinear leaves a std of ~42 here
+
+
+def test_shrink_is_close_to_area_averaging_on_camera_like_content():
+    rng = np.random.default_rng(1)
+    base = cv2.resize(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    noisy = cv2.add(base, rng.integers(0, 24, base.shape, dtype=np.uint8))
+    for size in ((416, 234), (640, 360), (1280, 720)):
+        ref = cv2.resize(noisy, size, interpolation=cv2.INTER_AREA)
+        assert cv2.PSNR(ref, shrink(noisy, size)) > 30
