@@ -193,13 +193,16 @@ def bench_cpu(work: Path, video: Path, label: str, windows: int, window_s: float
             try:
                 procs.append(start_script(work, "floor.py", FLOOR_LOOP, [str(video)]))
                 procs.append(start_script(work, "naive.py", NAIVE_LOOP,
-                                          [str(video), f"{api.url}/colours/1?api_key=bench-key", "2"]))
+                                          [str(video), f"{api.url}/naive-loop/1?api_key=bench-key", "2"]))
                 time.sleep(5)  # warm-up: imports, first open
                 a, f, b = (Sampled("agent", agent.proc.pid), Sampled("floor", procs[0].pid),
                            Sampled("naive", procs[1].pid))
-                n0, t0 = len(api.requests()), time.monotonic()
+                def agent_requests() -> int:
+                    return sum(1 for r in api.requests() if r.path.startswith("/colours/"))
+
+                n0, t0 = agent_requests(), time.monotonic()
                 sample_together([a, f, b], windows, window_s)
-                rate = (len(api.requests()) - n0) / (time.monotonic() - t0)
+                rate = (agent_requests() - n0) / (time.monotonic() - t0)
                 agent_rss, naive_rss = a.rss(), b.rss()
                 agent_hwm = rss_mb(agent.proc.pid, "VmHWM")
             finally:
