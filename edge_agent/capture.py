@@ -41,6 +41,7 @@ except AttributeError:  # pragma: no cover - very old OpenCV builds
 from .backoff import Backoff
 from .config import CameraConfig
 from .encode import decode_jpeg, jpeg_scale, prepare, resize_for_api
+from .episode import Episode
 from .redact import redact_url
 
 log = logging.getLogger("edge_agent.capture")
@@ -143,6 +144,7 @@ class CaptureWorker:
         self._raw_failures = 0
         self._scale = 1
         self._reopen_now = False
+        self._bad_frames = Episode()  # frames that would not decode or encode: logged once a run of them
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -309,6 +311,13 @@ class CaptureWorker:
             self._take(cap, now)
         return "stopped"
 
+    def _bad_frame(self, what: str) -> None:
+        """A taken frame that yields nothing to send: dropped, counted, logged once a run."""
+        self._release()
+        self.frames_dropped += 1
+        if self._bad_frames.fail(what):
+            log.warning("%s: %s; dropping such frames (logged once until one decodes)", self.cfg.name, what)
+
     def _snapshot(self, cap: cv2.VideoCapture, now: float) -> None:
         self._snapshot_wanted.clear()
         image = self._pixels(cap)
@@ -320,16 +329,16 @@ class CaptureWorker:
         try:
             image = self._pixels(cap)
             if image is None:
-                self._release()
-                self.frames_dropped += 1
+                self._bad_frame("a frame did not decode")
                 return
             jpeg = prepare(image, self.image_size, self.jpeg_quality, self.cfg.region)
             preview = resize_for_api(image, PREVIEW_SIZE)
         except Exception as exc:  # a corrupt frame must not end the capture
-            self._release()
-            self.frames_dropped += 1
-            log.warning("%s: could not decode or encode a frame: %s", self.cfg.name, type(exc).__name__)
+            self._bad_frame(f"a frame could not be decoded or encoded: {type(exc).__name__}")
             return
+        bad = self._bad_frames.ok()
+        if bad:
+            log.info("%s: frames decode again, after %d that did not", self.cfg.name, bad)
         self._seq += 1
         self.frames_sent += 1
         h, w = image.shape[0] * self._scale, image.shape[1] * self._scale

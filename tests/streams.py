@@ -31,6 +31,7 @@ class MjpegCamera:
         self.size = size
         self.frozen = threading.Event()
         self.cut_mid_frame = threading.Event()  # send half a frame, then nothing, connection left open
+        self.garbage = threading.Event()  # send parts that are not JPEGs (a camera's broken frames)
         self.clients = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -47,6 +48,8 @@ class MjpegCamera:
                 await asyncio.sleep(0.05)
                 continue
             jpeg = cache.setdefault(self.color, solid_jpeg(self.color, self.size))
+            if self.garbage.is_set():
+                jpeg = b"\xff\xd8" + b"this is not a JPEG " * 64
             if self.cut_mid_frame.is_set():
                 try:
                     await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "

@@ -6,6 +6,7 @@ frames delivered are the same either way: right colour, right size."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -134,3 +135,32 @@ def test_mjpeg_that_libjpeg_cannot_read_falls_back_to_ffmpeg(tmp_path: Path, mon
     assert worker.frames_dropped >= capture.RAW_FAILURES_BEFORE_FALLBACK
     assert sum("decoding every frame instead" in r.getMessage() for r in caplog.records) == 1
     assert taker.events.count("offline") == 0  # a change of decoder is not an outage
+
+
+def test_broken_frames_are_dropped_counted_and_logged_once_per_run(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="edge_agent.capture")
+    with MjpegCamera("red", fps=20) as cam:
+        taker = Taker(every=2)
+        worker = taker.worker(cam.url)
+        worker.start()
+        try:
+            assert taker.got.wait(20)
+            cam.garbage.set()
+            deadline = time.monotonic() + 20
+            while worker.frames_dropped < 10 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            dropped = worker.frames_dropped
+            assert dropped >= 10
+            cam.garbage.clear()
+            n = len(taker.frames)
+            while len(taker.frames) < n + 3 and time.monotonic() < deadline + 20:
+                time.sleep(0.1)
+            assert len(taker.frames) >= n + 3  # good frames flow again, without a reopen
+        finally:
+            worker.stop()
+            assert worker.join(10)
+    assert worker.decode_on_take  # broken frames after good ones are the camera's fault, not the mode's
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("did not decode" in m for m in messages) == 1
+    assert sum("frames decode again" in m for m in messages) == 1
+    assert "offline" not in taker.events
