@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .decide import State
@@ -12,6 +12,10 @@ from .reply import Classification, Prediction
 
 def _json(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _predictions(predictions: tuple[Prediction, ...]) -> list[dict[str, Any]]:
+    return [{"class": p.cls, "confidence": round(p.confidence, 6)} for p in predictions]
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class ResultMessage:
             "model": self.model,
             "top": r.top,
             "confidence": round(r.confidence, 6),
-            "predictions": [{"class": p.cls, "confidence": round(p.confidence, 6)} for p in r.predictions],
+            "predictions": _predictions(r.predictions),
             "captured_at": round(self.captured_at, 3),
             "latency_ms": round(self.latency_ms, 1),
         }
@@ -43,7 +47,7 @@ def state_payload(state: State, predictions: tuple[Prediction, ...] | None = Non
     body: dict[str, Any] = {"class": state.cls, "confidence": round(state.confidence, 6),
                             "since": round(state.since, 3)}
     if predictions is not None:
-        body["predictions"] = [{"class": p.cls, "confidence": round(p.confidence, 6)} for p in predictions]
+        body["predictions"] = _predictions(predictions)
     return _json(body)
 
 
@@ -68,18 +72,4 @@ class StatusMessage:
         return (self.camera, self.api, self.last_error, self.enabled, self.fps)
 
     def payload(self) -> bytes:
-        return _json({
-            "camera": self.camera,
-            "api": self.api,
-            "frames_captured": self.frames_captured,
-            "frames_dropped": self.frames_dropped,
-            "frames_sent": self.frames_sent,
-            "requests_ok": self.requests_ok,
-            "requests_failed": self.requests_failed,
-            "messages_dropped": self.messages_dropped,
-            "last_error": self.last_error,
-            "enabled": self.enabled,
-            "fps": round(self.fps, 3),
-            "camera_failures": self.camera_failures,
-            "mqtt_disconnects": self.mqtt_disconnects,
-        })
+        return _json({**asdict(self), "fps": round(self.fps, 3)})  # every field, in declaration order
