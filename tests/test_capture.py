@@ -58,15 +58,11 @@ def run(taker: Taker, worker: CaptureWorker, timeout: float = 20) -> list[Frame]
     return taker.frames
 
 
-def colour_of(jpeg: bytes) -> tuple[int, int, int]:
+def sent(jpeg: bytes) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    """What the API would get: the picture's mean (B, G, R) and its (width, height)."""
     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     b, g, r = (int(round(c)) for c in img.reshape(-1, 3).mean(axis=0))
-    return b, g, r
-
-
-def api_size(jpeg: bytes) -> tuple[int, int]:
-    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    return img.shape[1], img.shape[0]
+    return (b, g, r), (img.shape[1], img.shape[0])
 
 
 def test_mjpeg_file_is_decoded_only_when_taken(tmp_path: Path):
@@ -76,9 +72,9 @@ def test_mjpeg_file_is_decoded_only_when_taken(tmp_path: Path):
     frames = run(taker, worker)
     assert worker.decode_on_take
     for f in frames:
-        b, g, r = colour_of(f.jpeg)
+        (b, g, r), size = sent(f.jpeg)
         assert r > 200 and g < 40 and b < 40
-        assert api_size(f.jpeg) == (416, 312)
+        assert size == (416, 312)
         assert f.preview.shape[:2] == (480, 640)
     # decode_on_take means retrieve() gave the JPEG's bytes and libjpeg made the pixels:
     # had FFmpeg decoded, retrieve() would give pixels, which are no JPEG, and it would fall back.
@@ -93,9 +89,9 @@ def test_large_mjpeg_stream_is_scaled_down_in_the_decoder(tmp_path: Path):
         frames = run(taker, worker)
     assert worker.decode_on_take and worker._scale == 2
     for f in frames:
-        b, g, r = colour_of(f.jpeg)
+        (b, g, r), size = sent(f.jpeg)
         assert b > 200 and g < 40 and r < 40
-        assert api_size(f.jpeg) == (416, 234)
+        assert size == (416, 234)
         assert f.preview.shape[:2] == (360, 640)
         assert (f.width, f.height) == (1280, 720)
 
@@ -107,7 +103,7 @@ def test_region_of_a_large_mjpeg_frame_keeps_its_full_resolution(tmp_path: Path)
         worker = taker.worker(cam.url, region=(0.0, 0.0, 0.25, 0.25))
         frames = run(taker, worker)
     assert worker.decode_on_take and worker._scale == 1
-    assert all(api_size(f.jpeg) == (320, 180) for f in frames)
+    assert all(sent(f.jpeg)[1] == (320, 180) for f in frames)
 
 
 def test_h264_is_decoded_by_ffmpeg(tmp_path: Path):
@@ -116,7 +112,7 @@ def test_h264_is_decoded_by_ffmpeg(tmp_path: Path):
     worker = taker.worker(str(video))
     frames = run(taker, worker)
     assert not worker.decode_on_take
-    b, g, r = colour_of(frames[-1].jpeg)
+    (b, g, r), _ = sent(frames[-1].jpeg)
     assert g > 100 and r < 60 and b < 60
 
 
@@ -130,7 +126,7 @@ def test_mjpeg_that_libjpeg_cannot_read_falls_back_to_ffmpeg(tmp_path: Path, mon
     worker = taker.worker(str(video))
     frames = run(taker, worker)
     assert not worker.decode_on_take
-    b, g, r = colour_of(frames[-1].jpeg)
+    (b, g, r), _ = sent(frames[-1].jpeg)
     assert r > 200 and g < 40 and b < 40
     assert worker.frames_dropped >= capture.RAW_FAILURES_BEFORE_FALLBACK
     assert sum("decoding every frame instead" in r.getMessage() for r in caplog.records) == 1
