@@ -151,6 +151,9 @@ class Sampled:
         self.name, self.pid, self.cpu = name, pid, []
         self._last = cpu_seconds(pid)
 
+    def restart(self) -> None:
+        self._last, self.cpu = cpu_seconds(self.pid), []
+
     def sample(self, dt: float) -> None:
         now = cpu_seconds(self.pid)
         self.cpu.append((now - self._last) / dt * 100)
@@ -164,8 +167,7 @@ def sample_together(procs: list[Sampled], windows: int, seconds: float) -> None:
     """Every process is measured over the very same windows, so a busy neighbour on
     a shared machine shifts all of them alike; ratios and differences stay fair."""
     for p in procs:
-        p.sample(1.0)  # start every window count from now
-        p.cpu.clear()
+        p.restart()
     for _ in range(windows):
         t0 = time.monotonic()
         time.sleep(seconds)
