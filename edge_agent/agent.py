@@ -2,8 +2,12 @@
 
 Threads: one per camera (OpenCV), paho's network thread, and this asyncio loop,
 which owns every piece of mutable agent state. Capture threads call in only
-through ``_should_take`` (thread-safe: per-camera gate, a locked in-flight
-counter, one float read) and ``call_soon_threadsafe``.
+through their camera's :class:`~edge_agent.admission.Admission` (thread-safe:
+rate, change gate, budget, API guard, in-flight limit) and ``call_soon_threadsafe``.
+
+The classifier client and the MQTT output are made by factories the caller may
+replace, so the agent's logic is tested in-process with fakes
+(``tests/test_agent_inprocess.py``).
 """
 
 from __future__ import annotations
@@ -12,24 +16,30 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from . import __version__
 from .annotate import annotate
-from .camera import CameraRuntime, InFlight, Latest
+from .admission import Admission, InFlight
+from .budget import Budget
+from .camera import CameraRuntime, Latest
 from .capture import CaptureWorker, Frame
 from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
 from .config import Config
 from .control import Command, parse_command
+from .episode import Episode
 from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
-from .messages import ResultMessage, StatusMessage, state_payload
+from .messages import ResultMessage, StatusMessage, budget_payload, state_payload
 from .metrics import Metrics
 from .publish import MqttPublisher
 from .redact import Redactor
 from .topics import Topics
 from .sdnotify import Notifier
+from .settings import Settings
+from .store import JsonFile, ensure_state_dir
 from .supervise import supervise
 from .view import summary_line
 
@@ -39,15 +49,62 @@ WATCHDOG_PERIOD = 0.5
 STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop must fit in 5 s)
 
 
+class Classifier(Protocol):
+    async def classify(self, jpeg: bytes) -> Reply: ...
+
+
+class Output(Protocol):
+    """Where results, states and status go (MqttPublisher; a recorder in tests)."""
+    connected: bool
+    messages_dropped: int
+    disconnects: int
+    pending: int
+
+    def start(self) -> None: ...
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None: ...
+    async def stop(self) -> None: ...
+
+
+def _mqtt_output(agent: "Agent", loop: asyncio.AbstractEventLoop) -> Output:
+    cfg = agent.cfg
+    subscriptions = agent.topics.control_filters
+    if cfg.homeassistant.discovery:
+        subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
+    retained = len(agent.discovery) + 3 * len(agent.cameras) + 1
+    return MqttPublisher(cfg.mqtt, agent.topics, loop, on_connect=agent._republish,
+                         subscriptions=subscriptions, on_message=agent._on_message,
+                         retained_burst=2 * retained + 16)
+
+
+def _api_classifier(cfg: Config) -> tuple[Classifier, Any]:
+    """The real client, and the aiohttp session to close at the end."""
+    session = new_session(cfg.api)
+    return ClassifyClient(cfg.api, session), session
+
+
 class Agent:
-    def __init__(self, cfg: Config, redactor: Redactor | None = None, notifier: Notifier | None = None):
+    def __init__(self, cfg: Config, redactor: Redactor | None = None, notifier: Notifier | None = None, *,
+                 classifier: Callable[[Config], tuple[Classifier, Any]] | None = None,
+                 output: Callable[["Agent", asyncio.AbstractEventLoop], Output] | None = None,
+                 worker_seams: Callable[[Any], dict[str, Any]] | None = None):
         self.cfg = cfg
         self.notifier = notifier or Notifier()
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.redact = redactor or Redactor(cfg.secrets())
+        self._make_classifier = classifier or _api_classifier
+        self._make_output = output or _mqtt_output
+        self._worker_seams = worker_seams or (lambda cam_cfg: {})  # tests: a fake source and clock per camera
         self.guard = ApiGuard(cfg.api)
         self.inflight = InFlight(cfg.api.max_in_flight)
-        self.cameras = {c.name: CameraRuntime.create(c) for c in cfg.cameras}
+        state_dir = self._state_dir()
+        self.budget = Budget(cfg.api.budget, JsonFile(state_dir / "budget.json") if state_dir else None)
+        self.settings = Settings(JsonFile(state_dir / "settings.json") if state_dir else None)
+        self.cameras = {c.name: CameraRuntime.create(c, Admission(c, inflight=self.inflight, budget=self.budget,
+                                                                   api_ready=self.guard.ready))
+                        for c in cfg.cameras}
+        for cam in self.cameras.values():
+            self.settings.apply(cam)
+        self._refusals = Episode()  # classify-now requests refused while the budget is spent
         self.metrics = Metrics(self.cameras, self._live_metrics)
         # Home Assistant discovery: fixed by the config, so built once.
         self.discovery = [(topic, json.dumps(payload, separators=(",", ":")).encode())
@@ -60,8 +117,17 @@ class Agent:
         self._all_ended = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.publisher: MqttPublisher | None = None
-        self.client: ClassifyClient | None = None
+        self.publisher: Output | None = None
+        self.client: Classifier | None = None
+
+    def _state_dir(self) -> Path | None:
+        """The state folder (budget, settings), created 0700; without one the agent still runs."""
+        try:
+            return ensure_state_dir(self.cfg.state_dir)
+        except OSError as exc:
+            log.warning("state_dir %s cannot be used (%s): the budget and settings made over MQTT "
+                        "will not survive a restart", self.cfg.state_dir, exc.strerror or exc)
+            return None
 
     # -- control -------------------------------------------------------------------
 
@@ -76,15 +142,8 @@ class Agent:
         log.info("edge-agent %s starting: %d camera(s), model %s at %s, MQTT %s:%d prefix %s",
                  __version__, len(self.cameras), cfg.api.model, self.redact(cfg.api.url), cfg.mqtt.host,
                  cfg.mqtt.port, cfg.mqtt.topic_prefix)
-        session = new_session(cfg.api)
-        self.client = ClassifyClient(cfg.api, session)
-        subscriptions = self.topics.control_filters
-        if cfg.homeassistant.discovery:
-            subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
-        retained = len(self.discovery) + 3 * len(self.cameras) + 1
-        self.publisher = MqttPublisher(cfg.mqtt, self.topics, loop, on_connect=self._republish,
-                                       subscriptions=subscriptions, on_message=self._on_message,
-                                       retained_burst=2 * retained + 16)
+        self.client, session = self._make_classifier(cfg)
+        self.publisher = self._make_output(self, loop)
         server = None
         if cfg.status.enabled:
             from .status_server import StatusServer
@@ -106,6 +165,11 @@ class Agent:
                 await server.stop()
         return 0
 
+    @property
+    def busy(self) -> bool:
+        """Frames are being classified or applied."""
+        return bool(self._tasks)
+
     def _make_worker(self, cam: CameraRuntime) -> CaptureWorker:
         loop = self._loop
         assert loop is not None
@@ -118,34 +182,23 @@ class Agent:
                 return False
 
         def deliver(frame: Frame) -> None:
-            if not hop(self._on_frame, cam, frame):
-                self.inflight.release()
+            if not hop(self._on_frame, cam, frame) and frame.slot is not None:
+                frame.slot.release()
 
         return CaptureWorker(
             cam.cfg, image_size=self.cfg.api.image_size, jpeg_quality=self.cfg.api.jpeg_quality,
-            should_take=lambda mono: self._should_take(cam, mono), deliver=deliver,
-            release=self.inflight.release,
+            admission=cam.admission, deliver=deliver,
             on_event=lambda kind, detail: hop(self._camera_event, cam, kind, detail),
             on_snapshot=lambda preview, at: hop(self._fresh_snapshot, cam, preview, at),
-            open_timeout=min(30.0, max(5.0, cam.cfg.stall_timeout)))
-
-    # -- capture thread entry point ------------------------------------------------------
-
-    def _should_take(self, cam: CameraRuntime, mono: float) -> bool:
-        """Called in the capture thread for every grabbed frame."""
-        if self._stopping or not cam.gate.due(mono) or not self.guard.ready(mono):
-            return False
-        if not self.inflight.try_acquire():
-            return False
-        cam.gate.take(mono)
-        return True
+            open_timeout=min(30.0, max(5.0, cam.cfg.stall_timeout)), **self._worker_seams(cam.cfg))
 
     # -- frames --------------------------------------------------------------------
 
     def _on_frame(self, cam: CameraRuntime, frame: Frame) -> None:
         if self._stop.is_set() and not self._all_ended:
             # A stop was asked for after this frame was taken: start no new work.
-            self.inflight.release()
+            if frame.slot is not None:
+                frame.slot.release()
             return
         prev = cam.order_tail
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -160,16 +213,22 @@ class Agent:
         reply: Reply | None = None
         try:
             started = time.monotonic()
+            credits: float | None = None
+            reached = True
             try:
                 reply = await self.client.classify(frame.jpeg)
             except ApiError as err:
+                credits, reached = err.credits, err.reached
                 self._api_failed(cam, err, started)
             except Exception:  # a bug, not an API fault: say so, keep running
                 log.exception("%s: classifying a frame failed unexpectedly", cam.name)
             else:
+                credits = reply.credits
                 self._api_ok(cam, started, reply)
             finally:
-                self.inflight.release()
+                if frame.slot is not None:
+                    frame.slot.finish(credits=credits, reached=reached)
+                    self.metrics.call(cam.name, frame.slot.reason, credits)
             if prev is not None and not prev.done():
                 # Apply in capture order: wait for the previous frame of this camera.
                 await asyncio.shield(prev)
@@ -186,6 +245,8 @@ class Agent:
         msg = ResultMessage(cam.name, self.cfg.api.model, reply.result, frame.captured_at, reply.latency_ms)
         self.publisher.publish(self.topics.result(cam.name), msg.payload())
         state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at)
+        # The change gate keeps calling until a started change is confirmed.
+        cam.admission.unsettled = cam.debouncer.pending
         if state is not None:
             log.info("%s: state -> %s (confidence %.2f)", cam.name, state.cls, state.confidence)
             self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
@@ -246,22 +307,39 @@ class Agent:
             elif cam.latest is not None:
                 self._publish_snapshot(cam, cam.latest.jpeg(cam.cfg.region))
             return
+        if cmd.field == "classify":
+            self._classify_now(cam)
+            return
         if cmd.field == "enabled":
-            cam.enabled = bool(cmd.value)
-            if cam.worker is not None:
-                cam.worker.paused = not cam.enabled
+            cam.admission.paused = not cmd.value
+            if cmd.value:
+                cam.admission.forget_reference()  # the picture may have changed while paused
             log.info("%s: classification %s", cam.name, "resumed" if cam.enabled else "paused")
         elif cmd.field == "fps":
             assert isinstance(cmd.value, float)
-            cam.gate.set_fps(cmd.value)
+            cam.admission.set_fps(cmd.value)
             log.info("%s: fps set to %g", cam.name, cmd.value)
+        self.settings.record(cam)
         self._publish_status(cam, force=True)
+
+    def _classify_now(self, cam: CameraRuntime) -> None:
+        """``P/<camera>/classify``: the newest frame, past the gate, not past the budget."""
+        if self.budget.exhausted():
+            if self._refusals.fail("spent"):
+                view = self.budget.view()
+                log.warning("%s: 'classify now' refused: the API budget for %s is spent (%d calls); "
+                            "further refusals today are not logged", cam.name, view.day, view.calls)
+            return
+        self._refusals.ok()
+        cam.admission.classify_now()
+        log.info("%s: classifying the newest frame on request", cam.name)
 
     # -- API health ------------------------------------------------------------------
 
     def _api_failed(self, cam: CameraRuntime, err: ApiError, started: float) -> None:
         before = self.guard.status
         delay, should_log = self.guard.failure(err, started, time.monotonic())
+        cam.admission.forget_reference()  # no result for the frame the gate compares with: look afresh
         cam.requests_failed += 1
         self.metrics.request_failed(cam.name, err.kind)
         cam.last_error = self.redact(f"api: {err.description}")
@@ -370,6 +448,10 @@ class Agent:
             fps=cam.fps,
             camera_failures=cam.failures,
             mqtt_disconnects=pub.disconnects if pub else 0,
+            frames_unchanged=counts["unchanged"],
+            calls=counts["sent"],
+            last_change=None if cam.admission.last_change_at is None else round(cam.admission.last_change_at, 3),
+            budget=budget_payload(self.budget.view()),
         )
 
     def _publish_status(self, cam: CameraRuntime, *, force: bool = False) -> None:
@@ -409,6 +491,7 @@ class Agent:
             "mqtt_connected": bool(pub and pub.connected),
             "mqtt_dropped": pub.messages_dropped if pub else 0,
             "in_flight": self.inflight.count,
+            "budget": self.budget.view(),
         }
 
     # -- stop -----------------------------------------------------------------------
@@ -416,6 +499,8 @@ class Agent:
     async def _shutdown(self, background: list[asyncio.Task[None]], session: object) -> None:
         self._stopping = True
         self.notifier.stopping()
+        for cam in self.cameras.values():
+            cam.admission.closed = True
         for task in background:
             task.cancel()
         for cam in self.cameras.values():
@@ -435,7 +520,9 @@ class Agent:
             self._publish_status(cam, force=True)
         assert self.publisher is not None
         await self.publisher.stop()
-        await session.close()  # type: ignore[attr-defined]
+        if session is not None:
+            await session.close()
+        self.budget.flush()
         deadline = time.monotonic() + 1.0
         for cam in self.cameras.values():
             if cam.worker:

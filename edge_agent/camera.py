@@ -3,45 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .annotate import annotate, label_for
+from .admission import Admission
 from .capture import CaptureWorker
 from .config import CameraConfig
 from .decide import Debouncer
 from .episode import Episode
 from .messages import StatusMessage
-from .rate import RateGate
 from .reply import Classification
 from .stats import Rate, Window
-
-
-class InFlight:
-    """A counting limit that capture threads can try without blocking."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._n = 0
-        self._lock = threading.Lock()
-
-    def try_acquire(self) -> bool:
-        with self._lock:
-            if self._n >= self.limit:
-                return False
-            self._n += 1
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            self._n = max(0, self._n - 1)
-
-    @property
-    def count(self) -> int:
-        return self._n
 
 
 @dataclass
@@ -65,12 +40,11 @@ class Latest:
 @dataclass
 class CameraRuntime:
     cfg: CameraConfig
-    gate: RateGate
+    admission: Admission
     debouncer: Debouncer
     worker: CaptureWorker | None = None
     online: bool = False
     ended: bool = False
-    enabled: bool = True
     last_error: str | None = None
     requests_ok: int = 0
     requests_failed: int = 0
@@ -87,21 +61,26 @@ class CameraRuntime:
     rate_out: Rate = field(default_factory=Rate)
 
     @classmethod
-    def create(cls, cfg: CameraConfig) -> "CameraRuntime":
-        return cls(cfg, RateGate(cfg.fps), Debouncer(cfg.decide))
+    def create(cls, cfg: CameraConfig, admission: Admission) -> "CameraRuntime":
+        return cls(cfg, admission, Debouncer(cfg.decide))
 
     @property
     def name(self) -> str:
         return self.cfg.name
 
     @property
+    def enabled(self) -> bool:
+        return not self.admission.paused
+
+    @property
     def fps(self) -> float:
-        return 1.0 / self.gate.interval
+        return self.admission.fps
 
     def counters(self) -> dict[str, int]:
         w = self.worker
         return {
             "captured": w.frames_captured if w else 0,
-            "dropped": w.frames_dropped if w else 0,
+            "dropped": (w.frames_dropped if w else 0) + self.admission.deferred,
             "sent": w.frames_sent if w else 0,
+            "unchanged": self.admission.unchanged,
         }

@@ -1,15 +1,18 @@
 """Camera capture: one thread per camera running OpenCV.
 
 The thread ``grab()``s every frame the source delivers, so the device's buffer
-never holds stale frames, and ``retrieve()``s (decodes to pixels), resizes and
-encodes only a frame that ``should_take`` accepts: the fps budget, the shared
-in-flight limit and the API's backoff all have room for it. Any other frame is
-dropped and counted; nothing is queued, so a result is never about a stale frame.
+never holds stale frames, and ``retrieve()``s (decodes to pixels) only a frame
+that the camera's admission opens a slot for (rate, API backoff, budget and the
+shared in-flight limit, see ``admission.py``). The change gate then looks at a
+tiny greyscale thumbnail of it; only a frame that is worth a call is resized and
+encoded. Any other frame is dropped and counted; nothing is queued, so a result
+is never about a stale frame.
 
 An MJPEG source (HTTP MJPEG cameras, MJPEG files) is read in FFmpeg's demux-only
 mode: ``grab()`` then only reads a frame's bytes, and just the frames taken are
 decoded, by libjpeg, scaled down in the decoder when the sizes allow it
-(``jpeg_scale``). Every frame of H.264 and the like must be decoded, as later
+(``jpeg_scale``); the gate's thumbnail of such a frame comes from a 1/8-scale
+greyscale decode, so a frame the gate skips is never decoded in full. Every frame of H.264 and the like must be decoded, as later
 frames are built on earlier ones; V4L2 devices already decode in ``retrieve()``.
 
 A source that fails to open, ends (unless it loops), fails to read or gives no
@@ -26,7 +29,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -38,9 +41,11 @@ try:
 except AttributeError:  # pragma: no cover - very old OpenCV builds
     pass
 
+from .admission import Admission, Slot
 from .backoff import Backoff
+from .change import thumbnail
 from .config import CameraConfig
-from .encode import decode_jpeg, jpeg_scale, prepare, resize_for_api
+from .encode import decode_jpeg, decode_jpeg_grey, jpeg_scale, prepare, resize_for_api
 from .episode import Episode
 from .redact import redact_url
 
@@ -91,36 +96,40 @@ class Frame:
     width: int  # of the frame as captured
     height: int
     preview: np.ndarray  # the whole frame, longest side <= PREVIEW_SIZE (for people, not the API)
+    slot: Slot | None = None  # the admission slot it holds until its reply is in
 
 
 class CaptureWorker:
     """Owns one camera's OpenCV capture, in its own thread.
 
-    Callbacks run in the capture thread; the owner makes them thread-safe:
-    ``should_take(mono) -> bool`` claims a send slot, ``deliver(frame)`` hands a
-    taken frame over, ``release(frame_or_None)`` returns a claimed slot unused,
+    ``admission`` decides which frames become calls (its slot travels with the
+    delivered frame). Callbacks run in the capture thread; the owner makes them
+    thread-safe: ``deliver(frame)`` hands a taken frame over,
     ``on_event(kind, detail)`` reports ``online``, ``offline`` or ``ended``;
     ``on_snapshot(preview, captured_at)`` answers ``request_snapshot()``.
-    While ``paused`` the thread keeps grabbing (the source stays open and
-    drained) but takes nothing and counts nothing as dropped.
+    While the admission is paused the thread keeps grabbing (the source stays
+    open and drained) but takes nothing and counts nothing as dropped.
     """
 
     def __init__(self, cfg: CameraConfig, *, image_size: int, jpeg_quality: int,
-                 should_take: Callable[[float], bool], deliver: Callable[[Frame], None],
-                 release: Callable[[], None], on_event: Callable[[str, str | None], None],
+                 admission: Admission, deliver: Callable[[Frame], None],
+                 on_event: Callable[[str, str | None], None],
                  on_snapshot: Callable[[np.ndarray, float], None] | None = None,
-                 open_timeout: float = 10.0):
+                 open_timeout: float = 10.0, opener: Callable[[], Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.cfg = cfg
+        # Seams for in-process tests: what opens the source (a cv2.VideoCapture-like
+        # object, or a string saying why not) and the monotonic clock frames are stamped with.
+        self._opener = opener
+        self._clock = clock
         self.spec = parse_source(cfg.source)
         self.image_size = image_size
         self.jpeg_quality = jpeg_quality
-        self._should_take = should_take
+        self.admission = admission
         self._deliver = deliver
-        self._release = release
         self._on_event = on_event
         self._on_snapshot = on_snapshot
         self._snapshot_wanted = threading.Event()
-        self.paused = False
         self.open_timeout = open_timeout
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture-{cfg.name}", daemon=True)
@@ -195,6 +204,8 @@ class CaptureWorker:
             self._on_event("offline", f"capture thread failed: {type(exc).__name__}")
 
     def _open(self) -> cv2.VideoCapture | str:
+        if self._opener is not None:
+            return self._opener()
         spec = self.spec
         if spec.kind == "file" and not os.path.exists(str(spec.target)):
             return f"file {spec.describe()} not found"
@@ -226,12 +237,16 @@ class CaptureWorker:
             if width > 0 and height > 0:
                 self._scale = jpeg_scale(width, height, self.image_size, self.cfg.region, PREVIEW_SIZE)
 
-    def _pixels(self, cap: cv2.VideoCapture) -> np.ndarray | None:
-        """The grabbed frame as BGR pixels (None if it cannot be decoded)."""
+    def _retrieve(self, cap: cv2.VideoCapture) -> np.ndarray | None:
+        """The grabbed frame: BGR pixels, or a JPEG's bytes when ``decode_on_take``."""
         ok, data = cap.retrieve()
-        if not ok or data is None:
-            return None
-        if not self.decode_on_take:
+        return data if ok and data is not None else None
+
+    def _pixels(self, cap: cv2.VideoCapture, data: np.ndarray | None = None) -> np.ndarray | None:
+        """The grabbed frame as BGR pixels (None if it cannot be decoded)."""
+        if data is None:
+            data = self._retrieve(cap)
+        if data is None or not self.decode_on_take:
             return data
         image = decode_jpeg(data, self._scale)
         if image is not None:
@@ -284,10 +299,10 @@ class CaptureWorker:
                         break
                 elif wait < -1.0:  # far behind (machine was busy): do not race to catch up
                     start, n = time.monotonic(), 0
-            before = self.busy_since = time.monotonic()
+            before = self.busy_since = self._clock()
             ok = cap.grab()
             self.busy_since = None
-            now = time.monotonic()
+            now = self._clock()
             if now - before >= stall * 0.9 and not self.spec.is_file:
                 # FFmpeg's read timeout fired: on a frozen RTSP stream grab() may still
                 # say True now and then, without a new frame. Either way: stalled.
@@ -303,17 +318,18 @@ class CaptureWorker:
                 self._on_event("online", None)
             if self._snapshot_wanted.is_set():
                 self._snapshot(cap, now)
-            if self.paused:
+            if self.admission.paused:
                 continue
-            if not self._should_take(now):
+            slot = self.admission.open(now)
+            if slot is None:
                 self.frames_dropped += 1
                 continue
-            self._take(cap, now)
+            self._take(cap, now, slot)
         return "stopped"
 
-    def _bad_frame(self, what: str) -> None:
+    def _bad_frame(self, slot: Slot, what: str) -> None:
         """A taken frame that yields nothing to send: dropped, counted, logged once a run."""
-        self._release()
+        slot.release()
         self.frames_dropped += 1
         if self._bad_frames.fail(what):
             log.warning("%s: %s; dropping such frames (logged once until one decodes)", self.cfg.name, what)
@@ -322,19 +338,34 @@ class CaptureWorker:
         self._snapshot_wanted.clear()
         image = self._pixels(cap)
         if image is not None and self._on_snapshot is not None:
-            self._on_snapshot(resize_for_api(image, PREVIEW_SIZE), time.time() - (time.monotonic() - now))
+            self._on_snapshot(resize_for_api(image, PREVIEW_SIZE), time.time() - (self._clock() - now))
 
-    def _take(self, cap: cv2.VideoCapture, now: float) -> None:
-        captured_at = time.time() - (time.monotonic() - now)
+    def _take(self, cap: cv2.VideoCapture, now: float, slot: Slot) -> None:
+        captured_at = time.time() - (self._clock() - now)
         try:
-            image = self._pixels(cap)
+            data = self._retrieve(cap)
+            if data is None:
+                self._bad_frame(slot, "a frame could not be read")
+                return
+            image = thumb = None
+            if self.admission.needs_thumbnail():
+                if self.decode_on_take:  # a 1/8 greyscale decode: a skipped frame is never decoded in full
+                    grey = decode_jpeg_grey(data)
+                    thumb = thumbnail(grey, self.cfg.region) if grey is not None else None
+                else:
+                    image = data
+                    thumb = thumbnail(image, self.cfg.region)
+            if not self.admission.decide(slot, thumb, now, captured_at):
+                return  # unchanged, or the budget said not now: counted by the admission
             if image is None:
-                self._bad_frame("a frame did not decode")
+                image = self._pixels(cap, data)
+            if image is None:
+                self._bad_frame(slot, "a frame did not decode")
                 return
             jpeg = prepare(image, self.image_size, self.jpeg_quality, self.cfg.region)
             preview = resize_for_api(image, PREVIEW_SIZE)
         except Exception as exc:  # a corrupt frame must not end the capture
-            self._bad_frame(f"a frame could not be decoded or encoded: {type(exc).__name__}")
+            self._bad_frame(slot, f"a frame could not be decoded or encoded: {type(exc).__name__}")
             return
         bad = self._bad_frames.ok()
         if bad:
@@ -342,4 +373,4 @@ class CaptureWorker:
         self._seq += 1
         self.frames_sent += 1
         h, w = image.shape[0] * self._scale, image.shape[1] * self._scale
-        self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h, preview))
+        self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h, preview, slot))

@@ -24,6 +24,7 @@ import aiohttp
 
 from . import __version__
 from .backoff import Backoff, parse_retry_after
+from .budget import credits_of
 from .config import ApiConfig
 from .episode import Episode
 from .reply import BadReply, Classification, parse_reply
@@ -37,12 +38,14 @@ class ApiError(Exception):
     http_5xx, timeout, connection, bad_reply. ``str()`` never holds a secret."""
 
     def __init__(self, kind: str, description: str, *, retry_after: float | None = None,
-                 status: int | None = None):
+                 status: int | None = None, reached: bool = True, credits: float | None = None):
         super().__init__(description)
         self.kind = kind
         self.description = description
         self.retry_after = retry_after
         self.status = status
+        self.reached = reached  # False: no connection was made, so nothing can have been billed
+        self.credits = credits  # what the reply's billing headers say it cost, if it came
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Reply:
     body: Any  # the JSON as the API sent it
     result: Classification
     latency_ms: float
+    credits: float | None = None  # from the billing headers; None from a server that sends none
 
 
 def tls_context(cfg: ApiConfig) -> ssl.SSLContext | bool:
@@ -96,15 +100,17 @@ class ClassifyClient:
                                          timeout=self._timeout, allow_redirects=False) as resp:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
+                credits = credits_of(resp.headers)
                 raw = await resp.read()
         except asyncio.TimeoutError:
             raise ApiError("timeout", f"no reply within {self.cfg.timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
             reason = getattr(exc.certificate_error, "verify_message", None) or type(exc.certificate_error).__name__
-            raise ApiError("connection", f"TLS certificate not trusted ({reason})") from None
+            raise ApiError("connection", f"TLS certificate not trusted ({reason})", reached=False) from None
         except aiohttp.ClientConnectorError as exc:
             # str(exc) names host:port and the OS error, never the path or query.
-            raise ApiError("connection", f"cannot connect: {exc.os_error.strerror or exc.os_error}") from None
+            raise ApiError("connection", f"cannot connect: {exc.os_error.strerror or exc.os_error}",
+                           reached=False) from None
         except aiohttp.ServerDisconnectedError:
             raise ApiError("connection", "server closed the connection") from None
         except aiohttp.ClientPayloadError:
@@ -112,7 +118,12 @@ class ClassifyClient:
         except (aiohttp.ClientError, OSError) as exc:
             raise ApiError("connection", f"request failed: {type(exc).__name__}") from None
         latency_ms = (time.monotonic() - t0) * 1000
-        return Reply(*self._interpret(status, retry_after, raw), latency_ms=latency_ms)
+        try:
+            body, result = self._interpret(status, retry_after, raw)
+        except ApiError as err:
+            err.credits = credits
+            raise
+        return Reply(body, result, latency_ms=latency_ms, credits=credits)
 
     @staticmethod
     def _interpret(status: int, retry_after: str | None, raw: bytes) -> tuple[Any, Classification]:

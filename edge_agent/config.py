@@ -43,6 +43,17 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    """A daily cap on what the API may cost, across all cameras (None: no cap)."""
+    calls_per_day: int | None = None
+    credits_per_day: float | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.calls_per_day is not None or self.credits_per_day is not None
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     model: str
     url: str = "https://classify.roboflow.com"
@@ -58,6 +69,7 @@ class ApiConfig:
     unauthorized_retry: float = 60.0
     ca_certs: str | None = None  # a CA bundle for a self-hosted server's certificate
     insecure: bool = False  # do not verify the server's TLS certificate (logged as a warning)
+    budget: BudgetConfig = BudgetConfig()
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,18 @@ class DecideConfig:
     confirm: int = 2
 
 
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class ChangeConfig:
+    """The change gate: classify only when the picture changed (see change.py)."""
+    enabled: bool = True
+    threshold: float = 0.01  # share of the picture (0..1) that must differ
+    heartbeat: float = 600.0  # s: classify at least this often anyway; 0 = never
+    ignore: tuple[Box, ...] = ()  # x, y, w, h as fractions of the frame
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     name: str
@@ -90,6 +114,7 @@ class CameraConfig:
     decide: DecideConfig = DecideConfig()
     region: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 as fractions
     classes: tuple[str, ...] = ()  # a Home Assistant binary_sensor for each
+    change: ChangeConfig = ChangeConfig()
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,7 @@ class Config:
     status: StatusConfig = StatusConfig()
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     log_summary_interval: float = 300.0
+    state_dir: str = ""  # resolved at load: $STATE_DIRECTORY, else ~/.local/state/edge-agent
 
     def secrets(self) -> list[str]:
         """Every string that must never be emitted (logs, MQTT, errors)."""
@@ -340,6 +366,7 @@ def _api(sec: _Section, env_base: Path) -> ApiConfig:
         unauthorized_retry=sec.num("unauthorized_retry", ApiConfig.unauthorized_retry, gt=0),
         ca_certs=sec.str("ca_certs"),
         insecure=sec.bool("insecure", False),
+        budget=_budget(_Section(sec.key("budget"), sec.raw("budget"))),
     )
     if cfg.ca_certs and not Path(cfg.ca_certs).is_file():
         raise ConfigError(sec.key("ca_certs"), f"file {cfg.ca_certs!r} does not exist")
@@ -347,6 +374,54 @@ def _api(sec: _Section, env_base: Path) -> ApiConfig:
         raise ConfigError(sec.key("retry_max"), f"must be >= api.retry_initial ({_fmt(cfg.retry_initial)}), got {_fmt(cfg.retry_max)}")
     sec.done()
     return cfg
+
+
+def _budget(sec: _Section) -> BudgetConfig:
+    calls = sec.num("calls_per_day", None, integer=True, ge=1)
+    credits = sec.num("credits_per_day", None, gt=0)
+    sec.done()
+    return BudgetConfig(calls_per_day=calls, credits_per_day=credits)
+
+
+def _boxes(sec: _Section, name: str) -> tuple[Box, ...]:
+    """A list of ``[x, y, w, h]`` boxes as fractions of the frame."""
+    value = sec.raw(name)
+    if value is None:
+        return ()
+    key = sec.key(name)
+    if not isinstance(value, list):
+        raise ConfigError(key, f"must be a list of [x, y, w, h] boxes as fractions of the frame, got {_show(value)}")
+    boxes = []
+    for i, box in enumerate(value):
+        if (not isinstance(box, list) or len(box) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+            raise ConfigError(f"{key}[{i}]", f"must be [x, y, w, h] as fractions of the frame, got {_show(box)}")
+        x, y, w, h = (float(v) for v in box)
+        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w and 0 < h and x + w <= 1 + 1e-9 and y + h <= 1 + 1e-9):
+            raise ConfigError(f"{key}[{i}]", f"needs 0 <= x, y < 1, w and h > 0 and the box inside the frame, got {box}")
+        boxes.append((x, y, w, h))
+    return tuple(boxes)
+
+
+def _change(sec: _Section) -> ChangeConfig:
+    d = ChangeConfig
+    cfg = ChangeConfig(
+        enabled=sec.bool("enabled", d.enabled),
+        threshold=sec.num("threshold", d.threshold, gt=0, le=1),
+        heartbeat=sec.num("heartbeat", d.heartbeat, ge=0),
+        ignore=_boxes(sec, "ignore"),
+    )
+    sec.done()
+    return cfg
+
+
+def default_state_dir(env: Mapping[str, str]) -> str:
+    """systemd's ``StateDirectory=`` (``$STATE_DIRECTORY``), else the XDG state folder."""
+    given = env.get("STATE_DIRECTORY", "")
+    if given:
+        return given.split(":")[0]
+    base = env.get("XDG_STATE_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "edge-agent")
 
 
 def _tls(sec: _Section) -> TlsConfig:
@@ -472,6 +547,7 @@ def _camera(sec: _Section, decide_raw: dict[str, Any], decide_path: str,
         decide=_decide(_Section(decide_path, merged)),
         region=_region(sec),
         classes=_classes(sec, classes),
+        change=_change(_Section(sec.key("change"), sec.raw("change"))),
     )
     sec.done()
     return cam
@@ -504,12 +580,16 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         cameras.append(cam)
     status_interval = root.num("status_interval", 30.0, gt=0)
     summary = root.num("log_summary_interval", 300.0, ge=0)
+    state_dir = root.str("state_dir", None) or default_state_dir(env)
+    state_path = Path(state_dir)
+    if not state_path.is_absolute():
+        state_path = (base_dir or Path.cwd()) / state_path
     root.done()
     if not api.api_key and "roboflow.com" in api.url:
         raise ConfigError("api.api_key", f"is required for {api.url}")
     return Config(device_id=device_id, api=api, mqtt=mqtt, decide=decide, cameras=tuple(cameras),
                   status_interval=status_interval, status=status, homeassistant=ha,
-                  log_summary_interval=summary)
+                  log_summary_interval=summary, state_dir=str(state_path))
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

@@ -12,17 +12,17 @@ MAX_FPS = 60.0
 @dataclass(frozen=True)
 class Command:
     camera: str
-    field: str  # enabled | fps | snapshot
+    field: str  # enabled | fps | snapshot | classify
     value: bool | float | None = None
 
 
 def parse_command(camera: str, field: str, payload: bytes) -> Command:
+    if field in ("snapshot", "classify"):  # any payload
+        return Command(camera, field)
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ValueError("payload is not UTF-8 text") from None
-    if field == "snapshot":
-        return Command(camera, "snapshot")
     if field == "enabled":
         word = text.upper()
         if word in ("ON", "TRUE", "1"):

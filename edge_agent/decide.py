@@ -27,6 +27,11 @@ class Debouncer:
         self._count = 0
         self._first_ts = 0.0
 
+    @property
+    def pending(self) -> bool:
+        """A new class has started to agree but is not confirmed yet."""
+        return self._candidate is not None
+
     def feed(self, cls: str, confidence: float, captured_at: float) -> State | None:
         """Apply one result; return the new state if it changed, else None."""
         if confidence < self.cfg.min_confidence:

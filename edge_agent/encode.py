@@ -79,6 +79,12 @@ def decode_jpeg(data: np.ndarray | bytes, scale: int = 1) -> np.ndarray | None:
     return cv2.imdecode(buf, JPEG_SCALE_FLAGS[scale] | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
+def decode_jpeg_grey(data: np.ndarray | bytes) -> np.ndarray | None:
+    """A camera's JPEG as greyscale at 1/8 size (libjpeg's cheapest decode); None when not a JPEG."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data.reshape(-1)
+    return cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION)
+
+
 def shrink(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Downscale to ``size``: halve while at least 2x too big, then bilinear.
 

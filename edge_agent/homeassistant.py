@@ -2,8 +2,10 @@
 
 One device per agent; per camera a sensor whose state is the decided class
 (attributes: the state message: confidence, since, predictions), a confidence
-sensor in %, an image entity showing the snapshot, and a binary_sensor for each
-class listed in config. Every entity is available only while the agent is
+sensor in %, an image entity showing the snapshot, a "Classify now" button, and
+a binary_sensor for each class listed in config; per agent, "API calls today"
+and "API credits today" sensors (read from the first camera's status, which
+carries the day's spend of all cameras). Every entity is available only while the agent is
 online *and* its camera is (``availability_mode: all``). ``unique_id``s are
 built from the device id and camera name, so they stay the same across restarts.
 
@@ -63,17 +65,19 @@ def is_stale(cfg: Config, current: set[str], topic: str, payload: bytes) -> bool
     return topic not in current
 
 
-def _common(cfg: Config, topics: Topics, cam: CameraConfig, key: str) -> dict[str, Any]:
+def _common(cfg: Config, topics: Topics, cam: CameraConfig | None, key: str) -> dict[str, Any]:
+    """What every entity carries; ``cam`` None for an entity of the whole agent."""
     node = node_id(cfg)
+    object_id = f"{node}_{cam.name}_{key}" if cam is not None else f"{node}_{key}"
+    availability: list[dict[str, str]] = [{"topic": topics.availability}]
+    if cam is not None:
+        availability.append({"topic": topics.status(cam.name), "value_template": CAMERA_AVAILABLE})
     return {
-        "unique_id": f"{node}_{cam.name}_{key}",
-        "object_id": f"{node}_{cam.name}_{key}",
+        "unique_id": object_id,
+        "object_id": object_id,
         "device": device(cfg),
         "origin": {"name": "edge-agent", "sw_version": __version__},
-        "availability": [
-            {"topic": topics.availability},
-            {"topic": topics.status(cam.name), "value_template": CAMERA_AVAILABLE},
-        ],
+        "availability": availability,
         "availability_mode": "all",
         "qos": cfg.mqtt.qos,
     }
@@ -108,6 +112,13 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             "image_topic": topics.snapshot(cam.name),
             "content_type": "image/jpeg",
         }))
+        out.append((f"{prefix}/button/{node}/{cam.name}_classify/config", {
+            **_common(cfg, topics, cam, "classify"),
+            "name": f"{cam.name} classify now",
+            "icon": "mdi:camera-iris",
+            "command_topic": topics.classify(cam.name),
+            "payload_press": "PRESS",
+        }))
         used: set[str] = set()
         for cls in cam.classes:
             key = slug(cls)
@@ -122,4 +133,16 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
                 "payload_on": "ON",
                 "payload_off": "OFF",
             }))
+    status = topics.status(cfg.cameras[0].name)  # every camera's status carries the day's spend
+    for key, name, field, icon in (("api_calls_today", "API calls today", "calls_today", "mdi:counter"),
+                                   ("api_credits_today", "API credits today", "credits_today", "mdi:cash")):
+        out.append((f"{prefix}/sensor/{node}/{key}/config", {
+            **_common(cfg, topics, None, key),
+            "name": name,
+            "icon": icon,
+            "state_topic": status,
+            "value_template": "{{ value_json.budget.%s if value_json.budget is defined else 0 }}" % field,
+            "state_class": "total_increasing",
+            "entity_category": "diagnostic",
+        }))
     return out

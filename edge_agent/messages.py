@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .budget import BudgetView
 from .decide import State
 from .reply import Classification, Prediction
 
@@ -66,10 +67,22 @@ class StatusMessage:
     fps: float = 0.0
     camera_failures: int = 0  # failed opens and reads since start
     mqtt_disconnects: int = 0
+    frames_unchanged: int = 0  # looked at by the change gate, no call needed
+    calls: int = 0  # API calls made for this camera since start
+    last_change: float | None = None  # epoch s of the last frame the gate saw change
+    budget: dict[str, Any] | None = None  # the day's API spend, all cameras: see budget_payload
 
     def health(self) -> tuple[object, ...]:
         """The fields whose change alone is worth a publish."""
-        return (self.camera, self.api, self.last_error, self.enabled, self.fps)
+        return (self.camera, self.api, self.last_error, self.enabled, self.fps,
+                self.budget["exhausted"] if self.budget else None)
 
     def payload(self) -> bytes:
         return _json({**asdict(self), "fps": round(self.fps, 3)})  # every field, in declaration order
+
+
+def budget_payload(view: BudgetView) -> dict[str, Any]:
+    """The day's API spend as the status topic and the page show it."""
+    return {"day": view.day, "calls_today": view.calls, "credits_today": round(view.credits, 6),
+            "calls_limit": view.calls_limit, "credits_limit": view.credits_limit,
+            "exhausted": view.exhausted, "pacing": view.pacing}

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .messages import budget_payload
 from .stats import percentile
 
 if TYPE_CHECKING:
@@ -41,6 +42,11 @@ def camera_view(agent: "Agent", cam: "CameraRuntime", now: float) -> dict[str, A
         "frames_captured": counts["captured"],
         "frames_dropped": counts["dropped"],
         "frames_sent": counts["sent"],
+        "frames_unchanged": counts["unchanged"],
+        "calls": dict(cam.admission.calls),
+        "change_gate": {"enabled": cam.cfg.change.enabled, "threshold": cam.cfg.change.threshold,
+                        "heartbeat": cam.cfg.change.heartbeat},
+        "last_change": None if cam.admission.last_change_at is None else round(cam.admission.last_change_at, 3),
         "requests_ok": cam.requests_ok,
         "requests_failed": cam.requests_failed,
         "camera_failures": cam.failures,
@@ -65,6 +71,7 @@ def status_view(agent: "Agent") -> dict[str, Any]:
         "mqtt": {"connected": bool(pub and pub.connected), "broker": f"{agent.cfg.mqtt.host}:{agent.cfg.mqtt.port}",
                  "messages_dropped": pub.messages_dropped if pub else 0, "queued": pub.pending if pub else 0,
                  "disconnects": pub.disconnects if pub else 0},
+        "budget": budget_payload(agent.budget.view()),
         "cameras": [camera_view(agent, cam, now) for cam in agent.cameras.values()],
     }
 

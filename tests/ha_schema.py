@@ -7,6 +7,7 @@ Read from Home Assistant core's source (homeassistant/components/mqtt/):
   sensor.py        _PLATFORM_SCHEMA_BASE + validate_sensor_state_and_device_class_config
   binary_sensor.py PLATFORM_SCHEMA_MODERN
   image.py         PLATFORM_SCHEMA_BASE + validate_topic_required
+  button.py        PLATFORM_SCHEMA_MODERN (command_topic required, payload_press, retain)
   discovery.py     TOPIC_MATCHER
   util.py          valid_topic / valid_subscribe_topic
 
@@ -93,6 +94,12 @@ def subscribe_topic(v: Any) -> None:
     idx = v.find("#")
     if idx != -1 and (idx != len(v) - 1 or (len(v) > 1 and v[idx - 1] != "/")):
         raise Invalid("multi-level wildcard misplaced")
+
+
+def publish_topic(v: Any) -> None:  # util.valid_publish_topic: no wildcards
+    valid_topic(v)
+    if "+" in v or "#" in v:
+        raise Invalid("Wildcards cannot be used in topic names")
 
 
 def one_of(*allowed: Any) -> Check:
@@ -215,6 +222,17 @@ IMAGE: dict[str, Check] = {
     **ENTITY_COMMON,
 }
 
+BUTTON: dict[str, Check] = {
+    **SCHEMA_BASE,
+    "command_template": template,
+    "command_topic": publish_topic,
+    "device_class": optional(one_of("identify", "restart", "update")),
+    "name": optional_string,
+    "payload_press": string,
+    "retain": boolean,
+    **ENTITY_COMMON,
+}
+
 
 def validate_discovery(topic: str, payload: dict[str, Any], prefix: str = "homeassistant") -> str:
     """Validate one discovery message the way HA would; returns the component."""
@@ -245,6 +263,8 @@ def validate_discovery(topic: str, payload: dict[str, Any], prefix: str = "homea
             raise Invalid("image_topic and url_topic are exclusive")
         if "content_type" in payload and "url_topic" in payload:
             raise Invalid("content_type can not be used together with url_topic")
+    elif component == "button":
+        validate(payload, BUTTON, required=("command_topic",))
     else:
         raise Invalid(f"no schema transcribed for component {component!r}")
     return component

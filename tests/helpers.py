@@ -92,7 +92,8 @@ class Msg:
     topic: str
     payload: bytes
     retain: bool
-    at: float
+    at: float  # time.monotonic() on arrival
+    wall: float = 0.0  # time.time() on arrival
 
     def json(self) -> Any:
         return json.loads(self.payload)
@@ -115,7 +116,7 @@ class Recorder:
 
     def _on_message(self, client: Any, userdata: Any, m: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.msgs.append(Msg(m.topic, m.payload, bool(m.retain), time.monotonic()))
+            self.msgs.append(Msg(m.topic, m.payload, bool(m.retain), time.monotonic(), time.time()))
 
     def all(self, suffix: str | None = None) -> list[Msg]:
         with self._lock:
@@ -190,10 +191,13 @@ def make_split_video(path: Path, left: str, right: str, *, seconds: float = 4, s
 
 
 def agent_config(*, api_url: str, broker_port: int, cameras: list[dict[str, Any]], api_key: str = "test-key",
-                 prefix: str = "edge_agent/test", **api_extra: Any) -> dict[str, Any]:
+                 prefix: str = "edge_agent/test", gate: bool = False, **api_extra: Any) -> dict[str, Any]:
+    """A config for the tests. The change gate is off unless ``gate``: most tests want a
+    steady stream of results (a camera's own ``change`` wins)."""
     api = {"url": api_url, "model": "colours/1", "api_key": api_key, "timeout": 2,
            "retry_initial": 0.2, "retry_max": 1.0, "unauthorized_retry": 1.0}
     api.update(api_extra)
+    cameras = [{"change": {"enabled": gate}, **cam} for cam in cameras]
     return {
         "device_id": "test",
         "api": api,
@@ -212,6 +216,7 @@ class AgentProc:
                  log_level: str = "debug", config_mode: int = 0o600):
         self.workdir = workdir
         self.config_path = workdir / "agent.yaml"
+        config = {"state_dir": str(workdir / "state"), **config}  # never the user's own state folder
         self.config_path.write_text(yaml.safe_dump(config))
         self.config_path.chmod(config_mode)  # it holds the (test) API key
         self.log_path = workdir / "agent.log"

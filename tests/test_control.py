@@ -11,6 +11,8 @@ from edge_agent.topics import Topics
     ("fps", b"2.5", Command("door", "fps", 2.5)),
     ("fps", b"60", Command("door", "fps", 60.0)),
     ("snapshot", b"", Command("door", "snapshot")),
+    ("classify", b"PRESS", Command("door", "classify")),
+    ("classify", b"\xff\xfe", Command("door", "classify")),  # any payload, even one that is not text
 ])
 def test_good_commands(field, payload, expected):
     assert parse_command("door", field, payload) == expected
@@ -33,7 +35,10 @@ def test_bad_commands(field, payload, why):
 
 def test_control_topics():
     t = Topics("edge_agent/pi")
-    assert t.control_filters == ("edge_agent/pi/+/set/+", "edge_agent/pi/+/snapshot/request")
+    assert t.control_filters == ("edge_agent/pi/+/set/+", "edge_agent/pi/+/snapshot/request",
+                                 "edge_agent/pi/+/classify")
+    assert t.parse_control("edge_agent/pi/door/classify") == ("door", "classify")
+    assert t.parse_control("edge_agent/pi/door/classify/x") is None
     assert t.parse_control("edge_agent/pi/door/set/fps") == ("door", "fps")
     assert t.parse_control("edge_agent/pi/door/snapshot/request") == ("door", "snapshot")
     assert t.snapshot("door") == "edge_agent/pi/door/snapshot"

@@ -31,8 +31,8 @@ def render(template: str, payload: dict) -> str:
 def test_every_payload_is_valid_for_home_assistant():
     msgs = discovery_messages(CFG, TOPICS)
     components = [validate_discovery(topic, payload) for topic, payload in msgs]
-    assert components.count("sensor") == 4 and components.count("image") == 2
-    assert components.count("binary_sensor") == 5
+    assert components.count("sensor") == 4 + 2 and components.count("image") == 2
+    assert components.count("binary_sensor") == 5 and components.count("button") == 2
 
 
 def test_unique_ids_are_unique_and_stable_across_restarts():
@@ -115,3 +115,23 @@ def test_stale_configs_are_recognised():
     assert is_stale(CFG, current, "homeassistant/sensor/edge_agent_garage-pi/porch_class/config", b"{}")
     assert not is_stale(CFG, current, "homeassistant/sensor/edge_agent_garage-pi/porch_class/config", b"")  # cleared
     assert not is_stale(CFG, current, "homeassistant/sensor/edge_agent_other/porch_class/config", b"{}")  # not ours
+
+
+def test_classify_now_button_publishes_to_the_classify_topic():
+    msgs = dict(discovery_messages(CFG, TOPICS))
+    button = msgs["homeassistant/button/edge_agent_garage-pi/door_classify/config"]
+    assert button["command_topic"] == "edge_agent/garage-pi/door/classify"
+    assert TOPICS.parse_control(button["command_topic"]) == ("door", "classify")
+    assert len(button["availability"]) == 2  # only while the agent and its camera are online
+
+
+def test_budget_sensors_read_the_days_spend_from_the_status():
+    msgs = dict(discovery_messages(CFG, TOPICS))
+    calls = msgs["homeassistant/sensor/edge_agent_garage-pi/api_calls_today/config"]
+    credits = msgs["homeassistant/sensor/edge_agent_garage-pi/api_credits_today/config"]
+    status = {"camera": "online", "budget": {"calls_today": 312, "credits_today": 0.0624, "exhausted": False}}
+    assert render(calls["value_template"], status) == "312"
+    assert render(credits["value_template"], status) == "0.0624"
+    assert render(calls["value_template"], {"camera": "online"}) == "0"  # an older agent's status
+    assert calls["state_topic"] == TOPICS.status("door")
+    assert calls["availability"] == [{"topic": TOPICS.availability}]  # the agent's, not one camera's

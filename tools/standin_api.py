@@ -7,6 +7,10 @@ that and answers with the API's reply shapes. The "class" is just the dominant
 colour of the image (red, green or blue) with its share of the colour as the
 confidence, so tests can make videos whose right answers are known.
 
+Like Roboflow's serverless API it says what each reply took in an
+``X-Processing-Time`` header (seconds), which is what a call is billed by;
+``billing=False`` leaves it out, as a self-hosted inference server does.
+
 For tests and benchmarks it can add a set latency to every reply and play a
 script of faults (HTTP status, Retry-After, garbage, hang, connection reset),
 and it records every request it saw.
@@ -55,6 +59,7 @@ class StandinApi:
     api_key: str | None = "test-key"
     latency: float = 0.0
     multi_label: bool = False
+    billing: bool = True  # send X-Processing-Time, as the serverless API does
     faults: deque[dict[str, Any]] = field(default_factory=deque)
     seen: list[Seen] = field(default_factory=list)
     host: str = "127.0.0.1"
@@ -86,6 +91,13 @@ class StandinApi:
             self.in_flight -= 1
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        response = await self._reply_to(request)
+        if self.billing:
+            response.headers["X-Processing-Time"] = f"{time.monotonic() - started:.4f}"
+        return response
+
+    async def _reply_to(self, request: web.Request) -> web.StreamResponse:
         fault = None
         with self._lock:
             if self.faults:
@@ -216,9 +228,10 @@ def main() -> None:
     ap.add_argument("--api-key", default=None, help="key to require (default: accept any)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
     ap.add_argument("--multi-label", action="store_true")
+    ap.add_argument("--no-billing", action="store_true", help="no X-Processing-Time (as a self-hosted server)")
     args = ap.parse_args()
     api = StandinApi(api_key=args.api_key, latency=args.latency, multi_label=args.multi_label,
-                     host=args.host, port=args.port)
+                     billing=not args.no_billing, host=args.host, port=args.port)
 
     async def serve() -> None:
         await api.start()

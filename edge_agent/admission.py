@@ -1,0 +1,209 @@
+"""Which grabbed frames become API calls: one admission object per camera.
+
+Every API call costs money and CPU, so a frame passes three doors, all in the
+camera's capture thread, and each refusal is counted where it is shown:
+
+1. ``open(now)``, at every grabbed frame, cheap: not paused or stopping, the
+   camera's rate is due (``fps`` is a ceiling: the rate at which the gate
+   *looks*), the API is not backing off, the day's budget is not spent, and one
+   of the shared in-flight places is free. It hands out a :class:`Slot`.
+2. ``decide(slot, thumb, now)``, after the frame is decoded and before it is
+   encoded: the change gate (``change.py``) and the budget's pacing. Why call?
+   Someone asked (``ON_DEMAND``); the picture changed since the last classified
+   frame, or there is none yet (``CHANGE``); the decision is still waiting for
+   confirming results (``CONFIRM``: the gate lets them through, at most
+   ``MAX_CONFIRM`` per still picture); or nothing was classified for
+   ``heartbeat`` seconds (``HEARTBEAT``). No reason, or the budget says not yet:
+   the slot is released and the frame skipped.
+3. The slot travels with the frame; when the reply is in (or the request
+   failed), ``slot.finish()`` settles the budget and frees the in-flight place.
+
+A slot is released exactly once, whichever thread and path gets there first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Callable
+
+import numpy as np
+
+from .budget import Budget, Priority, Reservation
+from .change import ChangeDetector
+from .config import CameraConfig
+from .rate import RateGate
+
+MAX_CONFIRM = 6  # confirming calls on a picture that no longer changes, before the gate gives up on it
+
+
+class InFlight:
+    """A counting limit shared by all cameras, tried without blocking."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self._n >= self.limit:
+                return False
+            self._n += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._n = max(0, self._n - 1)
+
+    @property
+    def count(self) -> int:
+        return self._n
+
+
+class Slot:
+    """One in-flight place and, once decided, one budget reservation."""
+
+    __slots__ = ("_admission", "_lock", "_released", "reason", "reservation")
+
+    def __init__(self, admission: "Admission"):
+        self._admission = admission
+        self._lock = threading.Lock()
+        self._released = False
+        self.reason: Priority | None = None
+        self.reservation: Reservation | None = None
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> bool:
+        """Give the place back unused (or after use); True only the first time."""
+        with self._lock:
+            if self._released:
+                return False
+            self._released = True
+        if self.reservation is not None:
+            # Decided but never sent (the frame would not encode, or the agent is stopping).
+            self._admission.budget.settle(self.reservation, None, reached=False)
+            self.reservation = None
+        self._admission.inflight.release()
+        return True
+
+    def finish(self, *, credits: float | None, reached: bool) -> None:
+        """After the request: settle the budget with what it cost, free the place."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        if self.reservation is not None:
+            self._admission.budget.settle(self.reservation, credits, reached=reached)
+            self.reservation = None
+        self._admission.inflight.release()
+
+
+class Admission:
+    """Rate, change gate, budget, API guard and in-flight limit for one camera."""
+
+    def __init__(self, cfg: CameraConfig, *, inflight: InFlight, budget: Budget,
+                 api_ready: Callable[[float], bool], clock: Callable[[], float] = time.monotonic):
+        self.cfg = cfg
+        self.rate = RateGate(cfg.fps)
+        self.inflight = inflight
+        self.budget = budget
+        self._api_ready = api_ready
+        self._clock = clock
+        self.detector = ChangeDetector(cfg.change.threshold, cfg.change.ignore, cfg.region)
+        self.gate_on = cfg.change.enabled
+        self.heartbeat = cfg.change.heartbeat
+        # Set from the event loop, read by the capture thread.
+        self.paused = False
+        self.closed = False
+        self.unsettled = False  # the decision waits for confirming results
+        self._now_wanted = threading.Event()  # classify on demand
+        self._forget = False  # the reference's result never came: look afresh
+        # Capture thread only.
+        self._confirms = 0
+        self.last_call: float | None = None  # monotonic
+        # Counters (written by the capture thread, read by anyone).
+        self.unchanged = 0  # looked, and the picture had not changed: no call
+        self.deferred = 0  # wanted a call, the budget said not now
+        self.calls: Counter[str] = Counter()  # calls by reason
+        self.last_change_at: float | None = None  # epoch s of the last frame the gate saw change
+
+    # -- the event loop's side ---------------------------------------------------
+
+    def classify_now(self) -> None:
+        """The next grabbed frame is classified, past the rate and the gate (not the budget)."""
+        self._now_wanted.set()
+
+    def forget_reference(self) -> None:
+        """A call failed, or classification resumed: the next look counts as a change."""
+        self._forget = True
+
+    def set_fps(self, fps: float) -> None:
+        self.rate.set_fps(fps)
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.rate.interval
+
+    # -- the capture thread's side -------------------------------------------------
+
+    def open(self, now: float) -> Slot | None:
+        """Door 1, at every grabbed frame: may this frame be looked at?"""
+        if self.closed or self.paused:
+            return None
+        wanted = self._now_wanted.is_set()
+        if not (wanted or self.rate.due(now)) or not self._api_ready(now) or self.budget.exhausted():
+            return None
+        if not self.inflight.try_acquire():
+            return None
+        self.rate.take(now)
+        return Slot(self)
+
+    def needs_thumbnail(self) -> bool:
+        return self.gate_on and not self._now_wanted.is_set()
+
+    def decide(self, slot: Slot, thumb: np.ndarray | None, now: float, wall: float | None = None) -> bool:
+        """Door 2, after decoding: call the API for this frame? If not, the slot is released."""
+        reason = self._reason(thumb, now, wall)
+        if reason is None:
+            self.unchanged += 1
+            slot.release()
+            return False
+        reservation = self.budget.reserve(reason)
+        if reservation is None:
+            self.deferred += 1
+            if reason is Priority.ON_DEMAND:
+                self._now_wanted.clear()  # refused (spent): not retried frame after frame
+            slot.release()
+            return False
+        if reason is Priority.ON_DEMAND:
+            self._now_wanted.clear()
+        slot.reason, slot.reservation = reason, reservation
+        if thumb is not None:
+            self.detector.set_reference(thumb)
+        self.last_call = now
+        self.calls[reason.name.lower()] += 1
+        return True
+
+    def _reason(self, thumb: np.ndarray | None, now: float, wall: float | None) -> Priority | None:
+        if self._now_wanted.is_set():
+            return Priority.ON_DEMAND
+        if not self.gate_on or thumb is None:
+            return Priority.CHANGE
+        if self._forget:
+            self._forget = False
+            self.detector.reset()
+        if self.detector.changed(thumb):
+            self._confirms = 0
+            self.last_change_at = wall if wall is not None else time.time()
+            return Priority.CHANGE
+        if self.unsettled and self._confirms < MAX_CONFIRM:
+            self._confirms += 1
+            return Priority.CONFIRM
+        if self.heartbeat > 0 and (self.last_call is None or now - self.last_call >= self.heartbeat):
+            return Priority.HEARTBEAT
+        return None

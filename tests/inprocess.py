@@ -1,0 +1,196 @@
+"""The agent in-process, with fakes at its edges: a scene played frame by frame
+on a fake clock, a fake classifier, and an output that records what it is given.
+
+Frames go in lock-step: the next frame is grabbed only once every frame taken
+before it was classified and applied, so a 100-s scene runs in a few seconds,
+with no sleeps in the test and the same outcome every run. What is exercised is
+the real thing: the capture thread, admission (rate, change gate, budget,
+in-flight), the agent's ordering, deciding and publishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from edge_agent.agent import Agent
+from edge_agent.classify import Reply
+from edge_agent.config import Config, parse_config
+from edge_agent.reply import Classification, Prediction
+from tests.scenes import Scene, dominant
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a frame is grabbed."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SceneSource:
+    """Enough of ``cv2.VideoCapture`` for the capture thread, playing a Scene."""
+
+    def __init__(self, scene: Scene, clock: FakeClock, quiet: Callable[[], bool], done: threading.Event):
+        self.scene, self.clock, self.quiet, self.done = scene, clock, quiet, done
+        self.i = 0
+        self.start = clock.now
+        self.hook: Callable[[int], None] | None = None  # called with the frame index before it is grabbed
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return True
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FPS: self.scene.fps, cv2.CAP_PROP_FRAME_WIDTH: self.scene.width,
+                cv2.CAP_PROP_FRAME_HEIGHT: self.scene.height}.get(prop, 0.0)
+
+    def set(self, prop: int, value: float) -> bool:
+        return False
+
+    def grab(self) -> bool:
+        deadline = time.monotonic() + 10
+        while not self.quiet():  # lock-step: what was taken is classified and applied first
+            if time.monotonic() > deadline:
+                raise AssertionError("the agent did not settle within 10 s")
+            time.sleep(0.0005)
+        if self.i >= self.scene.frames:
+            self.done.set()
+            time.sleep(0.05)
+            return False
+        if self.hook is not None:
+            self.hook(self.i)
+        self.clock.now = self.start + self.i / self.scene.fps
+        self.i += 1
+        return True
+
+    def retrieve(self) -> tuple[bool, np.ndarray]:
+        return True, self.scene.frame(self.i - 1)
+
+    def release(self) -> None:
+        pass
+
+
+class FakeClassifier:
+    """Answers like the stand-in API (the dominant colour), confidence 0.9, and bills
+    0.0002 credits a call; records what it was sent."""
+
+    def __init__(self, credits: float | None = 0.0002):
+        self.calls: list[str] = []
+        self.credits = credits
+
+    async def classify(self, jpeg: bytes) -> Reply:
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        top, _ = dominant(image)
+        self.calls.append(top)
+        preds = (Prediction(top, 0.9),) + tuple(Prediction(c, 0.05) for c in ("red", "green", "blue") if c != top)
+        return Reply({"top": top}, Classification(top, 0.9, preds), latency_ms=1.0, credits=self.credits)
+
+
+@dataclass
+class Published:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@dataclass
+class RecordingOutput:
+    """An output that keeps everything the agent publishes."""
+
+    connected: bool = True
+    messages_dropped: int = 0
+    disconnects: int = 0
+    pending: int = 0
+    messages: list[Published] = field(default_factory=list)
+
+    def start(self) -> None:
+        pass
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.messages.append(Published(topic, payload, retain))
+
+    async def stop(self) -> None:
+        pass
+
+    def states(self, camera: str = "cam") -> list[str]:
+        return [json.loads(m.payload)["class"] for m in self.messages if m.topic.endswith(f"/{camera}/state")]
+
+    def last_status(self, camera: str = "cam") -> dict[str, Any]:
+        return [json.loads(m.payload) for m in self.messages if m.topic.endswith(f"/{camera}/status")][-1]
+
+
+def config(tmp: Path, camera: dict[str, Any] | None = None, **top: Any) -> Config:
+    cam = {"name": "cam", "source": "rtsp://fake/scene", "fps": 2, **(camera or {})}
+    data = {"device_id": "t", "api": {"url": "http://127.0.0.1:9", "model": "colours/1", "max_in_flight": 2},
+            "mqtt": {"topic_prefix": "edge_agent/t"}, "status": {"enabled": False},
+            "homeassistant": {"discovery": False}, "log_summary_interval": 0,
+            "decide": {"min_confidence": 0.5, "confirm": 2}, "state_dir": str(tmp / "state"),
+            "cameras": [cam], **top}
+    return parse_config(data, {})
+
+
+@dataclass
+class Run:
+    agent: Agent
+    out: RecordingOutput
+    api: FakeClassifier
+    source: SceneSource
+
+
+async def play(cfg: Config, scene: Scene, api: FakeClassifier | None = None,
+               hook: Callable[[Agent, int], None] | None = None) -> Run:
+    """Play ``scene`` through an in-process agent to its end; return what happened."""
+    api = api or FakeClassifier()
+    out = RecordingOutput()
+    clock = FakeClock()
+    done = threading.Event()
+    holder: dict[str, Agent] = {}
+    sources: list[SceneSource] = []
+
+    def quiet() -> bool:
+        agent = holder["agent"]
+        return agent.inflight.count == 0 and not agent.busy
+
+    def opener() -> SceneSource:
+        if sources:  # reopened after the end: nothing more to play
+            done.set()
+            return "scene over"  # type: ignore[return-value]
+        src = SceneSource(scene, clock, quiet, done)
+        if hook is not None:
+            src.hook = lambda i: hook(holder["agent"], i)
+        sources.append(src)
+        return src
+
+    agent = Agent(cfg, classifier=lambda c: (api, None), output=lambda a, loop: out,
+                  worker_seams=lambda cam_cfg: {"opener": opener, "clock": clock})
+    holder["agent"] = agent
+    task = asyncio.create_task(agent.run())
+    deadline = time.monotonic() + 120
+    while not done.is_set():
+        assert time.monotonic() < deadline, "the scene did not finish playing"
+        assert not task.done(), task.exception() if task.done() else ""
+        await asyncio.sleep(0.01)
+    while agent.busy:
+        await asyncio.sleep(0.01)
+    agent.request_stop()
+    assert await asyncio.wait_for(task, 10) == 0
+    return Run(agent, out, api, sources[0])
+
+
+def on_loop(agent: Agent, fn: Callable[..., Any], *args: Any) -> Any:
+    """From the capture thread (a source hook): run ``fn`` on the agent's loop and wait for it."""
+    async def call() -> Any:
+        return fn(*args)
+
+    assert agent._loop is not None
+    return asyncio.run_coroutine_threadsafe(call(), agent._loop).result(5)
