@@ -22,19 +22,35 @@ from tests.helpers import make_video
 from tests.streams import MjpegCamera
 
 
+class Slot:
+    def release(self) -> bool:
+        return True
+
+    def finish(self, **_: object) -> None:
+        pass
+
+
 class Taker:
-    """Takes one frame in ``every``; collects what is delivered and the events."""
+    """Stands in for the camera's admission: takes one frame in ``every`` (no change
+    gate); collects what is delivered and the events."""
 
     def __init__(self, every: int = 5):
         self.every = every
         self.seen = 0
+        self.paused = False
         self.frames: list[Frame] = []
         self.events: list[str] = []
         self.got = threading.Event()
 
-    def should_take(self, mono: float) -> bool:
+    def open(self, mono: float) -> Slot | None:
         self.seen += 1
-        return self.seen % self.every == 0
+        return Slot() if self.seen % self.every == 0 else None
+
+    def needs_thumbnail(self) -> bool:
+        return False
+
+    def decide(self, slot: Slot, thumb, now: float, wall: float | None = None) -> bool:
+        return True
 
     def deliver(self, frame: Frame) -> None:
         self.frames.append(frame)
@@ -43,8 +59,8 @@ class Taker:
 
     def worker(self, source: str, *, image_size: int = 416, region=None) -> CaptureWorker:
         cfg = CameraConfig(name="cam", source=source, fps=5, loop=True, stall_timeout=3, region=region)
-        return CaptureWorker(cfg, image_size=image_size, jpeg_quality=80, should_take=self.should_take,
-                             deliver=self.deliver, release=lambda: None,
+        return CaptureWorker(cfg, image_size=image_size, jpeg_quality=80, admission=self,
+                             deliver=self.deliver,
                              on_event=lambda kind, detail: self.events.append(kind), open_timeout=5)
 
 
@@ -160,3 +176,40 @@ def test_broken_frames_are_dropped_counted_and_logged_once_per_run(caplog: pytes
     assert sum("did not decode" in m for m in messages) == 1
     assert sum("frames decode again" in m for m in messages) == 1
     assert "offline" not in taker.events
+
+
+def test_a_still_mjpeg_picture_is_looked_at_in_greyscale_and_never_decoded_in_full(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The change gate on an MJPEG source: each look is a 1/8 greyscale decode; only
+    frames worth a call are decoded in colour."""
+    from edge_agent.admission import Admission, InFlight
+    from edge_agent.budget import Budget
+    from edge_agent.config import BudgetConfig
+
+    full = []
+    real = capture.decode_jpeg
+    monkeypatch.setattr(capture, "decode_jpeg", lambda data, scale=1: full.append(scale) or real(data, scale))
+    video = make_video(tmp_path / "red.avi", [("red", 3)], size="640x480", codec="mjpeg")
+    cfg = CameraConfig(name="cam", source=str(video), fps=10, loop=True, stall_timeout=3)
+    admission = Admission(cfg, inflight=InFlight(1), budget=Budget(BudgetConfig()), api_ready=lambda now: True)
+    frames: list[Frame] = []
+
+    def deliver(frame: Frame) -> None:
+        frames.append(frame)
+        assert frame.slot is not None
+        frame.slot.finish(credits=None, reached=True)
+
+    worker = CaptureWorker(cfg, image_size=416, jpeg_quality=80, admission=admission, deliver=deliver,
+                           on_event=lambda kind, detail: None, open_timeout=5)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while admission.unchanged < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        assert worker.join(10)
+    assert worker.decode_on_take
+    assert admission.unchanged >= 10  # looked at, found unchanged, skipped
+    assert len(frames) == 1 == admission.calls["change"]  # only the first look was worth a call
+    assert len(full) == 1  # and only it was decoded in colour

@@ -101,6 +101,19 @@ def test_good_config_and_defaults():
     ("log_summary_interval", -1, "log_summary_interval: must be >= 0, got -1"),
     ("api.ca_certs", "/nonexistent/ca.pem", "api.ca_certs: file '/nonexistent/ca.pem' does not exist"),
     ("api.insecure", "yes", "api.insecure: must be true or false, got 'yes'"),
+    ("api.budget", {"calls_per_day": 0}, "api.budget.calls_per_day: must be >= 1, got 0"),
+    ("api.budget", {"calls_per_day": 2.5}, "api.budget.calls_per_day: must be an integer, got 2.5"),
+    ("api.budget", {"credits_per_day": -1}, "api.budget.credits_per_day: must be > 0, got -1"),
+    ("api.budget", {"calls_a_day": 5}, "api.budget.calls_a_day: unknown key (did you mean 'calls_per_day'?)"),
+    ("cameras[0].change", {"threshold": 0}, "cameras[0].change.threshold: must be > 0, got 0"),
+    ("cameras[0].change", {"threshold": 2}, "cameras[0].change.threshold: must be <= 1, got 2"),
+    ("cameras[0].change", {"heartbeat": -5}, "cameras[0].change.heartbeat: must be >= 0, got -5"),
+    ("cameras[0].change", {"enabled": "no"}, "cameras[0].change.enabled: must be true or false, got 'no'"),
+    ("cameras[0].change", {"ignore": [[0.8, 0, 0.3, 0.1]]},
+     "cameras[0].change.ignore[0]: needs 0 <= x, y < 1, w and h > 0 and the box inside the frame, got [0.8, 0, 0.3, 0.1]"),
+    ("cameras[0].change", {"ignore": [0.8, 0, 0.2, 0.1]},
+     "cameras[0].change.ignore[0]: must be [x, y, w, h] as fractions of the frame, got 0.8"),
+    ("cameras[0].change", "on", "cameras[0].change: must be a mapping, got 'on'"),
 ])
 def test_bad_configs_name_the_key_and_the_problem(path, value, message):
     with pytest.raises(ConfigError) as err:
@@ -195,3 +208,23 @@ def test_example_configs_in_the_repo_are_valid():
     assert files, "config/ has example configs"
     for f in files:
         load_config(f, {"ROBOFLOW_API_KEY": "k" * 20, "CREDENTIALS_DIRECTORY": str(root)})
+
+
+def test_change_gate_budget_and_state_dir_defaults_and_values(tmp_path):
+    cfg = parse_config(GOOD, {"ROBOFLOW_API_KEY": "k", "HOME": "/home/pi"})
+    cam = cfg.cameras[0]
+    assert cam.change.enabled and cam.change.threshold == 0.01 and cam.change.heartbeat == 600
+    assert cam.change.ignore == () and not cfg.api.budget.limited
+    assert cfg.state_dir == "/home/pi/.local/state/edge-agent"
+    assert parse_config(GOOD, {"ROBOFLOW_API_KEY": "k", "STATE_DIRECTORY": "/var/lib/edge-agent:/x"}).state_dir \
+        == "/var/lib/edge-agent"  # systemd's StateDirectory=
+    data = with_change("cameras[0].change", {"enabled": False, "threshold": 0.05, "heartbeat": 0,
+                                             "ignore": [[0.8, 0.0, 0.2, 0.08]]})
+    data["api"]["budget"] = {"calls_per_day": 5000, "credits_per_day": 2}
+    data["state_dir"] = "state"
+    cfg = parse_config(data, {"ROBOFLOW_API_KEY": "k"}, base_dir=tmp_path)
+    cam = cfg.cameras[0]
+    assert (cam.change.enabled, cam.change.threshold, cam.change.heartbeat) == (False, 0.05, 0)
+    assert cam.change.ignore == ((0.8, 0.0, 0.2, 0.08),)
+    assert cfg.api.budget.calls_per_day == 5000 and cfg.api.budget.credits_per_day == 2.0
+    assert cfg.state_dir == str(tmp_path / "state")  # relative to the config's folder

@@ -191,7 +191,8 @@ def test_home_assistant_discovery_is_published_and_valid(running: Running):
                what="all discovery messages")
     latest = {m.topic: m for m in running.ha.all() if m.topic.endswith("/config")}
     components = [validate_discovery(topic, json.loads(m.payload)) for topic, m in latest.items()]
-    assert components.count("sensor") == 6 and components.count("image") == 3
+    assert components.count("sensor") == 6 + 2 and components.count("image") == 3
+    assert components.count("button") == 3
     assert components.count("binary_sensor") == 2  # gate: blue, red; door, yard: none configured
     assert configs
     late = Recorder(running.broker.port, "homeassistant")  # retained: a restarted HA finds them

@@ -173,5 +173,6 @@ def test_unit_file_verifies_and_is_hardened(tmp_path: Path):
     for needed in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "RestartPreventExitStatus=2",
                    "DeviceAllow=char-video4linux rw", "SupplementaryGroups=video", "LoadCredential",
                    "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
-                   "RestrictAddressFamilies=", "MemoryMax="):
+                   "RestrictAddressFamilies=", "MemoryMax=", "StateDirectory=edge-agent",
+                   "StateDirectoryMode=0700"):
         assert needed in text, needed
