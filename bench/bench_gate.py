@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from edge_agent.change import ChangeDetector, thumbnail  # noqa: E402
 from edge_agent.encode import decode_jpeg, decode_jpeg_grey, prepare  # noqa: E402
 from tests.helpers import AgentProc, Broker, Recorder, agent_config  # noqa: E402
-from tests.scenes import Scene  # noqa: E402
+from tools.scenes import Scene  # noqa: E402
 from tools.standin_api import StandinApi, ThreadedStandin  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from edge_agent.agent import Agent
 from edge_agent.classify import Reply
 from edge_agent.config import Config, parse_config
 from edge_agent.reply import Classification, Prediction
-from tests.scenes import Scene, dominant
+from tools.scenes import Scene, dominant
 
 
 class FakeClock:

@@ -10,7 +10,7 @@ import pytest
 
 from edge_agent.store import JsonFile
 from tests.inprocess import FakeClassifier, config, on_loop, play
-from tests.scenes import Scene
+from tools.scenes import Scene
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import AgentProc, Broker, Recorder, agent_config, wait_until
-from tests.scenes import Scene
+from tools.scenes import Scene
 from tools.standin_api import StandinApi, ThreadedStandin
 
 KEY = "rf_gate_SECRET_key_0007"

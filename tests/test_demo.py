@@ -14,3 +14,4 @@ def test_demo_prints_states_as_a_subscriber_sees_them():
     assert 'mqtt  edge_agent/demo/door/state  {"class":"red"' in r.stdout
     assert "mqtt  edge_agent/demo/door/result" in r.stdout
     assert "demo-key" not in r.stdout + r.stderr
+    assert "API calls in" in r.stdout and "would have allowed" in r.stdout

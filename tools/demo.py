@@ -9,6 +9,7 @@ Everything runs on 127.0.0.1 and stops by itself after ``--seconds``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -43,15 +45,24 @@ def wait_port(port: int, timeout: float = 10) -> None:
 
 
 def make_clip(path: Path) -> None:
-    """A 640x480 30 fps clip: 4 s red, 4 s green, 4 s blue (a 'camera' whose answer we know)."""
+    """A camera-like 640x480 MJPEG clip, 30 s, looping: a textured room with sensor
+    noise, a blinking LED and a ticking clock; a door panel that is red, then green,
+    then blue (a 'camera' whose answer we know) and a passer-by (tools/scenes.py)."""
     if path.exists():
         return
-    cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error"]
-    for c in ("red", "green", "blue"):
-        cmd += ["-f", "lavfi", "-i", f"color=c={c}:s=640x480:r=30:d=4"]
-    cmd += ["-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]", "-map", "[v]",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", str(path)]
-    subprocess.run(cmd, check=True)
+    from tools.scenes import Scene
+
+    Scene(width=640, height=480, fps=15, seconds=30, classes=[(0, "red"), (10, "green"), (20, "blue")],
+          passer=(13.0, 15.0), fade=None).write(path)
+
+
+def calls_made(status_url: str) -> int | None:
+    """API calls the agent made, from its status page's JSON (None if it does not answer)."""
+    try:
+        with urllib.request.urlopen(status_url, timeout=2) as r:
+            return sum(cam["frames_sent"] for cam in json.load(r)["cameras"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def describe(payload: bytes) -> str:
@@ -65,7 +76,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30, help="how long to run (default 30)")
     args = ap.parse_args()
     RUN.mkdir(exist_ok=True)
-    clip = RUN / "sample.mp4"
+    clip = RUN / "sample-scene.avi"
     make_clip(clip)
 
     mqtt_port, api_port, status_port = free_port(), free_port(), free_port()
@@ -88,7 +99,8 @@ def main() -> int:
     sub.loop_start()
 
     env = {**os.environ, "DEMO_API_URL": f"http://127.0.0.1:{api_port}", "DEMO_MQTT_PORT": str(mqtt_port),
-           "DEMO_VIDEO": str(clip), "DEMO_API_KEY": "demo-key", "DEMO_STATUS": f"127.0.0.1:{status_port}"}
+           "DEMO_VIDEO": str(clip), "DEMO_API_KEY": "demo-key", "DEMO_STATUS": f"127.0.0.1:{status_port}",
+           "DEMO_STATE_DIR": str(RUN / "state")}
     print(f"demo: mosquitto on 127.0.0.1:{mqtt_port}, stand-in API (180 ms latency) on 127.0.0.1:{api_port}")
     print(f"demo: the status page is at http://127.0.0.1:{status_port}/")
     print(f"demo: agent log lines start with a time; MQTT messages with 'mqtt'. Watch with:\n"
@@ -96,6 +108,8 @@ def main() -> int:
     agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "-c", str(ROOT / "config/demo.yaml")],
                              cwd=ROOT, env=env)
     procs.append(agent)
+    started = time.monotonic()
+    calls = None
     try:
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline and agent.poll() is None:
@@ -103,6 +117,8 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        calls = calls_made(f"http://127.0.0.1:{status_port}/api/status")
+        ran = time.monotonic() - started
         if agent.poll() is None:
             agent.send_signal(signal.SIGTERM)
             agent.wait(10)
@@ -111,6 +127,10 @@ def main() -> int:
         for p in procs[:-1]:
             p.terminate()
             p.wait(5)
+    if calls is not None:
+        ceiling = 2 * ran  # the camera's fps: 2, a ceiling, not a rate
+        print(f"demo: {calls} API calls in {ran:.0f} s; fps 2 would have allowed {ceiling:.0f}: the change gate "
+              f"called only when the picture changed ({calls / max(1, ceiling):.0%})")
     print(f"demo: agent exited with status {agent.returncode}")
     return agent.returncode or 0
 
