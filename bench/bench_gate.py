@@ -99,6 +99,8 @@ def bench_calls(work: Path, scene: Scene) -> bool:
                 cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="bench-key", timeout=5,
                                    gate=gate, cameras=[{"name": f"gate_{name}", "source": str(video), "fps": 2}])
                 cfg["decide"]["min_confidence"] = 0.4
+                cfg["device_id"] = f"bench-{name}"  # two agents on one broker: their own client ids
+                cfg["mqtt"]["client_id"] = f"edge-agent-bench-{name}"
                 agents.append(AgentProc(d, cfg, log_level="info"))
             try:
                 for a in agents:
@@ -116,6 +118,7 @@ def bench_calls(work: Path, scene: Scene) -> bool:
             calls = len(rec.all(f"{cam}/result"))
             lag = lags(scene, rec, cam)
             states = [m.json()["class"] for m in rec.all(f"{cam}/state")]
+            states = [c for i, c in enumerate(states) if i == 0 or c != states[i - 1]]
             print(f"  gate {name:3s}: {calls:4d} calls ({calls / ceiling:5.1%} of the ceiling); states {states}; "
                   f"lag per change {lag} s")
             if name == "on":

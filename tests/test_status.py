@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -163,7 +164,8 @@ def test_page_in_headless_chromium(running: Running):
         cards = browser.js("""return [...document.querySelectorAll('.card')].map(c => ({
             name: c.dataset.camera, cls: c.querySelector('.cls').textContent, state: c.dataset.state,
             img: c.querySelector('img').naturalWidth, shown: c.querySelector('img').getBoundingClientRect().width,
-            health: c.querySelector('.health').textContent}))""")
+            health: c.querySelector('.health').textContent, calls: c.querySelector('.calls').textContent}))""")
+        budget = browser.js("return document.getElementById('budget').textContent")
         shot = browser.screenshot(ARTIFACTS / "status-page.png")
     finally:
         browser.close()
@@ -176,6 +178,8 @@ def test_page_in_headless_chromium(running: Running):
         assert c["img"] == 320 or c["img"] == 640 or c["img"] > 0  # decoded, not a broken image
         assert c["shown"] > 200 and c["health"] == "online"
     assert shot.stat().st_size > 10_000
+    assert re.fullmatch(r"API calls today \d+, ≈ [\d.]+ credits", budget), budget
+    assert all(re.fullmatch(r"\d+ / \d+", c["calls"]) for c in cards)  # calls / looked at, unchanged
 
 
 def test_summary_line_in_the_log(running: Running):
