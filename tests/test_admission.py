@@ -1,0 +1,116 @@
+"""One admission object per camera (pure; clock passed in): the doors a frame
+passes, and a slot that is released exactly once whichever path gets there first."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_agent.admission import MAX_CONFIRM, Admission, InFlight
+from edge_agent.budget import Budget
+from edge_agent.change import thumbnail
+from edge_agent.config import BudgetConfig, CameraConfig, ChangeConfig
+
+RNG = np.random.default_rng(3)
+STILL = RNG.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+MOVED = STILL.copy()
+MOVED[60:200, 100:220] = 255 - MOVED[60:200, 100:220]
+
+
+def admission(*, fps: float = 2, inflight: int = 2, gate: bool = True, heartbeat: float = 600,
+              budget: BudgetConfig = BudgetConfig(), ready=lambda now: True) -> Admission:
+    cfg = CameraConfig(name="cam", source="0", fps=fps, change=ChangeConfig(enabled=gate, heartbeat=heartbeat))
+    return Admission(cfg, inflight=InFlight(inflight), budget=Budget(budget), api_ready=ready)
+
+
+def look(a: Admission, frame: np.ndarray, now: float) -> str | None:
+    """One grabbed frame through both doors; the reason of the call, or None."""
+    slot = a.open(now)
+    if slot is None:
+        return None
+    if not a.decide(slot, thumbnail(frame) if a.needs_thumbnail() else None, now):
+        return None
+    slot.finish(credits=None, reached=True)
+    return slot.reason.name.lower() if slot.reason is not None else None
+
+
+def test_a_slot_is_released_exactly_once_whoever_releases_it():
+    a = admission(inflight=1)
+    slot = a.open(0.0)
+    assert slot is not None and a.inflight.count == 1
+    assert a.open(0.6) is None  # the only place is taken
+    assert a.decide(slot, thumbnail(STILL), 0.0)
+    assert a.budget.view().calls == 1
+    slot.finish(credits=0.0002, reached=True)
+    assert slot.release() is False  # too late: already released by finish()
+    slot.finish(credits=0.0002, reached=True)
+    assert a.inflight.count == 0 and a.budget.view().credits == 0.0002  # settled once
+    again = a.open(1.0)
+    assert again is not None and again.release() and not again.release()
+    assert a.inflight.count == 0
+
+
+def test_a_decided_frame_that_is_never_sent_gives_its_call_back():
+    a = admission(gate=False)
+    slot = a.open(0.0)
+    assert a.decide(slot, None, 0.0) and a.budget.view().calls == 1
+    slot.release()  # e.g. the frame would not encode, or the agent is stopping
+    assert a.budget.view().calls == 0 and a.inflight.count == 0
+
+
+def test_the_gate_calls_on_change_confirms_then_stops():
+    a = admission()
+    assert look(a, STILL, 0.0) == "change"  # nothing classified yet
+    assert look(a, STILL, 0.5) is None  # still
+    a.unsettled = True  # the decision waits for a confirming result
+    assert look(a, STILL, 1.0) == "confirm"
+    a.unsettled = False
+    assert look(a, STILL, 1.5) is None
+    assert look(a, MOVED, 2.0) == "change"
+    assert look(a, MOVED, 2.5) is None
+    assert a.unchanged == 3 and dict(a.calls) == {"change": 2, "confirm": 1}
+
+
+def test_confirming_calls_on_a_still_picture_are_bounded():
+    a = admission()
+    look(a, STILL, 0.0)
+    a.unsettled = True  # a model that never agrees with itself
+    reasons = [look(a, STILL, 0.5 * i) for i in range(1, 20)]
+    assert reasons.count("confirm") == MAX_CONFIRM and reasons[MAX_CONFIRM:] == [None] * (19 - MAX_CONFIRM)
+
+
+def test_the_rate_is_a_ceiling_on_looks_and_calls():
+    a = admission(fps=2)
+    frames = [MOVED if i % 2 else STILL for i in range(30)]  # changes at every frame, 30 fps for 1 s
+    reasons = [look(a, f, i / 30) for i, f in enumerate(frames)]
+    assert sum(r is not None for r in reasons) == 2  # 0 s and 0.5 s
+
+
+def test_heartbeat_and_forgetting_the_reference():
+    a = admission(heartbeat=10)
+    assert look(a, STILL, 0.0) == "change"
+    assert [look(a, STILL, t) for t in (5.0, 9.5)] == [None, None]
+    assert look(a, STILL, 10.0) == "heartbeat"
+    a.forget_reference()  # a call failed: its result never came
+    assert look(a, STILL, 10.5) == "change"
+
+
+def test_classify_now_goes_past_rate_and_gate_but_not_past_the_budget():
+    a = admission(budget=BudgetConfig(calls_per_day=2))
+    assert look(a, STILL, 0.0) == "change"
+    a.classify_now()
+    assert look(a, STILL, 0.01) == "on_demand"  # the rate was not due, the picture is still
+    a.classify_now()
+    assert look(a, STILL, 0.02) is None and a.budget.exhausted()  # spent: refused
+
+
+def test_paused_backing_off_or_closed_takes_nothing():
+    ready = {"ok": False}
+    a = admission(ready=lambda now: ready["ok"])
+    assert look(a, MOVED, 0.0) is None  # the API is backing off
+    ready["ok"] = True
+    a.paused = True
+    assert look(a, MOVED, 1.0) is None
+    a.paused = False
+    assert look(a, MOVED, 2.0) == "change"
+    a.closed = True
+    assert look(a, STILL, 3.0) is None and a.inflight.count == 0
