@@ -30,7 +30,7 @@ from .capture import CaptureWorker, Frame
 from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
 from .config import Config
 from .control import Command, parse_command
-from .episode import Episode
+from .episode import Episode, Throttle
 from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
 from .messages import ResultMessage, StatusMessage, budget_payload, state_payload
 from .metrics import Metrics
@@ -47,6 +47,13 @@ log = logging.getLogger("edge_agent.agent")
 
 WATCHDOG_PERIOD = 0.5
 STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop must fit in 5 s)
+REPUBLISH_SETTLE = 0.5  # s after Home Assistant's birth before republishing (births coalesce)
+REPUBLISH_MIN_INTERVAL = 10.0  # s between two republishes for births
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """Text from outside (a topic), cut for a log line."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
 
 
 class Classifier(Protocol):
@@ -105,6 +112,9 @@ class Agent:
         for cam in self.cameras.values():
             self.settings.apply(cam)
         self._refusals = Episode()  # classify-now requests refused while the budget is spent
+        self._control_log = Throttle(60.0)  # bad control messages: a line a minute at most
+        self._republish_due: asyncio.TimerHandle | None = None
+        self._republished_at = float("-inf")
         self.metrics = Metrics(self.cameras, self._live_metrics)
         # Home Assistant discovery: fixed by the config, so built once.
         self.discovery = [(topic, json.dumps(payload, separators=(",", ":")).encode())
@@ -273,11 +283,13 @@ class Agent:
 
     # -- control topics ------------------------------------------------------------------
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Every message from the broker. Anyone on it may send anything: nothing
+        here logs more than a line a minute for bad input, and nothing from outside
+        is logged unbounded."""
         if self.cfg.homeassistant.discovery and topic == birth_topic(self.cfg):
             if payload.strip() == b"online":
-                log.info("Home Assistant came online: publishing discovery and current state again")
-                self._republish()
+                self._schedule_republish()
             return
         if self.cfg.homeassistant.discovery and topic.endswith("/config"):
             if is_stale(self.cfg, self._discovery_topics, topic, payload):
@@ -289,16 +301,43 @@ class Agent:
         if parsed is None:
             return
         camera, field = parsed
+        if retained:
+            # Commands act when sent, not at every start: what was set is kept in state_dir.
+            self._bad_control(f"retained control message on {_shown(topic)} ignored "
+                              "(send commands without the retain flag; settings are kept in state_dir)")
+            return
         cam = self.cameras.get(camera)
         if cam is None:
-            log.warning("control message for unknown camera %r on %s ignored", camera[:40], topic)
+            self._bad_control(f"control message for unknown camera {camera[:40]!r} on {_shown(topic)} ignored")
             return
         try:
             cmd = parse_command(camera, field, payload)
         except ValueError as exc:
-            log.warning("%s: control message on %s ignored: %s", cam.name, topic, exc)
+            self._bad_control(f"{cam.name}: control message on {_shown(topic)} ignored: {exc}")
             return
         self._apply_command(cam, cmd)
+
+    def _bad_control(self, line: str) -> None:
+        left_out = self._control_log.allow(time.monotonic())
+        if left_out is not None:
+            more = f" ({left_out} more bad control message(s) ignored since the last such line)" if left_out else ""
+            log.warning("%s%s; at most one such line a minute", line, more)
+
+    def _schedule_republish(self) -> None:
+        """Home Assistant's birth: discovery and state again, once however many births
+        arrive together (a flood of them must not become a flood of republishes)."""
+        if self._republish_due is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = max(REPUBLISH_SETTLE, self._republished_at + REPUBLISH_MIN_INTERVAL - loop.time())
+
+        def go() -> None:
+            self._republish_due = None
+            self._republished_at = loop.time()
+            log.info("Home Assistant came online: publishing discovery and current state again")
+            self._republish()
+
+        self._republish_due = loop.call_later(wait, go)
 
     def _apply_command(self, cam: CameraRuntime, cmd: Command) -> None:
         if cmd.field == "snapshot":
@@ -499,6 +538,8 @@ class Agent:
     async def _shutdown(self, background: list[asyncio.Task[None]], session: object) -> None:
         self._stopping = True
         self.notifier.stopping()
+        if self._republish_due is not None:
+            self._republish_due.cancel()
         for cam in self.cameras.values():
             cam.admission.closed = True
         for task in background:

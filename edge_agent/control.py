@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 MAX_FPS = 60.0
+MIN_FPS = 0.001  # one look every 1000 s; below, a typo (1e-300) would leave the camera blind
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def parse_command(camera: str, field: str, payload: bytes) -> Command:
             fps = float(text)
         except ValueError:
             raise ValueError(f"fps takes a number, got {text[:40]!r}") from None
-        if not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
-            raise ValueError(f"fps must be > 0 and <= {MAX_FPS:g}, got {text[:40]!r}")
+        if not math.isfinite(fps) or not MIN_FPS <= fps <= MAX_FPS:
+            raise ValueError(f"fps must be >= {MIN_FPS:g} and <= {MAX_FPS:g}, got {text[:40]!r}")
         return Command(camera, "fps", fps)
     raise ValueError(f"unknown setting {field[:40]!r} (known: enabled, fps)")

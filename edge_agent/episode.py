@@ -34,3 +34,23 @@ class Episode:
         self.kind, self.failures = None, 0
         self._logged.clear()
         return ended
+
+
+class Throttle:
+    """At most one log line per ``interval`` seconds for a kind of trouble that has
+    no end to wait for (bad control messages from anyone on the broker); the lines
+    in between are counted and the next line says how many there were."""
+
+    def __init__(self, interval: float = 60.0):
+        self.interval = interval
+        self.suppressed = 0
+        self._last = float("-inf")
+
+    def allow(self, now: float) -> int | None:
+        """None: do not log (counted). Else log, mentioning the returned count of lines left out."""
+        if now - self._last < self.interval:
+            self.suppressed += 1
+            return None
+        self._last = now
+        left_out, self.suppressed = self.suppressed, 0
+        return left_out

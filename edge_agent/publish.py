@@ -17,6 +17,7 @@ import asyncio
 import logging
 import ssl
 import sys
+import time
 from collections import deque
 from typing import Callable
 
@@ -24,10 +25,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from .config import MqttConfig
-from .episode import Episode
+from .episode import Episode, Throttle
 from .topics import Topics
 
 log = logging.getLogger("edge_agent.mqtt")
+
+MAX_INCOMING_PAYLOAD = 64 * 1024  # bytes: Home Assistant's own discovery configs are ~1 KB
+MAX_INCOMING_TOPIC = 512  # characters
 
 
 def _describe(err: BaseException) -> str:
@@ -59,6 +63,8 @@ class MqttPublisher:
         self.connects = 0
         self.disconnects = 0
         self.messages_dropped = 0
+        self.messages_refused = 0  # incoming messages too big or malformed to read
+        self._refused_log = Throttle(60.0)
         self._stopping = False
         self._pending: deque[tuple[str, bytes]] = deque()
         self._episode = Episode()
@@ -103,8 +109,20 @@ class MqttPublisher:
         self._hop(self._disconnected, f"connection lost ({reason_code})")
 
     def _paho_on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
-        if self._on_message_hook is not None:
-            self._hop(self._on_message_hook, msg.topic, bytes(msg.payload))
+        if self._on_message_hook is None:
+            return
+        # Anyone on the broker can send anything: what the agent reads is small (a
+        # number, ON/OFF, a discovery config), so a big or malformed message is
+        # dropped here, in paho's thread, before it costs the loop anything.
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            self._hop(self._dropped_message, "a topic that is not UTF-8")
+            return
+        if len(msg.payload) > MAX_INCOMING_PAYLOAD or len(topic) > MAX_INCOMING_TOPIC:
+            self._hop(self._dropped_message, f"{len(msg.payload)} bytes on a topic of {len(topic)} characters")
+            return
+        self._hop(self._on_message_hook, topic, bytes(msg.payload), bool(msg.retain))
 
     def _paho_on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
         # paho calls this inside its ``except OSError`` block: the error is still current.
@@ -113,6 +131,14 @@ class MqttPublisher:
         self._hop(self._failed, f"cannot connect to {self.cfg.host}:{self.cfg.port}{reason}")
 
     # -- loop side ----------------------------------------------------------------
+
+    def _dropped_message(self, what: str) -> None:
+        self.messages_refused += 1
+        left_out = self._refused_log.allow(time.monotonic())
+        if left_out is not None:
+            log.warning("MQTT: ignored an incoming message of %s (limits: %d bytes, a %d-character topic)%s; "
+                        "at most one such line a minute", what, MAX_INCOMING_PAYLOAD, MAX_INCOMING_TOPIC,
+                        f"; {left_out} more since the last such line" if left_out else "")
 
     def _connected(self) -> None:
         self.connected = True

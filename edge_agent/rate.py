@@ -20,11 +20,13 @@ class RateGate:
         # source rate, small enough that spacing stays >= 3/4 of the interval.
         self.tolerance = min(self.interval / 4, 0.02) if tolerance is None else tolerance
         self._next: float | None = None
+        self._last: float | None = None  # when the last frame was taken
 
     def due(self, ts: float) -> bool:
         return self._next is None or ts >= self._next - self.tolerance
 
     def take(self, ts: float) -> None:
+        self._last = ts
         base = ts if self._next is None else max(self._next, ts)
         # If we fell more than a whole interval behind, restart the schedule from now.
         if self._next is not None and ts - self._next > self.interval:
@@ -32,7 +34,11 @@ class RateGate:
         self._next = base + self.interval
 
     def set_fps(self, fps: float) -> None:
+        """A new rate takes effect at once: the next slot is one new interval after
+        the last frame taken (a slot scheduled far ahead at a tiny old rate is dropped)."""
         if fps <= 0:
             raise ValueError("fps must be > 0")
         self.interval = 1.0 / fps
         self.tolerance = min(self.interval / 4, 0.02)
+        if self._next is not None and self._last is not None:
+            self._next = min(self._next, self._last + self.interval)

@@ -21,10 +21,11 @@ def test_good_commands(field, payload, expected):
 @pytest.mark.parametrize("field,payload,why", [
     ("enabled", b"maybe", "enabled takes ON or OFF"),
     ("fps", b"fast", "fps takes a number"),
-    ("fps", b"0", "fps must be > 0"),
-    ("fps", b"-1", "fps must be > 0"),
-    ("fps", b"nan", "fps must be > 0"),
-    ("fps", b"1e9", "fps must be > 0"),
+    ("fps", b"0", "fps must be >= 0.001"),
+    ("fps", b"-1", "fps must be >= 0.001"),
+    ("fps", b"nan", "fps must be >= 0.001"),
+    ("fps", b"1e9", "fps must be >= 0.001 and <= 60"),
+    ("fps", b"1e-300", "fps must be >= 0.001"),  # a camera blind for 1e300 s
     ("fps", b"\xff\xfe", "not UTF-8"),
     ("colour", b"red", "unknown setting 'colour'"),
 ])

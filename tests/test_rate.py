@@ -59,3 +59,24 @@ def test_set_fps():
     assert gate.interval == 0.25
     with pytest.raises(ValueError):
         gate.set_fps(0)
+
+
+@pytest.mark.parametrize("tiny", [1e-300, 0.001])
+def test_a_new_fps_takes_effect_at_once(tiny):
+    """set/fps 1e-300 then set/fps 2 left the camera dead: the slot stayed far ahead."""
+    gate = RateGate(2)
+    gate.take(100.0)
+    gate.set_fps(tiny)
+    gate.take(100.5) if gate.due(100.5) else None
+    assert not gate.due(101.0)
+    gate.set_fps(2)
+    assert gate.due(101.0)  # 0.5 s after the last frame taken, not 1000 s or 1e300 s
+    gate.take(101.0)
+    assert not gate.due(101.2) and gate.due(101.5)
+
+
+def test_a_faster_fps_moves_the_next_slot_forward_but_never_back_before_the_last_take():
+    gate = RateGate(0.1)  # every 10 s
+    gate.take(0.0)
+    gate.set_fps(1)
+    assert not gate.due(0.5) and gate.due(1.0)
