@@ -123,6 +123,7 @@ class Agent:
         self._discovery_topics = {topic for topic, _ in self.discovery}
         self.started_at = time.time()
         self._stop = asyncio.Event()
+        self.reloading = False  # set by SIGHUP: a new agent with a new config follows
         self._stopping = False
         self._all_ended = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -174,6 +175,10 @@ class Agent:
             if server is not None:
                 await server.stop()
         return 0
+
+    def threads_stuck(self) -> bool:
+        """After the stop: is a capture thread still inside a blocking call?"""
+        return any(cam.worker is not None and cam.worker.alive for cam in self.cameras.values())
 
     @property
     def busy(self) -> bool:
@@ -537,7 +542,10 @@ class Agent:
 
     async def _shutdown(self, background: list[asyncio.Task[None]], session: object) -> None:
         self._stopping = True
-        self.notifier.stopping()
+        if self.reloading:
+            self.notifier.send("RELOADING=1")  # READY=1 comes again from the next agent
+        else:
+            self.notifier.stopping()
         if self._republish_due is not None:
             self._republish_due.cancel()
         for cam in self.cameras.values():

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -84,6 +85,44 @@ def parse_source(source: str) -> SourceSpec:
     if text.startswith("file://"):
         text = text[len("file://"):]
     return SourceSpec("file", text)
+
+
+V4L2_MAJOR = 81  # Linux's character-device major number for video4linux
+
+
+def not_a_camera(spec: SourceSpec) -> str | None:
+    """Why a path cannot be opened as a camera or video file, or None if it may be.
+
+    A FIFO with no writer, or a character device that is not V4L2 (a tty, /dev/zero),
+    would block or feed garbage inside OpenCV's open, beyond any timeout, and OpenCV
+    holds a lock there that other cameras' opens wait on: such paths are refused
+    before OpenCV sees them (with a clear reason, retried like any outage, so a file
+    that appears later is still picked up)."""
+    if spec.kind == "stream":
+        return None
+    if spec.kind == "device" and isinstance(spec.target, int):
+        return None
+    path = str(spec.target)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if spec.kind == "device":
+            return f"cannot open {spec.describe()}: no such device (is the camera plugged in?)"
+        return f"file {spec.describe()} not found"
+    except OSError as exc:
+        return f"cannot open {spec.describe()}: {exc.strerror or exc}"
+    mode = st.st_mode
+    if spec.kind == "device":
+        if not stat.S_ISCHR(mode) or os.major(st.st_rdev) != V4L2_MAJOR:
+            return f"{spec.describe()} is not a V4L2 camera device"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"cannot open {spec.describe()}: permission denied (the user needs to be in group video)"
+        return None
+    if stat.S_ISFIFO(mode):
+        return f"{spec.describe()} is a FIFO, not a video file (for a program's output use a stream or a file)"
+    if not stat.S_ISREG(mode):
+        return f"{spec.describe()} is not a regular video file"
+    return None
 
 
 @dataclass(frozen=True)
@@ -207,8 +246,9 @@ class CaptureWorker:
         if self._opener is not None:
             return self._opener()
         spec = self.spec
-        if spec.kind == "file" and not os.path.exists(str(spec.target)):
-            return f"file {spec.describe()} not found"
+        refused = not_a_camera(spec)
+        if refused is not None:
+            return refused
         if spec.kind == "device":
             cap = cv2.VideoCapture(spec.target, cv2.CAP_V4L2)
         else:

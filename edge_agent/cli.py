@@ -104,23 +104,61 @@ def cmd_run(args: argparse.Namespace) -> int:
     _warn_if_readable(args.config, cfg)
     # RTSP over TCP: no lost UDP packets (smeared frames) on Wi-Fi. Users may override.
     os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    # FFmpeg's and OpenCV's own messages go straight to stderr, past our log format
+    # and redaction (a URL with its password, once per corrupt frame): quiet by
+    # default; the agent reports those conditions itself. Read when cv2 is imported.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     # No linear algebra here: one OpenBLAS thread (numpy's and OpenCV's each start
     # an idle pool at import otherwise). Must be set before numpy is imported.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .agent import Agent
 
+    last: list[Agent] = []
+
     async def main() -> int:
-        agent = Agent(cfg, redactor)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, agent.request_stop)
-        return await agent.run()
+        current = cfg
+        while True:
+            agent = Agent(current, redactor)
+            last[:] = [agent]
+            new: list[Config] = []
+
+            def reload(agent: Agent = agent, new: list[Config] = new) -> None:
+                """SIGHUP (systemctl reload): a valid new config restarts the agent with it;
+                a bad one is logged and the running config kept."""
+                try:
+                    candidate = load_config(args.config)
+                except ConfigError as exc:
+                    log.error("reload: config error: %s; keeping the running config", redactor(str(exc)))
+                    return
+                redactor.add(candidate.secrets())
+                log.info("reload: %s is valid; restarting with it", args.config)
+                new[:] = [candidate]
+                agent.reloading = True
+                agent.request_stop()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, agent.request_stop)
+            loop.add_signal_handler(signal.SIGHUP, reload)
+            rc = await agent.run()
+            if not new:
+                return rc
+            current = new[0]
 
     try:
-        return asyncio.run(main())
+        rc = asyncio.run(main())
     except Exception as exc:  # noqa: BLE001 - last line of defence; say what broke, exit 1
         log.critical("fatal: %s", redactor(f"{type(exc).__name__}: {exc}"), exc_info=exc)
-        return EXIT_FATAL
+        rc = EXIT_FATAL
+    if last and last[0].threads_stuck():
+        # A capture thread is still inside a blocking OpenCV/FFmpeg call (a source that
+        # hangs in open or read). Letting the interpreter tear down under it aborts the
+        # process in C++ (exit 134); the agent has stopped cleanly, so leave now.
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -90,7 +90,7 @@ def test_missing_v4l2_device_is_offline_not_fatal(tmp_path: Path, broker: Broker
         try:
             st = recorder.wait_for("cam/status", lambda m: m.json()["last_error"] is not None, timeout=15)
             assert st.json()["camera"] == "offline"
-            assert "cannot open /dev/video63" in st.json()["last_error"]
+            assert "cannot open /dev/video63: no such device" in st.json()["last_error"]
             assert agent.proc.poll() is None
         finally:
             agent.signal(signal.SIGTERM)

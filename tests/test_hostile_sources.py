@@ -1,0 +1,102 @@
+"""Sources that are not cameras, or cameras that never answer: refused or bounded,
+and never holding up another camera or the agent's stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_agent.capture import SourceSpec, not_a_camera, parse_source
+from tests.helpers import AgentProc, Broker, Recorder, agent_config, wait_until
+from tools.standin_api import StandinApi, ThreadedStandin
+
+KEY = "rf_hostile_src_SECRET_5"
+
+
+def test_what_cannot_be_a_camera_is_refused_before_opencv_sees_it(tmp_path: Path):
+    fifo = tmp_path / "cam.mp4"
+    os.mkfifo(fifo)
+    video = tmp_path / "ok.mp4"
+    video.write_bytes(b"\0" * 10)
+    assert "is a FIFO" in not_a_camera(parse_source(str(fifo)))
+    assert "not a regular video file" in not_a_camera(parse_source("/dev/zero"))
+    assert "not a regular video file" in not_a_camera(parse_source(str(tmp_path)))
+    assert "not a V4L2 camera device" in not_a_camera(SourceSpec("device", "/dev/null"))  # a char device, not video
+    assert "no such device" in not_a_camera(parse_source("/dev/video63"))
+    assert "not found" in not_a_camera(parse_source(str(tmp_path / "later.mp4")))
+    assert not_a_camera(parse_source(str(video))) is None
+    assert not_a_camera(parse_source("rtsp://cam/1")) is None and not_a_camera(parse_source("0")) is None
+
+
+class SilentCamera:
+    """A TCP server on loopback that accepts and never says a word: an HTTP camera
+    whose firmware hung. Every connection is kept open until close()."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.sock.settimeout(0.2)
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set() and len(self.conns) < 50:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_fifo_and_a_hung_camera_beside_a_good_one(tmp_path: Path, videos, broker: Broker, recorder: Recorder):
+    """The FIFO is refused with a reason; the hung HTTP camera blocks in its open
+    for up to its 30 s open timeout; the good camera classifies all along; a
+    SIGTERM while the open hangs exits 0 within 5 s."""
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    silent = SilentCamera()
+    try:
+        with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY, cameras=[
+                {"name": "good", "source": str(videos["red_long"]), "fps": 4, "loop": True},
+                {"name": "fifo", "source": str(fifo), "fps": 2},
+                {"name": "hung", "source": f"http://127.0.0.1:{silent.port}/video", "fps": 2, "stall_timeout": 30},
+            ])
+            agent = AgentProc(tmp_path, cfg)
+            try:
+                st = recorder.wait_for("fifo/status", lambda m: "FIFO" in (m.json()["last_error"] or ""), timeout=20)
+                assert st.json()["camera"] == "offline"
+                wait_until(lambda: silent.conns, 20, what="the hung camera's connection")
+                n = len(recorder.all("good/result"))
+                wait_until(lambda: len(recorder.all("good/result")) >= n + 8, 10,
+                           what="the good camera's results while the other open hangs")
+                assert agent.proc.poll() is None
+                t0 = time.monotonic()
+                agent.signal(signal.SIGTERM)
+                rc = agent.wait(10)
+                took = time.monotonic() - t0
+            finally:
+                agent.close()
+    finally:
+        silent.close()
+    assert rc == 0, agent.log()
+    assert took < 5.0, f"stop took {took:.1f} s"
+    assert "terminate called" not in agent.log()
