@@ -79,9 +79,13 @@ def _warn_if_readable(path: str, cfg: Config) -> None:
     """A config or key file that everyone may read must not hold a secret."""
     from .config import literal_secrets
 
+    from pathlib import Path
+
+    from .config import MAX_CONFIG_BYTES, read_bounded_text
+
     try:
-        text = open(path, encoding="utf-8").read()
-    except OSError:
+        text = read_bounded_text(Path(path), MAX_CONFIG_BYTES, "", "config file")
+    except ConfigError:
         return
     checks = []
     if literal_secrets(text):
@@ -109,6 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # default; the agent reports those conditions itself. Read when cv2 is imported.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    # FFmpeg decodes with a thread per core: at most 4 (a Pi's cores), so a camera
+    # costs at most 6 threads and MAX_CAMERAS fits the unit's TasksMax (config.py).
+    os.environ.setdefault("OPENCV_FFMPEG_THREADS", str(min(4, os.cpu_count() or 1)))
     # No linear algebra here: one OpenBLAS thread (numpy's and OpenCV's each start
     # an idle pool at import otherwise). Must be set before numpy is imported.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -8,9 +8,11 @@ environment in any string value.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
+import stat
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +25,26 @@ NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[0-9]+$")
 ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 MASK = "***"
+
+# Bounds on what a config may make the agent do, so a hostile or broken file is a
+# config error (exit 2) within a second and in bounded memory, never a hang, a
+# traceback or an out-of-memory kill.
+MAX_CONFIG_BYTES = 64 * 1024  # a real config is a few KB; pure-Python YAML parses 64 KiB in < 1 s
+MAX_KEY_FILE_BYTES = 4096  # an API key is one short line
+MAX_NODES = 10_000  # values after YAML aliases are followed (a 64 KiB file without aliases has fewer)
+MAX_DEPTH = 32  # nesting levels; a real config needs 5
+# The systemd unit's TasksMax= caps the service's threads. Measured (`edge-agent run` on
+# N H.264 file cameras, counting /proc/PID/task): each camera costs its capture thread,
+# one FFmpeg decode thread per CPU core and one more native thread started with the
+# decoder. `edge-agent run` caps FFmpeg's decode threads at 4 (OPENCV_FFMPEG_THREADS:
+# a Pi has 4 cores; more add nothing at our frame rates), so a camera costs at most 6.
+# The agent itself: the main thread, paho's, asyncio's default executor (at most
+# cores + 4) and one more: 11 on a Pi, 13 on an 8-core machine. With TasksMax=256:
+# 13 + 16 x 6 = 109 tasks, more than twice that to spare for reopens and bursts.
+TASKS_MAX = 256
+THREADS_PER_CAMERA = 6
+AGENT_THREADS = 13
+MAX_CAMERAS = 16
 
 
 class ConfigError(ValueError):
@@ -172,8 +194,11 @@ class _Section:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
-            raise ConfigError(path, f"must be a mapping, got {_show(data)}")
+            raise ConfigError(path or "top level", f"must be a mapping, got {_show(data)}")
         self.path = path
+        for k in data:
+            if not isinstance(k, str):
+                raise ConfigError(path or "top level", f"has a key that is not a name: {_show(k)}")
         self.data = dict(data)
         self.used: set[str] = set()
 
@@ -214,6 +239,10 @@ class _Section:
         if isinstance(value, bool) or not isinstance(value, kinds):
             want = "an integer" if integer else "a number"
             raise ConfigError(self.key(name), f"must be {want}, got {_show(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(self.key(name), f"must be a finite number, got {value}")
+        if isinstance(value, int) and abs(value) > 10**15:
+            raise ConfigError(self.key(name), f"is out of range, got {_show(value)}")
         if gt is not None and not value > gt:
             raise ConfigError(self.key(name), f"must be > {_fmt(gt)}, got {value}")
         if ge is not None and not value >= ge:
@@ -238,10 +267,12 @@ class _Section:
             raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
+    def done(self, known: set[str] | None = None) -> None:
+        """Fail on the first key not read (or, given ``known``, not among them)."""
+        known = self.used if known is None else known
+        unknown = sorted(set(self.data) - known)
         if unknown:
-            raise ConfigError(self.key(unknown[0]), "unknown key" + _did_you_mean(unknown[0], self.used))
+            raise ConfigError(self.key(unknown[0]), "unknown key" + _did_you_mean(unknown[0], known))
 
 
 def _number_from_text(text: str, integer: bool) -> Any:
@@ -268,29 +299,47 @@ def _show(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 # --------------------------------------------------------------------------- env
 
 
 def expand_env(node: Any, env: Mapping[str, str], path: str = "") -> Any:
-    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree."""
-    if isinstance(node, Mapping):
-        return {k: expand_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [expand_env(v, env, f"{path}[{i}]") for i, v in enumerate(node)]
-    if isinstance(node, str):
-        def repl(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in env and env[name] != "":
-                return env[name]
-            if default is not None:
-                return default
-            raise ConfigError(path, f"environment variable {name} is not set")
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree.
 
-        return ENV_RE.sub(repl, node)
-    return node
+    YAML aliases (``*name``) share one object however often they are used, but this
+    copies each use; nested aliases ("billion laughs") would grow without end, so
+    the walk stops with a ConfigError past MAX_NODES values or MAX_DEPTH levels."""
+    count = [0]
+
+    def walk(node: Any, path: str, depth: int) -> Any:
+        count[0] += 1
+        if count[0] > MAX_NODES:
+            raise ConfigError(path, f"the config has more than {MAX_NODES} values once YAML aliases "
+                                    "(*name) are expanded; are aliases nested in aliases?")
+        if depth > MAX_DEPTH:
+            raise ConfigError(path, f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, Mapping):
+            return {k: walk(v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
+        if isinstance(node, str):
+            def repl(m: re.Match[str]) -> str:
+                name, default = m.group(1), m.group(2)
+                if name in env and env[name] != "":
+                    return env[name]
+                if default is not None:
+                    return default
+                raise ConfigError(path, f"environment variable {name} is not set")
+
+            return ENV_RE.sub(repl, node)
+        return node
+
+    return walk(node, path, 0)
 
 
 def literal_secrets(text: str) -> bool:
@@ -331,6 +380,7 @@ def _decide(sec: _Section) -> DecideConfig:
 
 
 def _api(sec: _Section, env_base: Path) -> ApiConfig:
+    sec.done(known={f.name for f in fields(ApiConfig)})  # "modle:" is a typo, not a missing model
     url = sec.str("url", ApiConfig.url) or ""
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError(sec.key("url"), f"must be an http:// or https:// URL, got {redact_url(url)!r}")
@@ -343,10 +393,7 @@ def _api(sec: _Section, env_base: Path) -> ApiConfig:
         path = Path(key_file)
         if not path.is_absolute():
             path = env_base / path
-        try:
-            key = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(sec.key("api_key_file"), f"cannot read {str(path)!r}: {exc.strerror}") from None
+        key = read_bounded_text(path, MAX_KEY_FILE_BYTES, sec.key("api_key_file"), "").strip()
         if not key:
             raise ConfigError(sec.key("api_key_file"), f"{str(path)!r} is empty")
     if any(c.isspace() for c in key or ""):
@@ -529,6 +576,7 @@ def _homeassistant(sec: _Section) -> HomeAssistantConfig:
 
 def _camera(sec: _Section, decide_raw: dict[str, Any], decide_path: str,
             classes: tuple[str, ...] = ()) -> CameraConfig:
+    sec.done(known={f.name for f in fields(CameraConfig)})  # "sorce:" is a typo, not a missing source
     name = sec.str("name", required=True, pattern=NAME_RE, hint="[a-z0-9_-]")
     source = _source(sec)
     merged = dict(decide_raw)
@@ -558,6 +606,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
     env = os.environ if env is None else env
     data = expand_env(data, env)
     root = _Section("", data)
+    root.done(known={f.name for f in fields(Config)})  # a misspelt section before its "is required"
     device_id = root.str("device_id", None, pattern=NAME_RE, hint="[a-z0-9_-]") or default_device_id()
     if not root.has("api"):
         raise ConfigError("api", "is required")
@@ -570,6 +619,10 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
     cams_raw = root.raw("cameras")
     if not isinstance(cams_raw, list) or not cams_raw:
         raise ConfigError("cameras", "must be a non-empty list of cameras")
+    if len(cams_raw) > MAX_CAMERAS:
+        raise ConfigError("cameras", f"at most {MAX_CAMERAS} cameras, got {len(cams_raw)} (the service's "
+                          f"TasksMax={TASKS_MAX} allows {MAX_CAMERAS} at up to {THREADS_PER_CAMERA} threads each "
+                          f"plus {AGENT_THREADS} for the agent, with room to spare)")
     cameras = []
     seen: set[str] = set()
     for i, raw in enumerate(cams_raw):
@@ -592,18 +645,87 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
                   log_summary_interval=summary, state_dir=str(state_path))
 
 
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _size_text(n: int) -> str:
+    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} bytes"
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, refusing to nest deeper than MAX_DEPTH: PyYAML
+    composes recursively (64 KiB of ``[`` is a RecursionError after a second)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                              self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def read_bounded_text(path: Path, limit: int, key: str, what: str) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes, else a ConfigError.
+
+    Never opens a FIFO, a device or a directory (``/dev/zero`` never ends, a FIFO
+    blocks until a writer comes) and never reads more than ``limit + 1`` bytes."""
+    name = f"{what} {str(path)!r}" if what else repr(str(path))
+    try:
+        before = os.stat(path)
+        if not stat.S_ISREG(before.st_mode):
+            raise ConfigError(key, f"{name} is {_kind(before.st_mode)}, not a regular file")
+        if before.st_size > limit:
+            raise ConfigError(key, f"{name} is larger than {_size_text(limit)} ({before.st_size} bytes)")
+        # O_NONBLOCK: should it be swapped for a FIFO after the check, open() does not block.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(key, f"{name} is {_kind(st.st_mode)}, not a regular file")
+            chunks: list[bytes] = []
+            size = 0
+            while size <= limit:
+                chunk = os.read(fd, limit + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {name}: {exc.strerror or exc}") from None
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise ConfigError(key, f"{name} is larger than {_size_text(limit)}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(key, f"{name} is not UTF-8 text at byte {exc.start}") from None
+
+
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     path = Path(path)
+    text = read_bounded_text(path, MAX_CONFIG_BYTES, "", "config file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config file {str(path)!r}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError("", f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except RecursionError:
+        raise ConfigError("", f"{path}: not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date 2024-13-45, a 5000-digit number
+        raise ConfigError("", f"{path}: not valid YAML: {str(exc)[:200]}") from None
     if data is None:
         raise ConfigError("", f"{path}: the file is empty")
     return parse_config(data, env, base_dir=path.parent)

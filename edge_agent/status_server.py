@@ -5,16 +5,40 @@ GET /api/status                the same data as JSON
 GET /cameras/<name>/latest.jpg the latest classified frame, annotated
 GET /healthz                   200, or 503 with the reasons as JSON
 GET /metrics                   Prometheus text
+
+Hostile or broken clients must not take the agent down with them (issue #9: 1,100
+idle connections used every descriptor, the cameras could not reopen their sources
+and asyncio logged a traceback per failed accept). So the server
+
+* keeps at most MAX_CONNECTIONS; a new client past it takes the slot of the oldest
+  connection that is not in the middle of a request (an idle keep-alive or one still
+  dribbling its headers), or gets a 503 when every slot is busy: /healthz from a
+  fresh connection keeps answering while junk connections are shed;
+* gives a new connection HEADER_TIMEOUT in total (not per read) to send its first
+  request's headers; later ones get KEEPALIVE_TIMEOUT in total from the last
+  response (aiohttp's keep-alive timer is a deadline, not reset by each byte);
+  a response the client does not read is given up after WRITE_TIMEOUT;
+* accepts on its own sockets: out of descriptors, it logs one warning for the
+  episode, drops its own idle connections and pauses accepting (ACCEPT_BACKOFF,
+  doubling) instead of asyncio's accept path, whose default handler logged a
+  traceback per attempt and retried in a loop;
+* logs each kind of trouble once per episode (episode.Episode), and names itself
+  ``edge-agent`` in the Server header instead of aiohttp's version.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
+import socket
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from .episode import Episode, Throttle
 from .view import health, status_view
 
 if TYPE_CHECKING:
@@ -22,6 +46,170 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edge_agent.status")
 NO_STORE = {"Cache-Control": "no-store"}
+SERVER_NAME = "edge-agent"
+
+MAX_CONNECTIONS = 64  # open connections kept at once (the page, scrapers, a few browsers: far fewer)
+HEADER_TIMEOUT = 10.0  # s from connect to the end of the first request's headers, in total
+KEEPALIVE_TIMEOUT = 15.0  # s an idle keep-alive connection (or a later request's headers) may take
+WRITE_TIMEOUT = 10.0  # s a client may leave a response unread (our buffer full) before it is cut
+LISTEN_BACKLOG = 128  # the kernel's queue of connections not yet accepted
+ACCEPT_BACKOFF = (0.25, 2.0)  # s to pause accepting when out of descriptors: first, then doubling to
+QUIET = 60.0  # s without connection trouble that end an episode (the next one is logged again)
+HANDLER_LIMITS: dict[str, Any] = {
+    "keepalive_timeout": KEEPALIVE_TIMEOUT,
+    "max_headers": 32,  # aiohttp's 8190-byte line and field limits stay
+    "lingering_time": 2.0,  # s to read and drop an unread request body before closing
+    "access_log": None,
+}
+OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nServer: " + SERVER_NAME.encode() + b"\r\n"
+        b"Content-Type: text/plain\r\nContent-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n")
+
+
+class _Connection(web.RequestHandler):
+    """aiohttp's protocol for one connection, with the server's admission, deadlines
+    and logging around it."""
+
+    __slots__ = ("_owner", "_admitted", "_busy", "_served", "_deadline", "_stall")
+
+    def __init__(self, owner: "StatusServer", manager: web.Server, **kwargs: Any):
+        super().__init__(manager, **kwargs)
+        self._owner = owner
+        self._admitted = False
+        self._busy = 0  # requests in a handler now
+        self._served = False  # the first request's headers arrived
+        self._deadline: asyncio.TimerHandle | None = None
+        self._stall: asyncio.TimerHandle | None = None
+
+    def idle(self) -> bool:
+        """Not in a handler and nothing of ours unsent: it can be closed without losing a reply."""
+        t = self.transport
+        return self._busy == 0 and (t is None or t.get_write_buffer_size() == 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        try:
+            self._admitted = self._owner._admit(self)
+            if not self._admitted:
+                transport.write(BUSY)  # type: ignore[attr-defined]
+                transport.close()
+                return
+            super().connection_made(transport)
+            self._deadline = self._loop.call_later(HEADER_TIMEOUT, self._headers_late)
+        except Exception:  # never leave asyncio's accept waiting on a half-made connection
+            log.exception("status server: cannot set up a connection")
+            transport.abort()  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        for handle in (self._deadline, self._stall):
+            if handle is not None:
+                handle.cancel()
+        self._deadline = self._stall = None
+        if not self._admitted:
+            return
+        self._owner._release(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._admitted:
+            super().data_received(data)
+
+    def request_started(self) -> None:
+        self._busy += 1
+        if not self._served:
+            self._served = True
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+    def request_done(self) -> None:
+        self._busy -= 1
+        self._owner._touch(self)
+
+    def _headers_late(self) -> None:
+        self._deadline = None
+        if not self._served and self.transport is not None:
+            self._owner._trouble("slow", "status server: a client did not send its request within %g s; "
+                                 "closing such connections", HEADER_TIMEOUT)
+            self.force_close()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall is None:
+            self._stall = self._loop.call_later(WRITE_TIMEOUT, self._write_stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _write_stalled(self) -> None:
+        self._stall = None
+        if self.transport is not None:
+            self._owner._trouble("stalled", "status server: a client read no response for %g s; "
+                                 "dropping such connections", WRITE_TIMEOUT)
+            self.transport.abort()
+
+    def force_close(self) -> None:
+        transport = self.transport
+        super().force_close()
+        if transport is not None and transport.get_write_buffer_size():
+            # close() waits for the unsent reply: not forever
+            self._loop.call_later(WRITE_TIMEOUT, transport.abort)
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        resp = super().handle_error(request, status, exc, message)
+        resp.headers[hdrs.SERVER] = SERVER_NAME  # the parser's 400s skip the app's signals
+        return resp
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError):  # the client's fault: no traceback, not every time
+            left_out = self._owner._bad_requests.allow(self._loop.time())
+            if left_out is not None:
+                log.warning("status server: a bad request (%s, HTTP %s)%s; not logged again for %g s",
+                            type(exc).__name__, exc.code,
+                            f", {left_out} more since the last such line" if left_out else "", QUIET)
+            return
+        super().log_exception(*args, **kw)
+
+
+@web.middleware
+async def _track(request: web.Request,
+                 handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    conn = request.protocol
+    if not isinstance(conn, _Connection):
+        return await handler(request)
+    conn.request_started()
+    try:
+        return await handler(request)
+    finally:
+        conn.request_done()
+
+
+async def _name_ourselves(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[hdrs.SERVER] = SERVER_NAME
+
+
+def _bind(infos: list[tuple[Any, ...]]) -> list[socket.socket]:
+    """Listening sockets for each address, as ``loop.create_server`` makes them."""
+    socks: list[socket.socket] = []
+    try:
+        for family, type_, proto, _, addr in dict.fromkeys(infos):
+            sock = socket.socket(family, type_, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(addr)
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
 
 
 class StatusServer:
@@ -29,32 +217,142 @@ class StatusServer:
         self.agent = agent
         self._page = resources.files("edge_agent").joinpath("page.html").read_bytes()
         self._runner: web.AppRunner | None = None
+        self._sockets: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task[None]] = []
+        self._conns: dict[_Connection, None] = {}  # oldest (least recently served) first
+        self._crowd = Episode()  # connections over the limit, too slow, not reading
+        self._crowd_last = 0.0
+        self._no_fds = Episode()  # accept() out of descriptors
+        self._no_fds_last = 0.0
+        self._no_fds_recovered = False
+        self._bad_requests = Throttle(QUIET)
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[_track])
         app.router.add_get("/", self.page)
         app.router.add_get("/api/status", self.status)
         app.router.add_get("/cameras/{name}/latest.jpg", self.latest)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
+        app.on_response_prepare.append(_name_ourselves)
         return app
 
     async def start(self) -> None:
         cfg = self.agent.cfg.status
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
+        loop = asyncio.get_running_loop()
+        self._runner = web.AppRunner(self.app(), shutdown_timeout=1.0, **HANDLER_LIMITS)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port)
         try:
-            await site.start()
+            infos = await loop.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            self._sockets = _bind(infos)
         except OSError as exc:
             await self._runner.cleanup()
-            raise RuntimeError(f"status server cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
+            self._runner = None
+            raise RuntimeError(f"status server cannot listen on {cfg.host}:{cfg.port}: "
+                               f"{exc.strerror or exc}") from None
+        server = self._runner.server
+        assert server is not None
+
+        def protocol() -> _Connection:
+            return _Connection(self, server, loop=loop, **HANDLER_LIMITS)
+
+        self._acceptors = [asyncio.create_task(self._accept(sock, protocol), name=f"status-accept-{i}")
+                           for i, sock in enumerate(self._sockets)]
         log.info("status page on http://%s:%d/", cfg.host if ":" not in cfg.host else f"[{cfg.host}]", cfg.port)
 
     async def stop(self) -> None:
+        for task in self._acceptors:
+            task.cancel()
+        await asyncio.gather(*self._acceptors, return_exceptions=True)
+        self._acceptors = []
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    # -- connections -----------------------------------------------------------------
+
+    async def _accept(self, sock: socket.socket, protocol: Callable[[], _Connection]) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = ACCEPT_BACKOFF[0]
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:
+                self._no_fds_last = loop.time()
+                if exc.errno in OUT_OF_RESOURCES:
+                    if self._no_fds.fail("fds"):
+                        log.warning("status server: out of file descriptors (%s, %d connections of ours open); "
+                                    "shedding idle ones and pausing accepts", exc.strerror, len(self._conns))
+                    self._shed_idle()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, ACCEPT_BACKOFF[1])
+                elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    if self._no_fds.fail(f"errno {exc.errno}"):
+                        log.warning("status server: accept failed: %s", exc.strerror or exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, ACCEPT_BACKOFF[1])
+                continue
+            backoff = ACCEPT_BACKOFF[0]
+            self._accepted()
+            try:
+                await loop.connect_accepted_socket(protocol, conn)
+            except OSError:
+                conn.close()
+
+    def _accepted(self) -> None:
+        """An accept worked: say so once per episode; the episode ends after QUIET s without failures
+        (shedding our idle connections frees a few descriptors, then they run out again: one episode)."""
+        if not self._no_fds.active:
+            return
+        if asyncio.get_running_loop().time() - self._no_fds_last > QUIET:
+            self._no_fds.ok()
+            self._no_fds_recovered = False
+        elif not self._no_fds_recovered:
+            self._no_fds_recovered = True
+            log.info("status server: accepting again after %d failed accepts (trouble not logged again "
+                     "until %g s quiet)", self._no_fds.failures, QUIET)
+
+    def _admit(self, conn: _Connection) -> bool:
+        now = asyncio.get_running_loop().time()
+        if self._crowd.active and now - self._crowd_last > QUIET:
+            log.info("status server: connections back to normal (%d dropped or refused)", self._crowd.ok())
+        if len(self._conns) >= MAX_CONNECTIONS:
+            victim = next((c for c in self._conns if c.idle()), None)
+            if victim is None:
+                self._trouble("full", "status server: %d connections open, all busy; refusing new ones with 503",
+                              MAX_CONNECTIONS)
+                return False
+            self._trouble("evict", "status server: %d connections open, the limit; closing the oldest idle "
+                          "ones to make room", MAX_CONNECTIONS)
+            self._drop(victim)
+        self._conns[conn] = None
+        return True
+
+    def _drop(self, conn: _Connection) -> None:
+        self._conns.pop(conn, None)
+        conn.force_close()
+
+    def _release(self, conn: _Connection) -> None:
+        self._conns.pop(conn, None)
+
+    def _touch(self, conn: _Connection) -> None:
+        if conn in self._conns:  # the most recently served go last in line to be dropped
+            del self._conns[conn]
+            self._conns[conn] = None
+
+    def _shed_idle(self) -> None:
+        for conn in [c for c in self._conns if c.idle()]:
+            self._drop(conn)
+
+    def _trouble(self, kind: str, msg: str, *args: Any) -> None:
+        self._crowd_last = asyncio.get_running_loop().time()
+        if self._crowd.fail(kind):
+            log.warning(msg + " (logged once until %g s quiet)", *args, QUIET)
+
+    # -- routes ------------------------------------------------------------------------
 
     async def page(self, request: web.Request) -> web.Response:
         return web.Response(body=self._page, content_type="text/html", charset="utf-8", headers=NO_STORE)

@@ -150,3 +150,43 @@ def test_literal_secrets_detection():
     assert literal_secrets("cameras: [{source: 'rtsp://u:p@cam/1'}]")
     assert not literal_secrets("cameras: [{source: 'rtsp://${CAM_USER}:${CAM_PW}@cam/1'}]")
     assert not literal_secrets("api: {api_key_file: /run/credentials/x/api_key}")
+
+
+def cli_bounded(*args: str, timeout: float = 5) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``cli`` with 1 GiB of address space, so a regression dies (exit 1) instead of
+    eating the machine, and killed after ``timeout`` seconds."""
+    import os
+    import resource
+    import time
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "edge_agent", *args], cwd=ROOT, capture_output=True, text=True,
+                       timeout=timeout, env={**os.environ, "TEST_KEY": KEY}, preexec_fn=cap)
+    return r, time.monotonic() - start
+
+
+def test_hostile_config_files_exit_2_quickly_naming_the_key(tmp_path: Path):
+    import os
+
+    bomb = tmp_path / "bomb.yaml"
+    levels = "abcdefghi"
+    lines = ["lol:", '  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"  {b}: &{b} [{', '.join(['*' + a] * 9)}]" for a, b in zip(levels, levels[1:])]
+    bomb.write_text(yaml.safe_dump(base()) + "\n".join(lines) + "\n")  # "billion laughs": 9**9 strings
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    key_zero = write(tmp_path, {**base(), "api": {**base()["api"], "api_key": None, "api_key_file": "/dev/zero"}})
+    cases = [
+        (str(bomb), "lol.", "more than 10000 values once YAML aliases (*name) are expanded"),
+        ("/dev/zero", "config file '/dev/zero'", "is a character device, not a regular file"),
+        (str(fifo), f"config file {str(fifo)!r}", "is a FIFO, not a regular file"),
+        (key_zero, "api.api_key_file: '/dev/zero'", "is a character device, not a regular file"),
+    ]
+    for path, key, problem in cases:
+        r, took = cli_bounded("check", "-c", path)
+        assert r.returncode == 2, (path, r.stderr[-2000:])
+        assert r.stderr.startswith(f"edge-agent: config error: {key}") and problem in r.stderr, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr and took < 5

@@ -1,10 +1,15 @@
+import contextlib
 import copy
+import os
+import resource
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from edge_agent.config import ConfigError, load_config, masked, parse_config
+from edge_agent.config import (MAX_CAMERAS, MAX_CONFIG_BYTES, MAX_KEY_FILE_BYTES, ConfigError, load_config, masked,
+                                parse_config)
 
 GOOD = {
     "device_id": "garage-pi",
@@ -114,6 +119,9 @@ def test_good_config_and_defaults():
     ("cameras[0].change", {"ignore": [0.8, 0, 0.2, 0.1]},
      "cameras[0].change.ignore[0]: must be [x, y, w, h] as fractions of the frame, got 0.8"),
     ("cameras[0].change", "on", "cameras[0].change: must be a mapping, got 'on'"),
+    ("api.timeout", float("inf"), "api.timeout: must be a finite number, got inf"),
+    ("api.retry_max", float("nan"), "api.retry_max: must be a finite number, got nan"),
+    ("status_interval", 10**400, "status_interval: is out of range, got a 401-digit number"),
 ])
 def test_bad_configs_name_the_key_and_the_problem(path, value, message):
     with pytest.raises(ConfigError) as err:
@@ -228,3 +236,205 @@ def test_change_gate_budget_and_state_dir_defaults_and_values(tmp_path):
     assert cam.change.ignore == ((0.8, 0.0, 0.2, 0.08),)
     assert cfg.api.budget.calls_per_day == 5000 and cfg.api.budget.credits_per_day == 2.0
     assert cfg.state_dir == str(tmp_path / "state")  # relative to the config's folder
+
+
+# --------------------------------------------------------------------------- hostile files
+# Each must be a ConfigError (exit 2 from the command line) within a second and in
+# bounded memory: never a traceback, never a hang, never an out-of-memory kill.
+
+
+@contextlib.contextmanager
+def memory_capped(extra_mb: int = 512):
+    """Cap this process's address space at what it uses now plus ``extra_mb``, so a
+    regression fails with MemoryError instead of eating the machine."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        now = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (now + extra_mb * 2**20, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def good_text() -> str:
+    return yaml.safe_dump(GOOD)
+
+
+ALIAS_BOMB = """
+lol:
+  a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+@pytest.mark.timeout(10)
+def test_alias_bomb_is_refused_quickly_in_bounded_memory(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    p.write_text(good_text() + ALIAS_BOMB)  # 9**9 strings once expanded; 1 KB of text
+    start = time.monotonic()
+    with memory_capped(512), pytest.raises(ConfigError) as err:
+        load_config(p, ENV)
+    assert time.monotonic() - start < 1
+    assert err.value.key.startswith("lol.")
+    assert "more than 10000 values once YAML aliases (*name) are expanded" in err.value.problem
+    # Aliases as such are fine: a small shared block is a normal use.
+    p.write_text("defaults: &d {fps: 1, loop: true}\n" + good_text().replace("fps: 2", "<<: *d"))
+    with pytest.raises(ConfigError, match=r"^defaults: unknown key$"):
+        load_config(p, ENV)
+
+
+@pytest.mark.timeout(10)
+def test_deep_nesting_and_odd_scalars_are_config_errors(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    for text, message in [
+        ("x: " + "[" * 30000 + "]" * 30000, "nested more than 32 levels deep"),  # PyYAML: RecursionError
+        ("x:\n" + "".join(" " * i + "- \n" for i in range(200)), "nested more than 32 levels deep"),
+        (good_text() + "state_dir: 2024-13-45\n", "not valid YAML: month must be in 1..12"),  # a bad date
+        (good_text() + "status_interval: 1" + "0" * 5000 + "\n", "not valid YAML: Exceeds the limit"),
+    ]:
+        p.write_text(text)
+        start = time.monotonic()
+        with pytest.raises(ConfigError, match=message):
+            load_config(p, ENV)
+        assert time.monotonic() - start < 1
+    deep: dict = {"a": 1}
+    for _ in range(40):
+        deep = {"a": deep}
+    with pytest.raises(ConfigError, match=r"^extra(\.a)+: nested more than 32 levels deep$"):
+        parse_config(with_change("extra", deep), ENV)
+
+
+def test_config_file_size_is_limited(tmp_path: Path):
+    assert MAX_CONFIG_BYTES == 64 * 1024
+    p = tmp_path / "c.yaml"
+    text = good_text()
+    p.write_text(text + "#" * (MAX_CONFIG_BYTES - len(text) - 1) + "\n")  # exactly at the limit: fine
+    assert p.stat().st_size == MAX_CONFIG_BYTES and load_config(p, ENV).device_id == "garage-pi"
+    p.write_text(text + "#" * (MAX_CONFIG_BYTES - len(text)) + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(p, ENV)
+    assert str(err.value) == f"config file {str(p)!r} is larger than 64 KiB ({MAX_CONFIG_BYTES + 1} bytes)"
+
+
+@pytest.mark.timeout(10)
+def test_config_file_must_be_a_regular_file(tmp_path: Path):
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with memory_capped(512):
+        for path, kind in [("/dev/zero", "a character device"), (str(fifo), "a FIFO"), (str(tmp_path), "a directory")]:
+            start = time.monotonic()
+            with pytest.raises(ConfigError) as err:
+                load_config(path, ENV)
+            assert str(err.value) == f"config file {path!r} is {kind}, not a regular file"
+            assert time.monotonic() - start < 1
+
+
+def key_file_config(path) -> dict:
+    data = with_change("api.api_key", DELETE)
+    return with_change("api.api_key_file", str(path), data)
+
+
+@pytest.mark.timeout(10)
+def test_api_key_file_dev_zero_fifo_and_size(tmp_path: Path):
+    fifo = tmp_path / "key-fifo"
+    os.mkfifo(fifo)  # nobody ever writes to it: opening it for reading would block forever
+    with memory_capped(512):
+        for path, kind in [("/dev/zero", "a character device"), (str(fifo), "a FIFO")]:
+            start = time.monotonic()
+            with pytest.raises(ConfigError) as err:
+                parse_config(key_file_config(path), {})
+            assert str(err.value) == f"api.api_key_file: {path!r} is {kind}, not a regular file"
+            assert time.monotonic() - start < 1
+    key = tmp_path / "key"
+    key.write_text("k" * MAX_KEY_FILE_BYTES)
+    assert parse_config(key_file_config(key), {}).api.api_key == "k" * 4096
+    key.write_text("k" * (MAX_KEY_FILE_BYTES + 1))
+    with pytest.raises(ConfigError) as err:
+        parse_config(key_file_config(key), {})
+    assert str(err.value) == f"api.api_key_file: {str(key)!r} is larger than 4 KiB (4097 bytes)"
+
+
+def test_non_utf8_config_and_key_file(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    text = good_text().encode()
+    p.write_bytes(text + b"# caf\xe9\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(p, ENV)
+    assert str(err.value) == f"config file {str(p)!r} is not UTF-8 text at byte {len(text) + 5}"
+    key = tmp_path / "key"
+    key.write_bytes(b"rf_\xff\xfekey\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config(key_file_config(key), {})
+    assert str(err.value) == f"api.api_key_file: {str(key)!r} is not UTF-8 text at byte 3"
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d.update({1: "x"}), "top level: has a key that is not a name: 1"),
+    (lambda d: d.update({True: "y", "zzz": 1}), "top level: has a key that is not a name: True"),
+    (lambda d: d["api"].update({None: 1}), "api: has a key that is not a name: None"),
+    (lambda d: d["cameras"][0].update({2.5: 1}), "cameras[0]: has a key that is not a name: 2.5"),
+    (lambda d: d["decide"].update({1: 2}), "decide: has a key that is not a name: 1"),
+    (lambda d: d["cameras"][1]["decide"].update({1: 2}), "cameras[1].decide: has a key that is not a name: 1"),
+    (lambda d: d["api"].update({"budget": {7: 1, "calls_per_day": 5}}), "api.budget: has a key that is not a name: 7"),
+])
+def test_keys_that_are_not_names_are_config_errors(change, message):
+    data = copy.deepcopy(GOOD)
+    change(data)
+    with pytest.raises(ConfigError) as err:  # not a TypeError from sorting or comparing keys
+        parse_config(data, ENV)
+    assert str(err.value) == message
+
+
+def test_mixed_keys_in_a_yaml_file(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    p.write_text(good_text() + "1: x\ntrue: y\nzebra: 1\n")
+    with pytest.raises(ConfigError, match=r"^top level: has a key that is not a name: (1|True)$"):
+        load_config(p, ENV)
+    p.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match=r"^top level: must be a mapping, got a list$"):
+        load_config(p, ENV)
+    p.write_text(good_text() + "cameras:\n- [[a], {1: b}]\n")
+    with pytest.raises(ConfigError, match=r"^cameras\[0\]: must be a mapping, got a list$"):
+        load_config(p, ENV)
+
+
+def test_top_level_typo_gets_did_you_mean():
+    data = with_change("cameras", DELETE)
+    data["camera"] = GOOD["cameras"]
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, ENV)
+    assert str(err.value) == "camera: unknown key (did you mean 'cameras'?)"  # not "cameras: must be a non-empty list"
+    data = with_change("api", DELETE)
+    data["apii"] = GOOD["api"]
+    with pytest.raises(ConfigError, match=r"^apii: unknown key \(did you mean 'api'\?\)$"):
+        parse_config(data, ENV)
+    # In a section too, a misspelt required key is a typo, not a missing key.
+    data = with_change("api.model", DELETE)
+    data["api"]["modle"] = "garage-door/3"
+    with pytest.raises(ConfigError, match=r"^api.modle: unknown key \(did you mean 'model'\?\)$"):
+        parse_config(data, ENV)
+    data = with_change("cameras[0].source", DELETE)
+    data["cameras"][0]["sorce"] = "0"
+    with pytest.raises(ConfigError, match=r"^cameras\[0\].sorce: unknown key \(did you mean 'source'\?\)$"):
+        parse_config(data, ENV)
+
+
+def test_number_of_cameras_is_limited_by_the_services_tasks_max():
+    unit = (Path(__file__).resolve().parent.parent / "systemd" / "edge-agent.service").read_text()
+    assert "\nTasksMax=256\n" in unit  # MAX_CAMERAS is derived from it: change both together
+    assert MAX_CAMERAS == 16
+    cams = [{"name": f"c{i}", "source": str(i)} for i in range(500)]
+    assert len(parse_config(with_change("cameras", cams[:MAX_CAMERAS]), ENV).cameras) == 16
+    for n in (17, 500):
+        with pytest.raises(ConfigError) as err:
+            parse_config(with_change("cameras", cams[:n]), ENV)
+        assert err.value.key == "cameras"
+        assert err.value.problem.startswith(f"at most 16 cameras, got {n} (the service's TasksMax=256 allows 16 ")
