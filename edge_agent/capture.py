@@ -125,6 +125,59 @@ def not_a_camera(spec: SourceSpec) -> str | None:
     return None
 
 
+PROBE_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
+
+
+def probe_stream(url: str, timeout: float) -> str | None:
+    """Does a network camera answer at all? None if it does, else why not.
+
+    OpenCV's FFmpeg backend opens every capture under one process-wide lock, so a
+    camera that accepts a connection and then says nothing (hung firmware) or a
+    host that does not answer would hold up every other camera's (re)open for the
+    whole open timeout. This probe waits on the network here instead, outside that
+    lock: a TCP connect (and TLS handshake), a request (HTTP GET / RTSP OPTIONS),
+    and the first bytes of any reply (a 401 counts: something answered). It never
+    sends credentials; FFmpeg makes the real connection afterwards.
+    """
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in PROBE_PORTS or not parts.hostname:
+        return None  # udp, srt, tcp...: nothing to ask, leave it to FFmpeg's timeouts
+    try:
+        port = parts.port or PROBE_PORTS[scheme]
+    except ValueError:
+        return f"cannot open {redact_url(url)}: bad port"
+    path = parts.path or "/"
+    if scheme in ("http", "https"):
+        ask = f"GET {path} HTTP/1.0\r\nHost: {parts.hostname}\r\n\r\n"
+    elif scheme in ("rtsp", "rtsps"):
+        bare = f"{scheme}://{parts.hostname}:{port}{path}"
+        ask = f"OPTIONS {bare} RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+    else:
+        ask = ""  # rtmp: a connect is all we can check without speaking the handshake
+    shown = redact_url(url)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout) as raw:
+            sock: socket.socket = raw
+            if scheme in ("https", "rtsps"):
+                ctx = ssl.create_default_context()
+                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # liveness only
+                sock = ctx.wrap_socket(raw, server_hostname=parts.hostname)
+            if ask:
+                sock.sendall(ask.encode())
+                if not sock.recv(1):
+                    return f"cannot open {shown}: the camera closed the connection without a word"
+    except socket.timeout:
+        return f"cannot open {shown}: no answer within {timeout:g} s"
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot open {shown}: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+    return None
+
+
 @dataclass(frozen=True)
 class Frame:
     camera: str
@@ -247,6 +300,8 @@ class CaptureWorker:
             return self._opener()
         spec = self.spec
         refused = not_a_camera(spec)
+        if refused is None and spec.kind == "stream":
+            refused = probe_stream(str(spec.target), self.open_timeout)
         if refused is not None:
             return refused
         if spec.kind == "device":

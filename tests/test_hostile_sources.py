@@ -86,8 +86,8 @@ def test_a_fifo_and_a_hung_camera_beside_a_good_one(tmp_path: Path, videos, brok
                 assert st.json()["camera"] == "offline"
                 wait_until(lambda: silent.conns, 20, what="the hung camera's connection")
                 n = len(recorder.all("good/result"))
-                wait_until(lambda: len(recorder.all("good/result")) >= n + 8, 10,
-                           what="the good camera's results while the other open hangs")
+                wait_until(lambda: len(recorder.all("good/result")) >= n + 30, 20,
+                           what="the good camera's results while the other open hangs (its file ends and reopens twice)")
                 assert agent.proc.poll() is None
                 t0 = time.monotonic()
                 agent.signal(signal.SIGTERM)
