@@ -6,7 +6,15 @@ body the base64 of a JPEG, ``Content-Type: application/x-www-form-urlencoded``,
 the key as ``?api_key=`` or ``Authorization: Bearer``.
 
 ``ApiGuard`` (pure) decides when the next request may go after a failure.
-No error text produced here ever contains the request URL (it holds the key).
+No error text produced here ever contains the request URL (it holds the key),
+and a quoted reply body is redacted whole (the key, its base64 and URL-encoded
+forms, URL credentials) before it is cut.
+
+What comes back is capped (each beyond-cap reply is a ``bad_reply``):
+``MAX_REPLY_BYTES`` of body, counted after gzip/deflate decoding (a gzip bomb
+stops at the cap); JSON nested too deeply for the parser; and, in ``reply``,
+``MAX_PREDICTIONS`` predictions and ``MAX_CLASS_NAME`` characters a class name.
+A ``Retry-After`` is honoured up to ``MAX_RETRY_AFTER`` seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -27,10 +36,16 @@ from .backoff import Backoff, parse_retry_after
 from .budget import credits_of
 from .config import ApiConfig
 from .episode import Episode
+from .redact import Redactor
 from .reply import BadReply, Classification, parse_reply
 
 USER_AGENT = f"edge-agent/{__version__}"
 log = logging.getLogger("edge_agent.api")
+
+MAX_REPLY_BYTES = 1024 * 1024  # a real reply is a few kB; counted after decompression
+MAX_RETRY_AFTER = 300.0  # seconds: a longer Retry-After is cut to this
+EXCERPT_CHARS = 80  # of a refused or non-JSON reply body, quoted in the error
+_READ_CHUNK = 64 * 1024
 
 
 class ApiError(Exception):
@@ -80,6 +95,7 @@ class ClassifyClient:
         self.session = session
         self.endpoint = f"{cfg.url}/{cfg.model}"
         self._timeout = aiohttp.ClientTimeout(total=cfg.timeout)
+        self.redact = Redactor(key_forms(cfg.api_key))
 
     def _request_parts(self) -> tuple[dict[str, str], dict[str, str]]:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -101,7 +117,9 @@ class ClassifyClient:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
                 credits = credits_of(resp.headers)
-                raw = await resp.read()
+                raw = await _read_capped(resp, MAX_REPLY_BYTES)
+                if raw is None:
+                    resp.close()  # not released: the rest stays unread, the connection is dropped
         except asyncio.TimeoutError:
             raise ApiError("timeout", f"no reply within {self.cfg.timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
@@ -125,31 +143,83 @@ class ClassifyClient:
             raise
         return Reply(body, result, latency_ms=latency_ms, credits=credits)
 
-    @staticmethod
-    def _interpret(status: int, retry_after: str | None, raw: bytes) -> tuple[Any, Classification]:
+    def _interpret(self, status: int, retry_after: str | None, raw: bytes | None) -> tuple[Any, Classification]:
+        """``raw`` None: the body passed ``MAX_REPLY_BYTES`` and was not read to the end."""
         if status in (401, 403):
             raise ApiError("unauthorized", f"API key rejected (HTTP {status})", status=status)
         if status == 429:
             wait = parse_retry_after(retry_after)
+            if wait is not None:
+                wait = min(wait, MAX_RETRY_AFTER)
             extra = f", retry after {wait:g} s" if wait is not None else ""
             raise ApiError("rate_limited", f"rate limited (HTTP 429{extra})", retry_after=wait, status=status)
         if status >= 500:
             raise ApiError("http_5xx", f"server error (HTTP {status})", status=status)
         if status >= 400 or status < 200 or status >= 300:
-            raise ApiError("http_4xx", f"request refused (HTTP {status}): {_excerpt(raw)}", status=status)
+            raise ApiError("http_4xx", f"request refused (HTTP {status}): {self._excerpt(raw)}", status=status)
+        if raw is None:
+            raise ApiError("bad_reply", f"reply larger than the {_size(MAX_REPLY_BYTES)} cap")
         try:
             body = json.loads(raw)
+        except RecursionError:
+            raise ApiError("bad_reply", "reply JSON is nested too deeply") from None
         except (UnicodeDecodeError, ValueError):
-            raise ApiError("bad_reply", f"reply is not JSON: {_excerpt(raw)}") from None
+            raise ApiError("bad_reply", f"reply is not JSON: {self._excerpt(raw)}") from None
         try:
             return body, parse_reply(body)
         except BadReply as exc:
-            raise ApiError("bad_reply", f"unexpected reply: {exc}") from None
+            raise ApiError("bad_reply", f"unexpected reply: {self.redact.bounded(str(exc), 160)}") from None
+
+    def _excerpt(self, raw: bytes | None, limit: int = EXCERPT_CHARS) -> str:
+        """The start of a reply body for an error message: decoded and redacted
+        WHOLE (so a key straddling the cut is masked entirely), then cut."""
+        if raw is None:  # only part of it was read: quoting that part could cut a key
+            return f"(body larger than {_size(MAX_REPLY_BYTES)}, not shown)"
+        text = " ".join(self.redact(raw.decode("utf-8", "replace")).split())
+        return repr(text[:limit] + ("..." if len(text) > limit else ""))
 
 
-def _excerpt(raw: bytes, limit: int = 80) -> str:
-    text = raw[:limit].decode("utf-8", "replace").replace("\n", " ").strip()
-    return repr(text + ("..." if len(raw) > limit else ""))
+def key_forms(key: str | None) -> list[str]:
+    """The key as it may come back in an error body: as is, URL-encoded, and
+    base64-encoded (standalone, and at each of the three alignments it can have
+    inside a longer base64 string)."""
+    if not key:
+        return []
+    forms = {key, quote(key, safe=""), quote(key)}
+    raw = key.encode("utf-8", "replace")
+    b64 = base64.b64encode(raw).decode("ascii")
+    forms.update({b64, b64.rstrip("=")})
+    for shift in range(3):
+        enc = base64.b64encode(b"\0" * shift + raw).decode("ascii").rstrip("=")
+        # Drop the characters that depend on the padding before and on what follows.
+        lead = -(-shift * 4 // 3)
+        tail_bits = ((shift + len(raw)) * 8) % 6
+        core = enc[lead:len(enc) - (1 if tail_bits else 0)]
+        if len(core) >= 8:
+            forms.add(core)
+    return [f for f in forms if len(f) >= 3]
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, decoded (gzip/deflate), or None once it passes ``limit`` bytes.
+    A Content-Length over the limit is refused before anything is read."""
+    length = resp.content_length
+    if length is not None and length > limit:
+        return None
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = await resp.content.read(_READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n} bytes"
 
 
 API_STATUS = {"unauthorized": "unauthorized", "rate_limited": "rate_limited"}
@@ -159,7 +229,7 @@ class ApiGuard:
     """When may the next request go? (pure: the caller passes the clock).
 
     * 401/403: the key is wrong; retry slowly (``unauthorized_retry``).
-    * 429: wait ``Retry-After`` if given, else back off.
+    * 429: wait ``Retry-After`` if given (at most ``MAX_RETRY_AFTER``), else back off.
     * anything else: exponential backoff with jitter, reset on success.
 
     Failures of requests that started before the last recorded failure belong to
@@ -197,7 +267,7 @@ class ApiGuard:
         if err.kind == "unauthorized":
             delay = self.cfg.unauthorized_retry
         elif err.kind == "rate_limited" and err.retry_after is not None:
-            delay = min(err.retry_after, 3600.0)
+            delay = min(err.retry_after, MAX_RETRY_AFTER)
             self.backoff.attempts += 1
         else:
             delay = self.backoff.next_delay()

@@ -1,4 +1,11 @@
-"""Logging to stderr, every line passed through the secret redactor."""
+"""Logging to stderr, every line passed through the secret redactor.
+
+The formatter (``redact.RedactingFormatter``) also escapes control characters in
+the message (a newline in a class name cannot forge a log line) and caps the
+message at ``MAX_LOG_MESSAGE`` characters after redaction; tracebacks keep their
+lines, redacted, capped at ``MAX_LOG_TRACEBACK``. Text from outside (topics,
+class names, error bodies) should still be cut where it is logged, with
+``Redactor.bounded`` (redacts the whole, then cuts)."""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import logging
 import os
 import sys
 
-from .redact import Redactor, RedactingFormatter
+from .redact import MAX_LOG_MESSAGE, MAX_LOG_TRACEBACK, Redactor, RedactingFormatter
 
 
 def setup_logging(level: str, redactor: Redactor) -> None:
@@ -14,7 +21,8 @@ def setup_logging(level: str, redactor: Redactor) -> None:
     fmt = "%(levelname)s %(message)s" if os.environ.get("JOURNAL_STREAM") else \
         "%(asctime)s %(levelname)s %(message)s"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter(fmt, redactor))
+    handler.setFormatter(RedactingFormatter(fmt, redactor, max_message=MAX_LOG_MESSAGE,
+                                           max_traceback=MAX_LOG_TRACEBACK))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -6,6 +6,11 @@ Two shapes, as served by Roboflow's hosted API and the inference server:
   "predictions": [{"class": str, "confidence": float, ...}, ...]}``
 * multi-label: ``{"predictions": {class: {"confidence": float, "class_id": int}},
   "predicted_classes": [str, ...]}``
+
+The reply comes from outside, so it is capped: at most ``MAX_PREDICTIONS``
+predictions (and predicted classes), class names of at most ``MAX_CLASS_NAME``
+characters. Beyond a cap the reply is a ``BadReply`` whose message says which cap
+(and never quotes more than a few characters of the reply).
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+
+MAX_PREDICTIONS = 1000  # a real model has tens of classes
+MAX_CLASS_NAME = 200  # characters
 
 
 class BadReply(ValueError):
@@ -34,17 +43,32 @@ class Classification:
 
 
 def _confidence(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadReply(f"{where}: confidence is not a number")
-    if not 0.0 <= value <= 1.0:
-        raise BadReply(f"{where}: confidence {value} is outside 0..1")
+    if isinstance(value, float) and not math.isfinite(value):  # (an int is finite, if huge)
+        raise BadReply(f"{where}: confidence is not a number")
+    if not 0 <= value <= 1:
+        shown = f"{value:.4g}" if isinstance(value, float) or abs(value) < 10 ** 12 else "(a huge integer)"
+        raise BadReply(f"{where}: confidence {shown} is outside 0..1")
     return float(value)
 
 
 def _class_name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise BadReply(f"{where}: class is not a non-empty string")
+    if len(value) > MAX_CLASS_NAME:
+        raise BadReply(f"{where}: class name longer than {MAX_CLASS_NAME} characters ({len(value)})")
     return value
+
+
+def _show(name: str, limit: int = 40) -> str:
+    """A class name quoted in an error message: short, one line."""
+    return repr(name[:limit] + "…" if len(name) > limit else name)
+
+
+def _count(items: Any, what: str) -> None:
+    if len(items) > MAX_PREDICTIONS:
+        raise BadReply(f"more than {MAX_PREDICTIONS} {what} ({len(items)})")
 
 
 def parse_reply(body: Any) -> Classification:
@@ -59,6 +83,7 @@ def parse_reply(body: Any) -> Classification:
 
 
 def _single_label(body: dict[str, Any], raw: list[Any]) -> Classification:
+    _count(raw, "predictions")
     preds = []
     for i, p in enumerate(raw):
         if not isinstance(p, dict):
@@ -77,16 +102,21 @@ def _single_label(body: dict[str, Any], raw: list[Any]) -> Classification:
 
 
 def _multi_label(body: dict[str, Any], raw: dict[str, Any]) -> Classification:
+    _count(raw, "predictions")
     preds = []
     for name, p in raw.items():
+        name = _class_name(name, "predictions")
         if not isinstance(p, dict):
-            raise BadReply(f"predictions[{name!r}] is not an object")
-        preds.append(Prediction(_class_name(name, "predictions"), _confidence(p.get("confidence"), f"predictions[{name!r}]")))
+            raise BadReply(f"predictions[{_show(name)}] is not an object")
+        preds.append(Prediction(name, _confidence(p.get("confidence"), f"predictions[{_show(name)}]")))
     if not preds:
         raise BadReply("multi-label reply has no predictions")
     preds.sort(key=lambda p: p.confidence, reverse=True)
     classes = body.get("predicted_classes", [])
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise BadReply("predicted_classes is not a list of strings")
+    _count(classes, "predicted_classes")
+    if any(len(c) > MAX_CLASS_NAME for c in classes):
+        raise BadReply(f"predicted_classes: class name longer than {MAX_CLASS_NAME} characters")
     return Classification(top=preds[0].cls, confidence=preds[0].confidence,
                           predictions=tuple(preds), predicted_classes=tuple(classes))

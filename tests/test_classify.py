@@ -1,6 +1,7 @@
 """The API client over real HTTP against the local stand-in, and the retry policy."""
 
 import asyncio
+import base64
 import random
 
 import cv2
@@ -175,3 +176,53 @@ async def test_tls_insecure_must_be_explicit_and_warns(https_api, caplog):
         reply = await call(api, insecure=True)
     assert reply.result.top == "red"
     assert "NOT verified" in caplog.text
+
+
+# ------------------------------------------------------------------ issue #9: caps, redaction
+
+from edge_agent.classify import MAX_RETRY_AFTER, key_forms  # noqa: E402
+
+
+@pytest.mark.parametrize("header", ["1e308", "inf", "86400"])
+async def test_retry_after_is_capped(api, header):
+    api.add_faults({"status": 429, "retry_after": header})
+    with pytest.raises(ApiError) as err:
+        await call(api)
+    assert err.value.kind == "rate_limited" and err.value.retry_after == MAX_RETRY_AFTER == 300
+    assert str(err.value) == "rate limited (HTTP 429, retry after 300 s)"
+    g = guard()
+    d, _ = g.failure(err.value, started=0, now=0)
+    assert d == 300 and g.status == "rate_limited"
+
+
+def test_guard_caps_a_huge_retry_after_itself():
+    d, _ = guard().failure(ApiError("rate_limited", "x", retry_after=1e308), started=0, now=0)
+    assert d == MAX_RETRY_AFTER
+
+
+def test_key_forms_cover_base64_at_any_alignment():
+    import base64
+    import os
+
+    forms = key_forms(KEY)
+    for pre in range(4):
+        for post in range(3):
+            enc = base64.b64encode(os.urandom(pre) + KEY.encode() + os.urandom(post)).decode()
+            assert any(f in enc for f in forms), (pre, post)
+    assert key_forms("") == [] and key_forms(None) == []
+
+
+@pytest.mark.parametrize("body", [
+    ("x" * 70 + KEY + " trailing").encode(),
+    ("y" * 75 + base64.b64encode(KEY.encode()).decode() + " z").encode(),
+    ('{"detail": "bad request", "url": "https://api.example/m/1?api_key=' + KEY + '"}').encode(),
+    (" \n" * 40 + KEY).encode(),  # collapsed blanks move the key into the excerpt
+])
+def test_excerpt_is_redacted_whole_then_cut(body):
+    client = ClassifyClient(ApiConfig(model="m/1", api_key=KEY), session=None)  # type: ignore[arg-type]
+    with pytest.raises(ApiError) as err:
+        client._interpret(400, None, body)
+    text = str(err.value)
+    assert err.value.kind == "http_4xx"
+    assert not any(KEY[:n] in text for n in (5, 8)), text
+    assert not any(f[:6] in text for f in key_forms(KEY) if f != KEY), text

@@ -12,8 +12,19 @@ Like Roboflow's serverless API it says what each reply took in an
 ``billing=False`` leaves it out, as a self-hosted inference server does.
 
 For tests and benchmarks it can add a set latency to every reply and play a
-script of faults (HTTP status, Retry-After, garbage, hang, connection reset),
-and it records every request it saw.
+script of faults, and it records every request it saw. A fault is a dict, played
+by the next request (``api.add_faults({...}, ...)``):
+
+* ``{"status": 503}`` (optionally ``"retry_after": "3"``), ``{"garbage": True}``,
+  ``{"wrong_shape": True}``, ``{"hang": seconds}``, ``{"reset": True}``;
+* hostile replies, for the client's caps: ``{"big_body": N}`` a 200 of N bytes of
+  valid JSON (a reply plus padding; streamed, with Content-Length unless
+  ``"chunked": True``); ``{"gzip_bomb": N}`` a small gzip body
+  (``Content-Encoding: gzip``) that inflates to N bytes of valid JSON;
+  ``{"nested": depth}`` JSON nested ``depth`` deep; ``{"predictions": N}`` a valid
+  single-label reply with N predictions; ``{"class": text}`` a valid reply whose
+  top class is ``text``; ``{"echo_key": True}`` a 400 whose body quotes the API
+  key at character 70 (it straddles an 80-character cut).
 
 Run it: ``python -m tools.standin_api --port 9001 --api-key demo-key``.
 """
@@ -24,10 +35,13 @@ import argparse
 import asyncio
 import base64
 import binascii
+import functools
 import json
+import struct
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,12 +166,62 @@ class StandinApi:
         if fault.get("wrong_shape"):
             self._record(request, 200, w, h, n)
             return web.json_response({"predictions": "nope"})
+        if "big_body" in fault:
+            self._record(request, 200, w, h, n)
+            return await self._big_body(request, int(fault["big_body"]), chunked=bool(fault.get("chunked")))
+        if "gzip_bomb" in fault:
+            self._record(request, 200, w, h, n)
+            return web.Response(body=gzip_bomb(int(fault["gzip_bomb"])), content_type="application/json",
+                                headers={"Content-Encoding": "gzip"})
+        if "nested" in fault:
+            self._record(request, 200, w, h, n)
+            depth = int(fault["nested"])
+            return web.Response(body=b'{"predictions": ' + b"[" * depth + b"]" * depth + b"}",
+                                content_type="application/json")
+        if "predictions" in fault:
+            self._record(request, 200, w, h, n)
+            count = int(fault["predictions"])
+            preds = [{"class": f"class-{i}", "class_id": i, "confidence": 0.5 / count} for i in range(count)]
+            preds[0]["confidence"] = 0.5
+            return web.json_response({"time": 0.001, "predictions": preds, "top": "class-0", "confidence": 0.5})
+        if "class" in fault:
+            self._record(request, 200, w, h, n)
+            name = str(fault["class"])
+            return web.json_response({"time": 0.001, "top": name, "confidence": 0.9,
+                                      "predictions": [{"class": name, "class_id": 0, "confidence": 0.9}]})
+        if fault.get("echo_key"):
+            self._record(request, 400, w, h, n)
+            key = self.api_key or request.query.get("api_key") or "no-key-sent"
+            head = '{"message": "this model cannot be called by the key'
+            body = head.ljust(KEY_ECHO_AT - 1, ".") + " " + key + ' (plan expired)"}'
+            return web.Response(body=body.encode(), status=400, content_type="application/json")
         status = int(fault.get("status", 500))
         headers = {}
         if "retry_after" in fault:
             headers["Retry-After"] = str(fault["retry_after"])
         self._record(request, status, w, h, n)
         return web.json_response({"message": f"stand-in fault {status}"}, status=status, headers=headers)
+
+    async def _big_body(self, request: web.Request, size: int, chunked: bool) -> web.StreamResponse:
+        """A valid reply padded to ``size`` bytes, written in chunks (never held whole)."""
+        head = b'{"top": "red", "confidence": 0.9, "predictions": [], "padding": "'
+        tail = b'"}'
+        pad = max(0, size - len(head) - len(tail))
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if not chunked:
+            response.content_length = len(head) + pad + len(tail)
+        await response.prepare(request)
+        block = b"0" * (64 * 1024)
+        try:
+            await response.write(head)
+            while pad > 0:
+                await response.write(block[:pad])
+                pad -= len(block)
+            await response.write(tail)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up part way, as a capped client should
+        return response
 
     def reply(self, image: np.ndarray) -> dict[str, Any]:
         means = image.reshape(-1, 3).mean(axis=0) + 1e-6
@@ -200,6 +264,32 @@ class StandinApi:
     def requests(self) -> list[Seen]:
         with self._lock:
             return list(self.seen)
+
+
+KEY_ECHO_AT = 70  # where the "echo_key" fault puts the key in its 400 body
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(size: int) -> bytes:
+    """A gzip body (about size/1000 bytes) that inflates to ``size`` bytes of valid
+    JSON: one deflate segment of 1 MiB of "0" after a full flush (so it stands
+    alone) repeated, between a JSON head and tail, with a correct gzip trailer."""
+    head = b'{"top": "red", "confidence": 0.9, "predictions": [], "padding": "'
+    tail = b'"}'
+    block = b"0" * (1 << 20)
+    fill = max(0, size - len(head) - len(tail))
+    repeats, rest = divmod(fill, len(block))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(head) + deflate.flush(zlib.Z_FULL_FLUSH)
+    segment = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    last = deflate.compress(block[:rest] + tail) + deflate.flush()
+    crc = zlib.crc32(head)
+    for _ in range(repeats):
+        crc = zlib.crc32(block, crc)
+    crc = zlib.crc32(block[:rest] + tail, crc)
+    total = len(head) + fill + len(tail)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    return header + first + segment * repeats + last + struct.pack("<II", crc, total & 0xFFFFFFFF)
 
 
 class ThreadedStandin:
