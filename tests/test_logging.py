@@ -37,3 +37,35 @@ def test_log_level_and_timestamps_outside_journald(tmp_path: Path, broker: Broke
     assert "state ->" not in log and "INFO" not in log  # info lines are filtered out
     log = run_once(tmp_path, broker, videos["red_long"], env={"JOURNAL_STREAM": ""}, log_level="info")
     assert all(STAMP.match(ln) for ln in log.splitlines() if ln.strip())
+
+
+def test_nothing_bypasses_the_log_format_when_a_camera_sends_garbage(tmp_path: Path, broker: Broker):
+    """FFmpeg and libjpeg print their own complaints to stderr, past our format and
+    the redactor (a stream URL with its password): quiet by default. Every line the
+    agent writes, through a camera sending broken frames and a killed stream, is ours."""
+    import signal
+    import time
+
+    from tests.helpers import wait_until
+    from tests.streams import MjpegCamera
+
+    with ThreadedStandin(StandinApi(api_key="k" * 12)) as api, MjpegCamera("red", fps=15) as cam:
+        url = cam.url.replace("http://", "http://viewer:SeCrEt-pw-77@")
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12,
+                           cameras=[{"name": "porch", "source": url, "fps": 4, "stall_timeout": 2}])
+        agent = AgentProc(tmp_path, cfg, env={"JOURNAL_STREAM": ""}, log_level="debug")
+        try:
+            wait_until(lambda: "state -> red" in agent.log(), 30, what="a first state")
+            cam.garbage.set()
+            time.sleep(3)
+            cam.garbage.clear()
+            cam.cut_mid_frame.set()
+            wait_until(lambda: "camera offline" in agent.log(), 20, what="the stream going offline")
+            agent.signal(signal.SIGTERM)
+            assert agent.wait(10) == 0
+        finally:
+            agent.close()
+    lines = [ln for ln in agent.log().splitlines() if ln.strip()]
+    strays = [ln for ln in lines if not re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ", ln)]
+    assert strays == [], strays[:5]
+    assert "SeCrEt-pw-77" not in agent.log()
