@@ -9,6 +9,14 @@ red/green/blue clip. Every --fault-every seconds one fault from the cycle:
   API 500s, API 429 with Retry-After, API hang past the timeout, API garbage,
   broker killed and restarted 3 s later.
 
+Then a hostile phase (--hostile, default on): the reply attacks in turn, a few
+seconds apart: a 50 MB body, a gzip bomb (1 MB -> 1 GiB), JSON nested 100,000
+deep, a million predictions, a 10 MB class name, a class name with a newline,
+an error body quoting the key across an 80-character cut. Each must end as one
+counted failed request (a bad reply, or a timeout where the stand-in itself is
+slow to make the monster): RSS must not jump (peak - start <= --max-spike MB), the key
+must not appear in the log, no forged log line, and results must flow after it.
+
 Printed: RSS, open file descriptors and threads at start and end; RSS growth
 per minute over the second half (least squares); requests by outcome (from the
 agent's /metrics); and the gap between a frame's capture and its result on MQTT
@@ -69,6 +77,35 @@ def outcomes(metrics_url: str) -> dict[str, int]:
     return out
 
 
+HOSTILE = [
+    ("50 MB body", {"big_body": 50 * 1024 * 1024}),
+    ("gzip bomb 1 MB -> 1 GiB", {"gzip_bomb": 1024 ** 3}),
+    ("JSON nested 100,000 deep", {"nested": 100_000}),
+    ("a million predictions", {"predictions": 1_000_000}),
+    ("a 10 MB class name", {"class": "A" * (10 * 1024 * 1024)}),
+    ("a class name with a newline", {"class": "red\nCRITICAL forged line"}),
+    ("the key across the error excerpt's cut", {"echo_key": True}),
+]
+
+
+def hostile_phase(api: StandinApi, agent: AgentProc, rec: Recorder, pid: int) -> dict[str, object]:
+    """Play each hostile reply in turn; sample RSS meanwhile."""
+    peak = 0.0
+    played = []
+    for name, fault in HOSTILE:
+        api.add_faults(fault)
+        played.append(name)
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            peak = max(peak, proc_figures(pid)["rss_mb"])
+            time.sleep(0.25)
+    before = len(rec.all("cam/result"))
+    time.sleep(4)
+    log = agent.log()
+    return {"played": played, "peak_rss_mb": peak, "results_after": len(rec.all("cam/result")) - before,
+            "key_leaked": KEY in log, "forged": any(ln.startswith("CRITICAL forged") for ln in log.splitlines())}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="edge-agent soak")
     ap.add_argument("--duration", type=float, default=600, help="seconds (default 600)")
@@ -76,6 +113,9 @@ def main() -> int:
     ap.add_argument("--fault-every", type=float, default=30, help="seconds between injected faults")
     ap.add_argument("--max-growth", type=float, default=1.0, help="allowed RSS growth, MB/min, second half")
     ap.add_argument("--warmup", type=float, default=15, help="seconds before the start figures are taken")
+    ap.add_argument("--no-hostile", dest="hostile", action="store_false", help="skip the hostile-reply phase")
+    ap.add_argument("--max-spike", type=float, default=60.0, help="allowed RSS peak over start in the hostile "
+                                                                    "phase, MB (the unit's MemoryMax is 300 MB)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="edge-agent-soak-") as tmp:
@@ -129,6 +169,7 @@ def main() -> int:
                         fault_i += 1
                         next_fault = now + args.fault_every
                     time.sleep(2)
+                hostile = hostile_phase(api, agent, rec, pid) if args.hostile else None
                 time.sleep(3)  # let the last fault clear before the end figures
                 end = proc_figures(pid)
                 by_outcome = outcomes(metrics_url)
@@ -160,6 +201,13 @@ def main() -> int:
     print(f"agent exit status on SIGTERM: {rc}")
     ok = (rc == 0 and growth <= args.max_growth and end["fds"] <= start["fds"] + 2
           and end["threads"] <= start["threads"])
+    if hostile is not None:
+        spike = hostile["peak_rss_mb"] - start["rss_mb"]
+        print(f"hostile replies: {', '.join(hostile['played'])}; RSS peak {hostile['peak_rss_mb']:.1f} MB "
+              f"({spike:+.1f} over start, limit {args.max_spike:g}); results after it: {hostile['results_after']}; "
+              f"key in log: {hostile['key_leaked']}; forged log line: {hostile['forged']}")
+        ok = ok and spike <= args.max_spike and hostile["results_after"] > 0 and not hostile["key_leaked"] \
+            and not hostile["forged"]
     print("soak: " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -1,6 +1,7 @@
 """The soak as a 2-minute smoke: bench/soak.py at 10 classifications/s with every kind
-of fault injected (API 500s, 429, hang, garbage, broker restart). It must end with
-RSS settled, no more descriptors or threads than it started with, and exit 0."""
+of fault injected (API 500s, 429, hang, garbage, broker restart), then the hostile
+replies in turn. It must end with RSS settled and no spike, no more descriptors or
+threads than it started with, and exit 0."""
 
 import subprocess
 import sys
@@ -15,3 +16,4 @@ def test_soak_smoke():
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "broker restart" in r.stdout and "API garbage" in r.stdout  # every fault kind happened
     assert "soak: passed" in r.stdout
+    assert "hostile replies: 50 MB body, gzip bomb" in r.stdout  # the hostile phase ran and held
