@@ -57,6 +57,7 @@ REOPEN_INITIAL = 1.0
 REOPEN_CAP = 60.0
 DEFAULT_FILE_FPS = 25.0
 MJPEG_FOURCC = int.from_bytes(b"MJPG", "little")
+MAX_FRAME_BYTES = 8 << 20  # a JPEG from a camera; a 4K frame at top quality is ~3 MB
 RAW_FAILURES_BEFORE_FALLBACK = 3  # undecodable JPEGs in a row, none good yet: let FFmpeg decode
 
 
@@ -441,6 +442,10 @@ class CaptureWorker:
             data = self._retrieve(cap)
             if data is None:
                 self._bad_frame(slot, "a frame could not be read")
+                return
+            if self.decode_on_take and data.size > MAX_FRAME_BYTES:
+                self._bad_frame(slot, f"a frame of {data.size / 2**20:.0f} MB is over the "
+                                      f"{MAX_FRAME_BYTES >> 20} MB cap")
                 return
             image = thumb = None
             if self.admission.needs_thumbnail():

@@ -213,3 +213,21 @@ def test_a_still_mjpeg_picture_is_looked_at_in_greyscale_and_never_decoded_in_fu
     assert admission.unchanged >= 10  # looked at, found unchanged, skipped
     assert len(frames) == 1 == admission.calls["change"]  # only the first look was worth a call
     assert len(full) == 1  # and only it was decoded in colour
+
+
+def test_an_oversize_mjpeg_frame_is_dropped_counted_and_logged_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture):
+    monkeypatch.setattr(capture, "MAX_FRAME_BYTES", 1000)  # every frame of the clip is bigger
+    video = make_video(tmp_path / "red.avi", [("red", 2)], size="320x240", codec="mjpeg")
+    taker = Taker(every=2)
+    worker = taker.worker(str(video))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while worker.frames_dropped < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        assert worker.join(10)
+    assert taker.frames == [] and worker.frames_dropped >= 10
+    assert sum("over the 0 MB cap" in r.getMessage() for r in caplog.records) == 1
