@@ -217,7 +217,7 @@ def test_a_still_mjpeg_picture_is_looked_at_in_greyscale_and_never_decoded_in_fu
 
 def test_an_oversize_mjpeg_frame_is_dropped_counted_and_logged_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   caplog: pytest.LogCaptureFixture):
-    monkeypatch.setattr(capture, "MAX_FRAME_BYTES", 1000)  # every frame of the clip is bigger
+    monkeypatch.setattr(capture, "MAX_FRAME_BYTES", 100)  # every frame of the clip is bigger
     video = make_video(tmp_path / "red.avi", [("red", 2)], size="320x240", codec="mjpeg")
     taker = Taker(every=2)
     worker = taker.worker(str(video))
