@@ -98,7 +98,9 @@ def summary_line(cam: "CameraRuntime", interval: float, counts_before: dict[str,
     latency = "no replies" if lat["median"] is None else \
         f"API latency median {lat['median']:.0f} ms, p95 {lat['p95']:.0f} ms"
     return (f"{cam.name}: last {interval:g} s: {counts['captured'] - counts_before['captured']} frames in, "
-            f"{counts['sent'] - counts_before['sent']} sent, {counts['dropped'] - counts_before['dropped']} dropped; "
+            f"{counts['sent'] - counts_before['sent']} sent, "
+            f"{counts['unchanged'] - counts_before.get('unchanged', 0)} unchanged, "
+            f"{counts['dropped'] - counts_before['dropped']} dropped; "
             f"requests {cam.requests_ok - ok_before} ok, {cam.requests_failed - failed_before} failed; {latency}")
 
 

@@ -185,7 +185,8 @@ def test_page_in_headless_chromium(running: Running):
 def test_summary_line_in_the_log(running: Running):
     wait_until(lambda: "door: last 2 s:" in running.agent.log(), 10, what="a summary line")
     line = next(ln for ln in running.agent.log().splitlines() if "door: last 2 s:" in ln)
-    assert "frames in" in line and "sent" in line and "requests" in line and "API latency median" in line
+    assert "frames in" in line and "sent" in line and "unchanged" in line and "requests" in line \
+        and "API latency median" in line
 
 
 def test_home_assistant_discovery_is_published_and_valid(running: Running):
