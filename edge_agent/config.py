@@ -137,6 +137,12 @@ class CameraConfig:
     region: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 as fractions
     classes: tuple[str, ...] = ()  # a Home Assistant binary_sensor for each
     change: ChangeConfig = ChangeConfig()
+    decode: str = "auto"  # FFmpeg sources: auto | all | keyframes (see sources/opencv.py)
+    resolution: tuple[int, int] = (1280, 720)  # the Pi camera's (rpicam) capture size
+    options: tuple[str, ...] = ()  # extra arguments for rpicam-vid, e.g. ["--rotation", "180"]
+
+
+DECODE_MODES = ("auto", "all", "keyframes")
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,13 @@ class Config:
         """Every string that must never be emitted (logs, MQTT, errors)."""
         out = [self.api.api_key, self.mqtt.password or ""]
         for cam in self.cameras:
-            out.extend(_url_secrets(cam.source))
+            if cam.source.startswith("exec:"):  # a command line: any URL in it may carry credentials
+                import shlex
+
+                for word in shlex.split(cam.source[len("exec:"):]):
+                    out.extend(_url_secrets(word))
+            else:
+                out.extend(_url_secrets(cam.source))
         out.extend(_url_secrets(self.api.url))
         return [s for s in out if s]
 
@@ -525,7 +537,40 @@ def _source(sec: _Section) -> str:
     text = str(value).strip()
     if not text:
         raise ConfigError(sec.key("source"), "must not be empty")
+    if text.startswith("exec:"):
+        import shlex
+
+        try:
+            argv = shlex.split(text[len("exec:"):])
+        except ValueError as exc:
+            raise ConfigError(sec.key("source"), f"exec: command line does not parse: {exc}") from None
+        if not argv:
+            raise ConfigError(sec.key("source"), "exec: needs a command, e.g. exec:rpicam-vid -t 0 --codec mjpeg -o -")
+    elif text == "rpicam" or text.startswith("rpicam:"):
+        n = text[len("rpicam:"):] if ":" in text else "0"
+        if not n.isdigit():
+            raise ConfigError(sec.key("source"), f"must be rpicam or rpicam:<camera number>, got {text!r}")
     return text
+
+
+def _resolution(sec: _Section) -> tuple[int, int]:
+    value = sec.raw("resolution")
+    if value is None:
+        return CameraConfig.resolution
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 8192 for v in value)):
+        raise ConfigError(sec.key("resolution"), f"must be [width, height] in pixels (16..8192), got {_show(value)}")
+    return (value[0], value[1])
+
+
+def _options(sec: _Section) -> tuple[str, ...]:
+    value = sec.raw("options")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                              for v in value):
+        raise ConfigError(sec.key("options"), f"must be a list of command-line arguments, got {_show(value)}")
+    return tuple(str(v) for v in value)
 
 
 def _region(sec: _Section) -> tuple[float, float, float, float] | None:
@@ -596,6 +641,9 @@ def _camera(sec: _Section, decide_raw: dict[str, Any], decide_path: str,
         region=_region(sec),
         classes=_classes(sec, classes),
         change=_change(_Section(sec.key("change"), sec.raw("change"))),
+        decode=sec.choice("decode", CameraConfig.decode, DECODE_MODES),
+        resolution=_resolution(sec),
+        options=_options(sec),
     )
     sec.done()
     return cam

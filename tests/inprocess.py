@@ -39,23 +39,25 @@ class FakeClock:
 
 
 class SceneSource:
-    """Enough of ``cv2.VideoCapture`` for the capture thread, playing a Scene."""
+    """A :class:`~edge_agent.sources.FrameSource` playing a Scene, frame by frame."""
+
+    is_file = False
+    jpeg = False
+    error: str | None = None
 
     def __init__(self, scene: Scene, clock: FakeClock, quiet: Callable[[], bool], done: threading.Event):
         self.scene, self.clock, self.quiet, self.done = scene, clock, quiet, done
         self.i = 0
         self.start = clock.now
+        self.opened = False
         self.hook: Callable[[int], None] | None = None  # called with the frame index before it is grabbed
 
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
-        return True
-
-    def get(self, prop: int) -> float:
-        return {cv2.CAP_PROP_FPS: self.scene.fps, cv2.CAP_PROP_FRAME_WIDTH: self.scene.width,
-                cv2.CAP_PROP_FRAME_HEIGHT: self.scene.height}.get(prop, 0.0)
-
-    def set(self, prop: int, value: float) -> bool:
-        return False
+    def open(self) -> str | None:
+        if self.opened:  # reopened after the end: nothing more to play
+            self.done.set()
+            return "scene over"
+        self.opened = True
+        return None
 
     def grab(self) -> bool:
         deadline = time.monotonic() + 10
@@ -66,6 +68,7 @@ class SceneSource:
         if self.i >= self.scene.frames:
             self.done.set()
             time.sleep(0.05)
+            self.error = "scene over"
             return False
         if self.hook is not None:
             self.hook(self.i)
@@ -73,11 +76,29 @@ class SceneSource:
         self.i += 1
         return True
 
-    def retrieve(self) -> tuple[bool, np.ndarray]:
-        return True, self.scene.frame(self.i - 1)
+    def retrieve(self) -> np.ndarray:
+        return self.scene.frame(self.i - 1)
 
-    def release(self) -> None:
+    def frame_rate(self) -> float | None:
+        return None
+
+    def position(self) -> float | None:
+        return None
+
+    def size(self) -> tuple[int, int]:
+        return self.scene.width, self.scene.height
+
+    def info(self) -> str:
+        return "a generated scene"
+
+    def close(self) -> None:
         pass
+
+    def interrupt(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "scene"
 
 
 class FakeClassifier:
@@ -161,18 +182,13 @@ async def play(cfg: Config, scene: Scene, api: FakeClassifier | None = None,
         agent = holder["agent"]
         return agent.inflight.count == 0 and not agent.busy
 
-    def opener() -> SceneSource:
-        if sources:  # reopened after the end: nothing more to play
-            done.set()
-            return "scene over"  # type: ignore[return-value]
-        src = SceneSource(scene, clock, quiet, done)
-        if hook is not None:
-            src.hook = lambda i: hook(holder["agent"], i)
-        sources.append(src)
-        return src
+    src = SceneSource(scene, clock, quiet, done)
+    if hook is not None:
+        src.hook = lambda i: hook(holder["agent"], i)
+    sources.append(src)
 
     agent = Agent(cfg, classifier=lambda c: (api, None), output=lambda a, loop: out,
-                  worker_seams=lambda cam_cfg: {"opener": opener, "clock": clock})
+                  worker_seams=lambda cam_cfg: {"source": lambda: src, "clock": clock})
     holder["agent"] = agent
     task = asyncio.create_task(agent.run())
     deadline = time.monotonic() + 120

@@ -38,6 +38,7 @@ class Taker:
         self.every = every
         self.seen = 0
         self.paused = False
+        self.fps = 5.0
         self.frames: list[Frame] = []
         self.events: list[str] = []
         self.got = threading.Event()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.capture import SourceSpec, not_a_camera, parse_source
+from edge_agent.sources import SourceKind, SourceSpec, parse_source
+from edge_agent.sources.opencv import not_a_camera
 from tests.helpers import AgentProc, Broker, Recorder, agent_config, wait_until
 from tools.standin_api import StandinApi, ThreadedStandin
 
@@ -27,7 +28,7 @@ def test_what_cannot_be_a_camera_is_refused_before_opencv_sees_it(tmp_path: Path
     assert "is a FIFO" in not_a_camera(parse_source(str(fifo)))
     assert "not a regular video file" in not_a_camera(parse_source("/dev/zero"))
     assert "not a regular video file" in not_a_camera(parse_source(str(tmp_path)))
-    assert "not a V4L2 camera device" in not_a_camera(SourceSpec("device", "/dev/null"))  # a char device, not video
+    assert "not a V4L2 camera device" in not_a_camera(SourceSpec(SourceKind.DEVICE, "/dev/null"))  # a char device, not video
     assert "no such device" in not_a_camera(parse_source("/dev/video63"))
     assert "not found" in not_a_camera(parse_source(str(tmp_path / "later.mp4")))
     assert not_a_camera(parse_source(str(video))) is None

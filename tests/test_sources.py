@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.capture import parse_source
+from edge_agent.sources import SourceKind, parse_source
 from tests.helpers import AgentProc, Broker, Recorder, agent_config
 from tests.streams import MjpegCamera
 from tools.standin_api import StandinApi, ThreadedStandin
@@ -26,14 +26,19 @@ KEY = "rf_sources_SECRET_9"
     ("/home/pi/clip.mp4", "file", "/home/pi/clip.mp4"),
     ("file:///home/pi/clip.mp4", "file", "/home/pi/clip.mp4"),
     ("clip.mkv", "file", "clip.mkv"),
+    ("exec:rpicam-vid -t 0 --codec mjpeg -o -", "exec", "rpicam-vid -t 0 --codec mjpeg -o -"),
+    ("rpicam", "rpicam", 0),
+    ("rpicam:1", "rpicam", 1),
 ])
 def test_parse_source(source, kind, target):
     spec = parse_source(source)
-    assert (spec.kind, spec.target) == (kind, target)
+    assert (spec.kind, spec.target) == (SourceKind(kind), target)
 
 
 def test_stream_description_hides_credentials():
     assert parse_source("rtsp://admin:hunter22@cam/s").describe() == "rtsp://***@cam/s"
+    assert parse_source("exec:ffmpeg -i rtsp://admin:hunter22@cam/s -f mjpeg -").describe() \
+        == "ffmpeg -i rtsp://***@cam/s -f mjpeg -"
 
 
 def run_until_state(tmp_path: Path, broker: Broker, recorder: Recorder, source: str, *, expect: str,

@@ -104,9 +104,11 @@ def statuses_after(rec: Recorder, after: float, pred) -> bool:
     return any(m.at >= after and pred(m.json()) for m in rec.all("cam/status"))
 
 
-def test_rtsp_server_frozen_then_resumed(tmp_path: Path, rtsp: RtspCamera, broker: Broker, recorder: Recorder):
+@pytest.mark.parametrize("decode", ["auto", "keyframes"])
+def test_rtsp_server_frozen_then_resumed(tmp_path: Path, rtsp: RtspCamera, broker: Broker, recorder: Recorder,
+                                        decode: str):
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
-        agent = start_agent(tmp_path, api, broker.port, rtsp.url())
+        agent = start_agent(tmp_path, api, broker.port, rtsp.url(), camera={"decode": decode})
         try:
             frozen_at, off = trip(recorder, "red", lambda: rtsp.signal(signal.SIGSTOP))
             assert off.at - frozen_at <= STALL + 2.5
@@ -129,9 +131,11 @@ def test_rtsp_server_frozen_then_resumed(tmp_path: Path, rtsp: RtspCamera, broke
     assert_no_secrets(agent, recorder)
 
 
-def test_rtsp_server_killed_and_restarted(tmp_path: Path, rtsp: RtspCamera, broker: Broker, recorder: Recorder):
+@pytest.mark.parametrize("decode", ["auto", "keyframes"])
+def test_rtsp_server_killed_and_restarted(tmp_path: Path, rtsp: RtspCamera, broker: Broker, recorder: Recorder,
+                                         decode: str):
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
-        agent = start_agent(tmp_path, api, broker.port, rtsp.url())
+        agent = start_agent(tmp_path, api, broker.port, rtsp.url(), camera={"decode": decode})
         try:
             def kill() -> None:
                 rtsp.signal(signal.SIGKILL)

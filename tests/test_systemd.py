@@ -117,16 +117,30 @@ async def test_wedged_capture_thread_stops_the_watchdog(tmp_path: Path):
 
     release = threading.Event()
 
-    def hanging_open() -> str:
-        release.wait(120)  # stuck inside "OpenCV", beyond every timeout
-        return "released"
+    class HangingSource:
+        """Its open never returns (until the test releases it)."""
+        is_file = jpeg = False
+        error = None
+
+        def open(self) -> str:
+            release.wait(120)  # stuck inside "OpenCV", beyond every timeout
+            return "released"
+
+        def close(self) -> None:
+            pass
+
+        def interrupt(self) -> None:
+            pass  # like OpenCV: nothing unblocks it
+
+        def describe(self) -> str:
+            return "a source that hangs"
 
     listener = NotifyListener(tmp_path / "notify.sock")
     out = RecordingOutput()
     cfg = config(tmp_path, {"stall_timeout": 1})
     notifier = Notifier({"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"})
     agent = Agent(cfg, notifier=notifier, classifier=lambda c: (FakeClassifier(), None),
-                  output=lambda a, loop: out, worker_seams=lambda c: {"opener": hanging_open})
+                  output=lambda a, loop: out, worker_seams=lambda c: {"source": HangingSource})
     task = asyncio.create_task(agent.run())
 
     async def until(pred, timeout: float, what: str) -> None:

@@ -1,0 +1,300 @@
+"""OpenCV sources: USB/V4L2 devices, and FFmpeg for files, RTSP and HTTP streams.
+
+How little is decoded:
+
+* MJPEG (HTTP MJPEG cameras, MJPEG files) is read in FFmpeg's demux-only mode:
+  ``grab()`` reads a frame's bytes and only the frames taken are decoded, by
+  libjpeg, by the capture thread (``jpeg``). If a source's JPEGs do not decode on
+  their own, the capture thread turns that off (``allow_jpeg``) and reopens.
+* H.264/H.265 must be decoded frame by frame, as later frames are built on
+  earlier ones, unless only keyframes are decoded: FFmpeg's ``avdiscard`` =
+  ``nonkey`` (``decode: keyframes``) drops every other frame before the decoder.
+  ``decode: auto`` opens keyframes-only, learns the keyframe interval from the
+  first keyframes and keeps it when the camera looks no more often than that
+  (1/fps); otherwise it reopens decoding every frame. Keyframes-only frames are at
+  most one keyframe interval old.
+* V4L2 devices decode only in ``retrieve()`` already; ``decode`` does not apply.
+
+OpenCV reads FFmpeg's options from ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` when a capture
+opens, and its FFmpeg backend opens every capture under one process-wide lock. So
+this module sets the variable and opens under a lock of its own, which adds no
+waiting that OpenCV's lock does not already impose, and keeps anything that can
+block for long out of it: paths that cannot be cameras are refused, and network
+cameras are probed in the camera's own thread first (``probe_stream``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import ssl
+import stat
+import threading
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from ..config import CameraConfig
+from ..redact import redact_url
+from . import SourceKind, SourceSpec
+
+log = logging.getLogger("edge_agent.capture")
+
+MJPEG_FOURCC = int.from_bytes(b"MJPG", "little")
+V4L2_MAJOR = 81  # Linux's character-device major number for video4linux
+PROBE_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
+DEFAULT_CAPTURE_OPTIONS = "rtsp_transport;tcp"  # no lost UDP packets (smeared frames) on Wi-Fi
+KEYFRAMES_OPTION = "avdiscard;nonkey"
+LEARN_KEYFRAMES = 3  # keyframes seen before ``auto`` decides (two intervals)
+LEARN_WITHIN = 12.0  # s: no second keyframe by then: the interval is too long for keyframes-only
+AUTO_MARGIN = 1.05  # keyframes-only when the interval is at most 5 % over the look interval
+
+_open_lock = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide, read at open
+
+
+def not_a_camera(spec: SourceSpec) -> str | None:
+    """Why a path cannot be opened as a camera or video file, or None if it may be.
+
+    A FIFO with no writer, or a character device that is not V4L2 (a tty, /dev/zero),
+    would block or feed garbage inside OpenCV's open, beyond any timeout, under the
+    lock every other camera's open waits on: such paths are refused before OpenCV
+    sees them (with a clear reason, retried like any outage, so a file that appears
+    later is still picked up)."""
+    if spec.kind is SourceKind.STREAM or (spec.kind is SourceKind.DEVICE and isinstance(spec.target, int)):
+        return None
+    path = str(spec.target)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if spec.kind is SourceKind.DEVICE:
+            return f"cannot open {spec.describe()}: no such device (is the camera plugged in?)"
+        return f"file {spec.describe()} not found"
+    except OSError as exc:
+        return f"cannot open {spec.describe()}: {exc.strerror or exc}"
+    mode = st.st_mode
+    if spec.kind is SourceKind.DEVICE:
+        if not stat.S_ISCHR(mode) or os.major(st.st_rdev) != V4L2_MAJOR:
+            return f"{spec.describe()} is not a V4L2 camera device"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"cannot open {spec.describe()}: permission denied (the user needs to be in group video)"
+        return None
+    if stat.S_ISFIFO(mode):
+        return f"{spec.describe()} is a FIFO, not a video file (for a program's output use exec:)"
+    if not stat.S_ISREG(mode):
+        return f"{spec.describe()} is not a regular video file"
+    return None
+
+
+def probe_stream(url: str, timeout: float) -> str | None:
+    """Does a network camera answer at all? None if it does, else why not.
+
+    A camera that accepts a connection and then says nothing (hung firmware) or a
+    host that does not answer would hold OpenCV's process-wide open lock, and so
+    every other camera's (re)open, for the whole open timeout. This probe waits on
+    the network here instead, outside that lock: a TCP connect (and TLS handshake),
+    a request (HTTP GET / RTSP OPTIONS), and the first bytes of any reply (a 401
+    counts: something answered). It never sends credentials; FFmpeg makes the real
+    connection afterwards."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in PROBE_PORTS or not parts.hostname:
+        return None  # udp, srt, tcp...: nothing to ask, leave it to FFmpeg's timeouts
+    try:
+        port = parts.port or PROBE_PORTS[scheme]
+    except ValueError:
+        return f"cannot open {redact_url(url)}: bad port"
+    path = parts.path or "/"
+    if scheme in ("http", "https"):
+        ask = f"GET {path} HTTP/1.0\r\nHost: {parts.hostname}\r\n\r\n"
+    elif scheme in ("rtsp", "rtsps"):
+        ask = f"OPTIONS {scheme}://{parts.hostname}:{port}{path} RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+    else:
+        ask = ""  # rtmp: a connect is all we can check without speaking the handshake
+    shown = redact_url(url)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout) as raw:
+            sock: socket.socket = raw
+            if scheme in ("https", "rtsps"):
+                ctx = ssl.create_default_context()
+                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # liveness only
+                sock = ctx.wrap_socket(raw, server_hostname=parts.hostname)
+            if ask:
+                sock.sendall(ask.encode())
+                if not sock.recv(1):
+                    return f"cannot open {shown}: the camera closed the connection without a word"
+    except socket.timeout:
+        return f"cannot open {shown}: no answer within {timeout:g} s"
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot open {shown}: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+    return None
+
+
+def capture_options(base: str | None, keyframes: bool) -> str:
+    """``OPENCV_FFMPEG_CAPTURE_OPTIONS`` for one open: the user's (or the default) plus
+    ``avdiscard;nonkey`` for keyframes only (pure)."""
+    parts = [p for p in (base if base is not None else DEFAULT_CAPTURE_OPTIONS).split("|")
+             if p and not p.startswith("avdiscard;")]
+    if keyframes:
+        parts.append(KEYFRAMES_OPTION)
+    return "|".join(parts)
+
+
+def auto_keyframes(keyframe_interval: float | None, look_interval: float) -> bool:
+    """``decode: auto``: keyframes only when the camera looks no more often than keyframes
+    come (pure). None: no second keyframe seen in time: the interval is too long."""
+    return keyframe_interval is not None and keyframe_interval <= look_interval * AUTO_MARGIN
+
+
+class OpenCVSource:
+    """A ``cv2.VideoCapture`` as a :class:`~edge_agent.sources.FrameSource`."""
+
+    def __init__(self, spec: SourceSpec, cfg: CameraConfig, *, open_timeout: float,
+                 look_interval: Callable[[], float], clock: Callable[[], float] = time.monotonic):
+        self.spec = spec
+        self.cfg = cfg
+        self.open_timeout = open_timeout
+        self._look_interval = look_interval
+        self._clock = clock
+        self.is_file = spec.is_file
+        self.jpeg = False
+        self.allow_jpeg = True  # turned off for good if this source's JPEGs do not decode on their own
+        self.error: str | None = None
+        self._cap: cv2.VideoCapture | None = None
+        self._width = self._height = 0
+        # decode: keyframes only? (auto starts so, learns the interval, and may change its mind)
+        self._mode = cfg.decode
+        self._keyframes = False
+        self._choice: bool | None = None  # auto: keyframes only? (None: not learned yet)
+        self._learned: float | None = None  # the keyframe interval, s (None: unknown or too long)
+        self._learning: list[float] = []  # times of the first keyframes
+        self._base_options = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+        self.reopen_wanted = False  # auto decided to decode every frame: the capture thread reopens
+
+    # -- the protocol --------------------------------------------------------------
+
+    def describe(self) -> str:
+        return self.spec.describe()
+
+    def open(self) -> str | None:
+        self.error = not_a_camera(self.spec)
+        if self.error is None and self.spec.kind is SourceKind.STREAM:
+            self.error = probe_stream(str(self.spec.target), self.open_timeout)
+        if self.error is not None:
+            return self.error
+        self.reopen_wanted = False
+        if self.spec.kind is SourceKind.DEVICE:
+            cap = cv2.VideoCapture(self.spec.target, cv2.CAP_V4L2)
+        else:
+            self._keyframes = self._mode == "keyframes" or (self._mode == "auto" and self._choice is not False)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.stall_timeout * 1000)]
+            with _open_lock:
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = capture_options(self._base_options, self._keyframes)
+                cap = cv2.VideoCapture(str(self.spec.target), cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            self.error = f"cannot open {self.describe()}"
+            return self.error
+        self._cap = cap
+        self._width, self._height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if self.spec.kind is SourceKind.DEVICE:
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a queue of old ones
+            self.jpeg = False
+        else:
+            # Demux-only for MJPEG; must happen before the first grab.
+            self.jpeg = (self.allow_jpeg and int(cap.get(cv2.CAP_PROP_FOURCC)) == MJPEG_FOURCC
+                         and cap.set(cv2.CAP_PROP_FORMAT, -1))
+            if self.jpeg:
+                self._keyframes = False  # every MJPEG frame is a keyframe
+        self._learning = []
+        return None
+
+    def grab(self) -> bool:
+        assert self._cap is not None
+        ok = self._cap.grab()
+        learning = self._keyframes and self._mode == "auto" and self._choice is None
+        if not ok:
+            self.error = "ended" if self.is_file else "read failed"
+            if learning and not self.is_file:
+                # No keyframe within the read timeout: too far apart for keyframes only.
+                self._decide(None)
+            return False
+        if learning:
+            self._learn()
+        return True
+
+    def retrieve(self) -> np.ndarray | None:
+        if self._cap is None:
+            return None
+        ok, data = self._cap.retrieve()
+        return data if ok and data is not None else None
+
+    def frame_rate(self) -> float | None:
+        if not self.is_file or self._cap is None:
+            return None
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        return float(fps) if fps and not math.isnan(fps) and 0 < fps <= 240 else None
+
+    def position(self) -> float | None:
+        if not self.is_file or self._cap is None:
+            return None
+        ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        return ms / 1000 if ms is not None and math.isfinite(ms) and ms >= 0 else None
+
+    def size(self) -> tuple[int, int] | None:
+        return (self._width, self._height) if self._width > 0 and self._height > 0 else None
+
+    def info(self) -> str:
+        if self.spec.kind is SourceKind.DEVICE:
+            return "V4L2, decoded when taken"
+        if self.jpeg:
+            return "MJPEG, decoded only when taken"
+        if self._keyframes:
+            every = f", every {self._learned:.1f} s" if self._learned is not None else ""
+            learning = " (learning the interval)" if self._mode == "auto" and self._choice is None else ""
+            return f"keyframes only{every}{learning}"
+        if self._mode == "auto" and self._choice is False and self._learned is None:
+            return f"all frames (keyframes more than {LEARN_WITHIN:g} s apart, or none)"
+        every = f" (keyframes every {self._learned:.1f} s)" if self._learned is not None else ""
+        return f"all frames{every}"
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def interrupt(self) -> None:
+        pass  # OpenCV offers no way to unblock a call; its own timeouts bound them
+
+    # -- decode: auto --------------------------------------------------------------
+
+    def _learn(self) -> None:
+        """Keyframes only while learning: each grab is a keyframe. Their spacing (the
+        file's timestamps, or arrival times on a live stream) is the interval."""
+        at = self.position() if self.is_file else self._clock()
+        if at is None:
+            at = self._clock()
+        self._learning.append(at)
+        if len(self._learning) >= LEARN_KEYFRAMES:
+            gaps = [b - a for a, b in zip(self._learning, self._learning[1:])]
+            self._decide(sorted(gaps)[len(gaps) // 2])
+        elif len(self._learning) >= 2 and self._learning[-1] - self._learning[0] > LEARN_WITHIN:
+            self._decide(None)
+
+    def _decide(self, interval: float | None) -> None:
+        look = self._look_interval()
+        keep = auto_keyframes(interval, look)
+        self._learned, self._choice = interval, keep
+        if keep:
+            log.info("%s: keyframes every %.1f s, a look every %.1f s: decoding keyframes only",
+                     self.cfg.name, interval, look)
+        else:
+            what = f"every {interval:.1f} s" if interval is not None else f"more than {LEARN_WITHIN:g} s apart"
+            log.info("%s: keyframes %s, a look every %.1f s: decoding every frame", self.cfg.name, what, look)
+            self.reopen_wanted = True
