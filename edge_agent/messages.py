@@ -71,6 +71,7 @@ class StatusMessage:
     calls: int = 0  # API calls made for this camera since start
     last_change: float | None = None  # epoch s of the last frame the gate saw change
     budget: dict[str, Any] | None = None  # the day's API spend, all cameras: see budget_payload
+    decode: str | None = None  # how the source is read: "keyframes only, every 1.0 s", "MJPEG, decoded only when taken"
 
     def health(self) -> tuple[object, ...]:
         """The fields whose change alone is worth a publish."""

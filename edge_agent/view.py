@@ -43,6 +43,7 @@ def camera_view(agent: "Agent", cam: "CameraRuntime", now: float) -> dict[str, A
         "frames_dropped": counts["dropped"],
         "frames_sent": counts["sent"],
         "frames_unchanged": counts["unchanged"],
+        "decode": cam.worker.source_info if cam.worker else None,
         "calls": dict(cam.admission.calls),
         "change_gate": {"enabled": cam.cfg.change.enabled, "threshold": cam.cfg.change.threshold,
                         "heartbeat": cam.cfg.change.heartbeat},
