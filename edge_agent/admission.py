@@ -35,7 +35,7 @@ from .change import ChangeDetector
 from .config import CameraConfig
 from .rate import RateGate
 
-MAX_CONFIRM = 6  # confirming calls on a picture that no longer changes, before the gate gives up on it
+MAX_CONFIRM = 8  # confirming calls on a picture that no longer changes, before the gate gives up on it
 
 
 class InFlight:
@@ -131,6 +131,9 @@ class Admission:
         self.deferred = 0  # wanted a call, the budget said not now
         self.calls: Counter[str] = Counter()  # calls by reason
         self.last_change_at: float | None = None  # epoch s of the last frame the gate saw change
+        # A call that was needed could not be made or failed (monotonic; None: all checks
+        # succeeded since). Set here when the budget refuses, by the agent when a call fails.
+        self.unchecked_since: float | None = None
 
     # -- the event loop's side ---------------------------------------------------
 
@@ -176,6 +179,8 @@ class Admission:
         reservation = self.budget.reserve(reason)
         if reservation is None:
             self.deferred += 1
+            if self.unchecked_since is None:
+                self.unchecked_since = time.monotonic()
             if reason is Priority.ON_DEMAND:
                 self._now_wanted.clear()  # refused (spent): not retried frame after frame
             slot.release()

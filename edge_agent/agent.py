@@ -260,17 +260,35 @@ class Agent:
         msg = ResultMessage(cam.name, self.cfg.api.model, reply.result, frame.captured_at, reply.latency_ms)
         self.publisher.publish(self.topics.result(cam.name), msg.payload())
         state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at)
+        was_stale = cam.stale_since is not None
+        cam.admission.unchecked_since = None
+        cam.stale_since = None
         # The change gate keeps calling until a started change is confirmed.
         cam.admission.unsettled = cam.debouncer.pending
+        if state is None and was_stale and cam.debouncer.state is not None:
+            log.info("%s: the state is checked again (no longer stale)", cam.name)
+            self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
         if state is not None:
-            log.info("%s: state -> %s (confidence %.2f)", cam.name, state.cls, state.confidence)
+            log.info("%s: state -> %s (confidence %.2f, %d of %d results)", cam.name, state.cls, state.confidence,
+                     state.votes, state.window)
             self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
             self._publish_snapshot(cam, cam.latest.jpeg(cam.cfg.region))
 
     def _state_payload(self, cam: CameraRuntime) -> bytes:
         state = cam.debouncer.state
         assert state is not None
-        return state_payload(state, cam.latest.result.predictions if cam.latest else None)
+        return state_payload(state, cam.latest.result.predictions if cam.latest else None, cam.stale_since)
+
+    def _check_stale(self, cam: CameraRuntime, now: float) -> None:
+        """Honest when stale: a check that was needed has failed for ``stale_after``."""
+        since = cam.admission.unchecked_since
+        if since is None or cam.stale_since is not None or now - since < cam.cfg.decide.stale_after:
+            return
+        cam.stale_since = time.time() - (now - since)
+        log.warning("%s: the state could not be checked for %.0f s (%s): marked stale", cam.name, now - since,
+                    "API budget spent" if self.budget.exhausted() else (cam.last_error or "API failing"))
+        if cam.debouncer.state is not None and self.publisher is not None:
+            self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
 
     # -- snapshots -------------------------------------------------------------------
 
@@ -384,6 +402,8 @@ class Agent:
         before = self.guard.status
         delay, should_log = self.guard.failure(err, started, time.monotonic())
         cam.admission.forget_reference()  # no result for the frame the gate compares with: look afresh
+        if cam.admission.unchecked_since is None:
+            cam.admission.unchecked_since = time.monotonic()
         cam.requests_failed += 1
         self.metrics.request_failed(cam.name, err.kind)
         cam.last_error = self.redact(f"api: {err.description}")
@@ -446,6 +466,7 @@ class Agent:
                 if w is None or cam.ended:
                     continue
                 counts = cam.counters()
+                self._check_stale(cam, now)
                 cam.rate_in.sample(now, counts["captured"])
                 cam.rate_out.sample(now, counts["sent"])
                 last = w.last_frame_mono

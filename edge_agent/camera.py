@@ -56,6 +56,7 @@ class CameraRuntime:
     offline_at: float = 0.0  # monotonic time it was last marked offline
     latest: Latest | None = None
     snapshot: bytes | None = None  # the last snapshot published (retained)
+    stale_since: float | None = None  # epoch s: the state is marked stale (a needed check failing since)
     latency: Window = field(default_factory=Window)
     rate_in: Rate = field(default_factory=Rate)
     rate_out: Rate = field(default_factory=Rate)

@@ -87,7 +87,7 @@ class ApiConfig:
     image_size: int = 416
     jpeg_quality: int = 80
     retry_initial: float = 1.0
-    retry_max: float = 60.0
+    retry_max: float = 8.0  # failed calls do not bill; a minute blind after the API is back would cost more
     unauthorized_retry: float = 60.0
     ca_certs: str | None = None  # a CA bundle for a self-hosted server's certificate
     insecure: bool = False  # do not verify the server's TLS certificate (logged as a warning)
@@ -111,7 +111,10 @@ class MqttConfig:
 @dataclass(frozen=True)
 class DecideConfig:
     min_confidence: float = 0.5
-    confirm: int = 2
+    confirm: int = 2  # the newest results that must agree on a new class (consecutive)
+    window: int = 5  # the last results looked at ...
+    votes: int = 4  # ... of which at least this many must be the new class
+    stale_after: float = 60.0  # s a needed check may fail before the state is marked stale
 
 
 Box = tuple[float, float, float, float]
@@ -157,6 +160,7 @@ class HomeAssistantConfig:
     discovery: bool = True
     prefix: str = "homeassistant"
     classes: tuple[str, ...] = ()
+    stale_unavailable: bool = False  # the class sensor is unavailable while the state is stale
 
 
 @dataclass(frozen=True)
@@ -385,8 +389,13 @@ def default_device_id() -> str:
 def _decide(sec: _Section) -> DecideConfig:
     d = DecideConfig(
         min_confidence=sec.num("min_confidence", DecideConfig.min_confidence, ge=0, le=1),
-        confirm=sec.num("confirm", DecideConfig.confirm, integer=True, ge=1),
+        confirm=sec.num("confirm", DecideConfig.confirm, integer=True, ge=1, le=100),
+        window=sec.num("window", DecideConfig.window, integer=True, ge=1, le=100),
+        votes=sec.num("votes", DecideConfig.votes, integer=True, ge=1, le=100),
+        stale_after=sec.num("stale_after", DecideConfig.stale_after, gt=0),
     )
+    if d.votes > d.window:
+        raise ConfigError(sec.key("votes"), f"must be <= {sec.key('window')} ({d.window}), got {d.votes}")
     sec.done()
     return d
 
@@ -614,7 +623,8 @@ def _homeassistant(sec: _Section) -> HomeAssistantConfig:
     prefix = sec.str("prefix", "homeassistant") or ""
     if not prefix or any(c in prefix for c in "+#\0") or prefix.startswith("/") or prefix.endswith("/"):
         raise ConfigError(sec.key("prefix"), f"must be a topic without wildcards, got {prefix!r}")
-    cfg = HomeAssistantConfig(discovery=sec.bool("discovery", True), prefix=prefix, classes=_classes(sec))
+    cfg = HomeAssistantConfig(discovery=sec.bool("discovery", True), prefix=prefix, classes=_classes(sec),
+                              stale_unavailable=sec.bool("stale_unavailable", HomeAssistantConfig.stale_unavailable))
     sec.done()
     return cfg
 

@@ -25,6 +25,7 @@ from .config import CameraConfig, Config
 from .topics import Topics
 
 CAMERA_AVAILABLE = "{{ 'online' if value_json.camera == 'online' else 'offline' }}"
+STATE_FRESH = "{{ 'offline' if value_json.stale | default(false) else 'online' }}"
 
 
 def slug(text: str) -> str:
@@ -89,14 +90,17 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
     out: list[tuple[str, dict[str, Any]]] = []
     for cam in cfg.cameras:
         state = topics.state(cam.name)
-        out.append((f"{prefix}/sensor/{node}/{cam.name}_class/config", {
+        cls_sensor = {
             **_common(cfg, topics, cam, "class"),
             "name": f"{cam.name} class",
             "icon": "mdi:cctv",
             "state_topic": state,
             "value_template": "{{ value_json['class'] }}",
-            "json_attributes_topic": state,
-        }))
+            "json_attributes_topic": state,  # stale, stale_since and votes are attributes
+        }
+        if cfg.homeassistant.stale_unavailable:  # opted in: unavailable while unchecked
+            cls_sensor["availability"] = cls_sensor["availability"] + [{"topic": state, "value_template": STATE_FRESH}]
+        out.append((f"{prefix}/sensor/{node}/{cam.name}_class/config", cls_sensor))
         out.append((f"{prefix}/sensor/{node}/{cam.name}_confidence/config", {
             **_common(cfg, topics, cam, "confidence"),
             "name": f"{cam.name} confidence",

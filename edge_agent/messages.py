@@ -43,12 +43,20 @@ class ResultMessage:
         return _json(body)
 
 
-def state_payload(state: State, predictions: tuple[Prediction, ...] | None = None) -> bytes:
-    """``{"class", "confidence", "since"}``, plus ``predictions`` (of the newest result) when given."""
+def state_payload(state: State, predictions: tuple[Prediction, ...] | None = None,
+                  stale_since: float | None = None) -> bytes:
+    """``{"class", "confidence", "since", "votes", "stale", "stale_since"}``, plus
+    ``predictions`` (of the newest result) when given. ``votes``: what decided it
+    (``{"for": 4, "of": 5, "confidences": [...]}``); ``stale``: a check that was
+    needed has failed since ``stale_since`` (the API failing or the budget spent)."""
     body: dict[str, Any] = {"class": state.cls, "confidence": round(state.confidence, 6),
                             "since": round(state.since, 3)}
     if predictions is not None:
         body["predictions"] = _predictions(predictions)
+    if state.window:
+        body["votes"] = {"for": state.votes, "of": state.window, "confidences": list(state.confidences)}
+    body["stale"] = stale_since is not None
+    body["stale_since"] = None if stale_since is None else round(stale_since, 3)
     return _json(body)
 
 

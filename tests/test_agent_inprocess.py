@@ -4,6 +4,7 @@ a generated scene on a fake clock, a fake classifier, a recording output
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,53 @@ async def test_settings_made_over_mqtt_survive_a_restart(tmp_path: Path):
     edited = config(tmp_path, {"fps": 3})
     third = await play(edited, scene)
     assert third.agent.cameras["cam"].fps == 3
+
+
+async def test_stale_when_needed_checks_fail_and_fresh_again(tmp_path: Path):
+    """The API fails for longer than stale_after while calls are needed: the retained
+    state says stale (with since when); the first good result clears it."""
+    import time as _time
+
+    from edge_agent.classify import ApiError
+
+    class Failing(FakeClassifier):
+        failing = False
+
+        async def classify(self, jpeg: bytes):
+            if self.failing:
+                raise ApiError("http_5xx", "server error (HTTP 503)", status=503)
+            return await super().classify(jpeg)
+
+    api = Failing()
+
+    def hook(agent, i: int) -> None:
+        if i == 30:
+            api.failing = True
+        if i == 50:
+            _time.sleep(1.6)  # real time for the watchdog: stale_after is 1 s
+        if i == 70:
+            api.failing = False
+
+    scene = Scene(seconds=10, classes=[(0, "red")], passer=None, fade=None)
+    cfg = config(tmp_path, {"change": {"enabled": False}, "decide": {"stale_after": 1}},
+                 api={"url": "http://127.0.0.1:9", "model": "colours/1", "retry_initial": 0.1, "retry_max": 0.2})
+    run = await play(cfg, scene, api=api, hook=hook)
+    states = [json.loads(m.payload) for m in run.out.messages if m.topic.endswith("/cam/state")]
+    assert [s["stale"] for s in states] == [False, True, False], states
+    assert states[1]["class"] == "red" and states[1]["stale_since"] is not None
+    assert states[0]["votes"]["for"] == 4
+
+
+async def test_a_still_picture_with_no_calls_is_not_stale(tmp_path: Path):
+    """With the gate on, an API that would fail is never asked while nothing changes: not stale."""
+    import time as _time
+
+    def hook(agent, i: int) -> None:
+        if i == 50:
+            agent.guard.not_before = _time.monotonic() + 3600  # the API "down": nothing may be sent
+            _time.sleep(1.6)
+
+    scene = Scene(seconds=10, classes=[(0, "red")], passer=None, fade=None, led=False, clock=False)
+    run = await play(config(tmp_path, {"decide": {"stale_after": 1}}), scene, hook=hook)
+    states = [json.loads(m.payload) for m in run.out.messages if m.topic.endswith("/cam/state")]
+    assert [s["stale"] for s in states] == [False]

@@ -138,3 +138,20 @@ def test_budget_sensors_read_the_days_spend_from_the_status():
     assert render(calls["value_template"], {"camera": "online"}) == "0"  # an older agent's status
     assert calls["state_topic"] == TOPICS.status("door")
     assert calls["availability"] == [{"topic": TOPICS.availability}]  # the agent's, not one camera's
+
+
+def test_stale_state_makes_the_class_sensor_unavailable_only_when_asked():
+    msgs = dict(discovery_messages(CFG, TOPICS))
+    assert len(msgs["homeassistant/sensor/edge_agent_garage-pi/door_class/config"]["availability"]) == 2
+    cfg = parse_config({
+        "device_id": "garage-pi", "api": {"url": "http://127.0.0.1:9001", "model": "garage-door/3"},
+        "homeassistant": {"stale_unavailable": True}, "cameras": [{"name": "door", "source": "/dev/video0"}],
+    }, {})
+    msgs = dict(discovery_messages(cfg, TOPICS))
+    cls = msgs["homeassistant/sensor/edge_agent_garage-pi/door_class/config"]
+    validate_discovery("homeassistant/sensor/edge_agent_garage-pi/door_class/config", cls)
+    fresh = cls["availability"][2]
+    assert fresh["topic"] == TOPICS.state("door")
+    assert render(fresh["value_template"], {"class": "open", "stale": True}) == "offline"
+    assert render(fresh["value_template"], {"class": "open", "stale": False}) == "online"
+    assert render(fresh["value_template"], {"class": "open"}) == "online"  # an older agent's state

@@ -27,7 +27,7 @@ def test_under_journald_lines_carry_no_timestamp(tmp_path: Path, broker: Broker,
     log = run_once(tmp_path, broker, videos["red_long"], env={"JOURNAL_STREAM": "8:12345"}, log_level="info")
     lines = [ln for ln in log.splitlines() if ln.strip()]
     assert lines and not any(STAMP.match(ln) for ln in lines)
-    assert "INFO porch: state -> red (confidence 1.00)" in lines
+    assert "INFO porch: state -> red (confidence 1.00, 4 of 4 results)" in lines
     camera_lines = [ln for ln in lines if any(k in ln for k in ("state ->", "camera online", "video file"))]
     assert camera_lines and all("porch:" in ln for ln in camera_lines)
 

@@ -15,6 +15,10 @@ For tests and benchmarks it can add a set latency to every reply and play a
 script of faults, and it records every request it saw. A fault is a dict, played
 by the next request (``api.add_faults({...}, ...)``):
 
+The stand-in can also inject confident mistakes (``noise``: the share of good
+replies answered with another class at 0.55-0.95, ``seed`` to repeat them) and be
+``down`` (every request 503, an outage).
+
 * ``{"status": 503}`` (optionally ``"retry_after": "3"``), ``{"garbage": True}``,
   ``{"wrong_shape": True}``, ``{"hang": seconds}``, ``{"reset": True}``;
 * hostile replies, for the client's caps: ``{"big_body": N}`` a 200 of N bytes of
@@ -74,6 +78,9 @@ class StandinApi:
     latency: float = 0.0
     multi_label: bool = False
     billing: bool = True  # send X-Processing-Time, as the serverless API does
+    noise: float = 0.0  # share of good replies turned into a confident mistake (another class, 0.55-0.95)
+    seed: int | None = None  # of the mistakes' randomness (a seeded stand-in repeats its mistakes)
+    down: bool = False  # answer every request 503, as an API in an outage
     faults: deque[dict[str, Any]] = field(default_factory=deque)
     seen: list[Seen] = field(default_factory=list)
     host: str = "127.0.0.1"
@@ -81,6 +88,7 @@ class StandinApi:
     ssl_context: Any = None  # an ssl.SSLContext to serve HTTPS
     in_flight: int = 0
     max_in_flight_seen: int = 0
+    mistakes: int = 0
     _runner: web.AppRunner | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -112,6 +120,9 @@ class StandinApi:
         return response
 
     async def _reply_to(self, request: web.Request) -> web.StreamResponse:
+        if self.down:
+            self._record(request, 503)
+            return web.json_response({"message": "stand-in outage"}, status=503)
         fault = None
         with self._lock:
             if self.faults:
@@ -148,7 +159,10 @@ class StandinApi:
         if self.latency:
             await asyncio.sleep(self.latency)
         self._record(request, 200, w, h, len(raw))
-        return web.json_response(self.reply(image))
+        body = self.reply(image)
+        if self.noise and self._rng.random() < self.noise:
+            body = self._mistake(body)
+        return web.json_response(body)
 
     async def _fault(self, request: web.Request, fault: dict[str, Any], w: int, h: int, n: int) -> web.StreamResponse:
         if "hang" in fault:
@@ -222,6 +236,27 @@ class StandinApi:
         except (ConnectionError, RuntimeError):
             pass  # the client hung up part way, as a capped client should
         return response
+
+    def _mistake(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A confident wrong answer, as real models now and then give on one frame."""
+        self.mistakes += 1
+        if "top" not in body:
+            return body
+        wrong = self._rng.choice([c for c in CLASSES if c != body["top"]])
+        conf = round(self._rng.uniform(0.55, 0.95), 4)
+        rest = (1 - conf) / (len(CLASSES) - 1)
+        body["top"], body["confidence"] = wrong, conf
+        body["predictions"] = [{"class": wrong, "class_id": CLASSES.index(wrong), "confidence": conf}] + [
+            {"class": c, "class_id": CLASSES.index(c), "confidence": round(rest, 4)} for c in CLASSES if c != wrong]
+        return body
+
+    @property
+    def _rng(self) -> Any:
+        if getattr(self, "_random", None) is None:
+            import random
+
+            self._random = random.Random(self.seed)
+        return self._random
 
     def reply(self, image: np.ndarray) -> dict[str, Any]:
         means = image.reshape(-1, 3).mean(axis=0) + 1e-6
