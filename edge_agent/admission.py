@@ -120,7 +120,8 @@ class Admission:
         # Set from the event loop, read by the capture thread.
         self.paused = False
         self.closed = False
-        self.unsettled = False  # the decision waits for confirming results
+        self.unsettled = False  # the decision waits for confirming results (see note_result)
+        self._agreeing = 0  # results in a row since the last change that agreed with the state
         self._now_wanted = threading.Event()  # classify on demand
         self._forget = False  # the reference's result never came: look afresh
         # Capture thread only.
@@ -144,6 +145,18 @@ class Admission:
     def forget_reference(self) -> None:
         """A call failed, or classification resumed: the next look counts as a change."""
         self._forget = True
+
+    def note_result(self, agrees: bool, decided: bool = False) -> None:
+        """After each result: did it agree with the decided state (or decide a new one)?
+        After a change the gate keeps calling until ``decide.confirm`` results in a row
+        agree: one result that happens to match the old state (a model's mistake) must
+        not end the checking. A result that decides a new state settles it: enough
+        results agreed for that already."""
+        if decided:
+            self._agreeing = self.cfg.decide.confirm
+        else:
+            self._agreeing = self._agreeing + 1 if agrees else 0
+        self.unsettled = self._agreeing < self.cfg.decide.confirm
 
     def set_fps(self, fps: float) -> None:
         self.rate.set_fps(fps)
@@ -204,6 +217,7 @@ class Admission:
             self.detector.reset()
         if self.detector.changed(thumb):
             self._confirms = 0
+            self._agreeing = 0
             self.last_change_at = wall if wall is not None else time.time()
             return Priority.CHANGE
         if self.unsettled and self._confirms < MAX_CONFIRM:

@@ -264,7 +264,7 @@ class Agent:
         cam.admission.unchecked_since = None
         cam.stale_since = None
         # The change gate keeps calling until a started change is confirmed.
-        cam.admission.unsettled = cam.debouncer.pending
+        cam.admission.note_result(agrees=not cam.debouncer.pending, decided=state is not None)
         if state is None and was_stale and cam.debouncer.state is not None:
             log.info("%s: the state is checked again (no longer stale)", cam.name)
             self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)

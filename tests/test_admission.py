@@ -114,3 +114,16 @@ def test_paused_backing_off_or_closed_takes_nothing():
     assert look(a, MOVED, 2.0) == "change"
     a.closed = True
     assert look(a, STILL, 3.0) is None and a.inflight.count == 0
+
+
+def test_after_a_change_the_gate_wants_confirm_agreeing_results_in_a_row():
+    """A mistake that happens to name the old state must not end the checking."""
+    a = admission()
+    assert look(a, STILL, 0.0) == "change"
+    a.note_result(agrees=True)  # the model said the old state: could be a mistake
+    assert look(a, STILL, 0.5) == "confirm"
+    a.note_result(agrees=False)  # the new class after all
+    assert look(a, STILL, 1.0) == "confirm"
+    a.note_result(agrees=True)
+    a.note_result(agrees=True)  # confirm (2) in a row agree: settled
+    assert look(a, STILL, 1.5) is None
