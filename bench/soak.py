@@ -17,7 +17,10 @@ counted failed request (a bad reply, or a timeout where the stand-in itself is
 slow to make the monster): RSS must not jump (peak - start <= --max-spike MB), the key
 must not appear in the log, no forged log line, and results must flow after it.
 
-Printed: RSS, open file descriptors and threads at start and end; RSS growth
+Printed: RSS, Anonymous (the heap, from /proc/PID/smaps_rollup), open file
+descriptors and threads at start and end, with the import floor's RSS and
+Anonymous beside them (a process that only imports the agent's dependencies,
+measured once; bench/bench_sources.py); RSS growth
 per minute over the second half (least squares); requests by outcome (from the
 agent's /metrics); and the gap between a frame's capture and its result on MQTT
 (largest, p99, median). Exits 1 if RSS keeps growing (> --max-growth MB/min in
@@ -41,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+from bench.bench_sources import smaps, start_floor  # noqa: E402
 from tests.helpers import AgentProc, Broker, Recorder, agent_config, make_video  # noqa: E402
 from tools.standin_api import StandinApi, ThreadedStandin  # noqa: E402
 
@@ -55,7 +59,22 @@ def proc_figures(pid: int) -> dict[str, float]:
                 out["rss_mb"] = int(line.split()[1]) / 1024
             elif line.startswith("Threads:"):
                 out["threads"] = float(line.split()[1])
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Anonymous:"):
+                out["anon_mb"] = int(line.split()[1]) / 1024
     return out
+
+
+def import_floor(work: Path) -> dict[str, float]:
+    """RSS and Anonymous (MB) of a process that only imports the agent's dependencies."""
+    proc, _ = start_floor(work)
+    try:
+        time.sleep(1)
+        return smaps(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def slope_per_minute(samples: list[tuple[float, float]]) -> float:
@@ -121,6 +140,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edge-agent-soak-") as tmp:
         work = Path(tmp)
         video = make_video(work / "rgb.mp4", [("red", 4), ("green", 4), ("blue", 4)], size="640x480")
+        floor = import_floor(work)
         broker = Broker(work).start()
         rec = Recorder(broker.port, "edge_agent/test")
         with ThreadedStandin(StandinApi(api_key=KEY, latency=0.05)) as api:
@@ -188,9 +208,11 @@ def main() -> int:
     gaps = sorted(g for _, g in pairs)
     calm = sorted(g for c, g in pairs if not any(a <= c <= b for a, b in outages))
     print(f"soak: {args.duration:.0f} s at fps {args.fps:g}, faults every {args.fault_every:g} s: {', '.join(injected)}")
-    print(f"{'':10}{'start':>10}{'end':>10}")
-    for key, unit in (("rss_mb", "MB"), ("fds", ""), ("threads", "")):
-        print(f"{key:10}{start.get(key, float('nan')):>10.1f}{end[key]:>10.1f} {unit}")
+    print(f"{'':10}{'start':>10}{'end':>10}{'import floor':>14}")
+    floor_of = {"rss_mb": floor["rss"], "anon_mb": floor["anon"]}
+    for key, unit in (("rss_mb", "MB"), ("anon_mb", "MB"), ("fds", ""), ("threads", "")):
+        beside = f"{floor_of[key]:>14.1f}" if key in floor_of else f"{'':14}"
+        print(f"{key:10}{start.get(key, float('nan')):>10.1f}{end[key]:>10.1f}{beside} {unit}")
     print(f"RSS growth, second half: {growth:+.2f} MB/min (limit {args.max_growth:g})")
     print("requests by outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(by_outcome.items())))
     for label, values in (("all results", gaps), ("outside broker outages", calm)):
