@@ -1,7 +1,7 @@
 """Soak: the agent for a set time at 10 classifications/s with faults on a schedule.
 
     .venv/bin/python bench/soak.py                  # 10 minutes
-    .venv/bin/python bench/soak.py --duration 120   # the CI smoke (tests/test_soak.py)
+    .venv/bin/python bench/soak.py --duration 90 --fault-every 15   # the CI smoke (tests/test_soak.py)
 
 Everything runs on 127.0.0.1: mosquitto, the stand-in API (tools/standin_api.py,
 not a model; 50 ms per reply), the agent as a subprocess on a looping
@@ -114,7 +114,7 @@ def hostile_phase(api: StandinApi, agent: AgentProc, rec: Recorder, pid: int) ->
     for name, fault in HOSTILE:
         api.add_faults(fault)
         played.append(name)
-        deadline = time.monotonic() + 6
+        deadline = time.monotonic() + 3.5
         while time.monotonic() < deadline:
             peak = max(peak, proc_figures(pid)["rss_mb"])
             time.sleep(0.25)

@@ -29,19 +29,19 @@ from .camera import CameraRuntime, Latest
 from .capture import CaptureWorker, Frame
 from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
 from .config import Config
-from .control import Command, parse_command
+from .outputs.control import Command, parse_command
 from .episode import Episode, Throttle
-from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
+from .outputs.homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
 from .messages import ResultMessage, StatusMessage, budget_payload, state_payload
-from .metrics import Metrics
-from .publish import MqttPublisher
+from .web.metrics import Metrics
+from .outputs.publish import MqttPublisher
 from .redact import Redactor
-from .topics import Topics
+from .outputs.topics import Topics
 from .sdnotify import Notifier
 from .settings import Settings
 from .store import JsonFile, ensure_state_dir
 from .supervise import supervise
-from .view import summary_line
+from .web.view import summary_line
 
 log = logging.getLogger("edge_agent.agent")
 
@@ -157,7 +157,7 @@ class Agent:
         self.publisher = self._make_output(self, loop)
         server = None
         if cfg.status.enabled:
-            from .status_server import StatusServer
+            from .web.server import StatusServer
 
             server = StatusServer(self)
             await server.start()  # a port in use is fatal: say so at start, not later

@@ -12,7 +12,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from .control import MAX_FPS
+from .outputs.control import MAX_FPS
 from .store import JsonFile
 
 if TYPE_CHECKING:

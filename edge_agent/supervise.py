@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .view import status_line, wedged
+from .web.view import status_line, wedged
 
 if TYPE_CHECKING:
     from .agent import Agent

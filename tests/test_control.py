@@ -1,7 +1,7 @@
 import pytest
 
-from edge_agent.control import Command, parse_command
-from edge_agent.topics import Topics
+from edge_agent.outputs.control import Command, parse_command
+from edge_agent.outputs.topics import Topics
 
 
 @pytest.mark.parametrize("field,payload,expected", [

@@ -9,8 +9,8 @@ import jinja2
 import pytest
 
 from edge_agent.config import parse_config
-from edge_agent.homeassistant import birth_topic, discovery_messages, slug
-from edge_agent.topics import Topics
+from edge_agent.outputs.homeassistant import birth_topic, discovery_messages, slug
+from edge_agent.outputs.topics import Topics
 from tests.ha_schema import Invalid, validate_discovery
 
 CFG = parse_config({
@@ -110,7 +110,7 @@ def test_slug_and_birth_topic():
 
 
 def test_stale_configs_are_recognised():
-    from edge_agent.homeassistant import is_stale, own_configs_filter
+    from edge_agent.outputs.homeassistant import is_stale, own_configs_filter
 
     assert own_configs_filter(CFG) == "homeassistant/+/edge_agent_garage-pi/+/config"
     current = {t for t, _ in discovery_messages(CFG, TOPICS)}

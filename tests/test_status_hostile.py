@@ -26,7 +26,7 @@ import pytest
 import requests
 import yaml
 
-from edge_agent.status_server import HEADER_TIMEOUT, KEEPALIVE_TIMEOUT, MAX_CONNECTIONS
+from edge_agent.web.server import HEADER_TIMEOUT, KEEPALIVE_TIMEOUT, MAX_CONNECTIONS
 from tests.helpers import ROOT, AgentProc, Broker, Recorder, agent_config, free_port, wait_until
 from tools.standin_api import StandinApi, ThreadedStandin
 

@@ -135,6 +135,9 @@ async def test_wedged_capture_thread_stops_the_watchdog(tmp_path: Path):
         def describe(self) -> str:
             return "a source that hangs"
 
+        def info(self) -> str:
+            return "hanging"
+
     listener = NotifyListener(tmp_path / "notify.sock")
     out = RecordingOutput()
     cfg = config(tmp_path, {"stall_timeout": 1})

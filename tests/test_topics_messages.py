@@ -3,7 +3,7 @@ import json
 from edge_agent.decide import State
 from edge_agent.messages import ResultMessage, StatusMessage, state_payload
 from edge_agent.reply import Classification, Prediction
-from edge_agent.topics import Topics
+from edge_agent.outputs.topics import Topics
 
 
 def test_topic_names():

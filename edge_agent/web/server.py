@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .episode import Episode, Throttle
+from ..episode import Episode, Throttle
 from .view import health, status_view
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from ..agent import Agent
 
 log = logging.getLogger("edge_agent.status")
 NO_STORE = {"Cache-Control": "no-store"}
@@ -215,7 +215,7 @@ def _bind(infos: list[tuple[Any, ...]]) -> list[socket.socket]:
 class StatusServer:
     def __init__(self, agent: "Agent"):
         self.agent = agent
-        self._page = resources.files("edge_agent").joinpath("page.html").read_bytes()
+        self._page = resources.files("edge_agent.web").joinpath("page.html").read_bytes()
         self._runner: web.AppRunner | None = None
         self._sockets: list[socket.socket] = []
         self._acceptors: list[asyncio.Task[None]] = []

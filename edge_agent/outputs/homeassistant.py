@@ -20,8 +20,8 @@ import json
 import re
 from typing import Any
 
-from . import __version__
-from .config import CameraConfig, Config
+from .. import __version__
+from ..config import CameraConfig, Config
 from .topics import Topics
 
 CAMERA_AVAILABLE = "{{ 'online' if value_json.camera == 'online' else 'offline' }}"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .messages import budget_payload
-from .stats import percentile
+from .. import __version__
+from ..messages import budget_payload
+from ..stats import percentile
 
 if TYPE_CHECKING:
-    from .agent import Agent
-    from .camera import CameraRuntime
+    from ..agent import Agent
+    from ..camera import CameraRuntime
 
 
 def _ms(value: float | None) -> float | None:

@@ -24,8 +24,8 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from .config import MqttConfig
-from .episode import Episode, Throttle
+from ..config import MqttConfig
+from ..episode import Episode, Throttle
 from .topics import Topics
 
 log = logging.getLogger("edge_agent.mqtt")

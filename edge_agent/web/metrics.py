@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from .budget import Priority
+from ..budget import Priority
 
 REASONS = tuple(p.name.lower() for p in Priority)
 OUTCOMES = ("ok", "http_4xx", "http_5xx", "timeout", "connection", "rate_limited", "bad_reply")
