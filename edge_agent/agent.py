@@ -31,6 +31,7 @@ from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
 from .config import Config
 from .outputs.control import Command, parse_command
 from .episode import Episode, Throttle
+from .health import assess
 from .outputs.homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
 from .messages import ResultMessage, StatusMessage, budget_payload, state_payload
 from .web.metrics import Metrics
@@ -470,14 +471,13 @@ class Agent:
                 cam.rate_in.sample(now, counts["captured"])
                 cam.rate_out.sample(now, counts["sent"])
                 last = w.last_frame_mono
-                busy_for = now - w.busy_since if w.busy_since is not None else 0.0
-                stall = cam.cfg.stall_timeout
-                if busy_for > w.open_timeout + stall and (cam.online or not cam.episode.active):
+                h = assess(w, now)
+                if h.blocked and (cam.online or not cam.episode.active):
                     # Longer than any open or read may take: the source hangs in OpenCV.
-                    self._camera_event(cam, "offline", f"capture blocked for {busy_for:.0f} s")
-                elif cam.online and ((last is not None and now - last > stall) or busy_for > stall):
+                    self._camera_event(cam, "offline", f"capture blocked for {h.busy_for:.0f} s")
+                elif cam.online and h.stalled:
                     # The capture thread may still be inside a blocking read: say so now.
-                    self._camera_event(cam, "offline", f"no frame for {stall:g} s")
+                    self._camera_event(cam, "offline", f"no frame for {cam.cfg.stall_timeout:g} s")
                 elif not cam.online and last is not None and last > cam.offline_at:
                     # Frames flow again without a reopen (a slow source caught up).
                     self._camera_event(cam, "online", None)

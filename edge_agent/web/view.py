@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..messages import budget_payload
+from ..health import assess
 from ..stats import percentile
 
 if TYPE_CHECKING:
@@ -82,11 +83,9 @@ def health(agent: "Agent") -> tuple[bool, list[str]]:
     now = time.monotonic()
     reasons = []
     for cam in agent.cameras.values():
-        last = cam.worker.last_frame_mono if cam.worker else None
-        if last is None:
-            reasons.append(f"camera {cam.name}: no frame yet")
-        elif now - last > cam.cfg.stall_timeout:
-            reasons.append(f"camera {cam.name}: no frame for {now - last:.0f} s")
+        problem = assess(cam.worker, now).problem() if cam.worker else "no frame yet"
+        if problem is not None:
+            reasons.append(f"camera {cam.name}: {problem}")
     if not (agent.publisher and agent.publisher.connected):
         reasons.append("mqtt: not connected")
     return not reasons, reasons
@@ -112,10 +111,9 @@ def wedged(agent: "Agent", now: float) -> list[str]:
         w = cam.worker
         if w is None or cam.ended:
             continue
-        if not w.alive:
-            problems.append(f"camera {cam.name}: capture thread died")
-        elif w.busy_since is not None and now - w.busy_since > w.wedge_after:
-            problems.append(f"camera {cam.name}: capture thread stuck in OpenCV for {now - w.busy_since:.0f} s")
+        wedge = assess(w, now).wedge()
+        if wedge is not None:
+            problems.append(f"camera {cam.name}: {wedge}")
     return problems
 
 
