@@ -29,59 +29,37 @@ from .camera import CameraRuntime, Latest
 from .capture import CaptureWorker, Frame
 from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
 from .config import Config
-from .outputs.control import Command, parse_command
-from .episode import Episode, Throttle
+from .encode import encode_jpeg, resize_for_api
+from .episode import Episode
 from .health import assess
-from .outputs.homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
 from .messages import ResultMessage, StatusMessage, budget_payload, state_payload
-from .web.metrics import Metrics
-from .outputs.publish import MqttPublisher
+from .outputs.control import Command
+from .outputs.dispatch import Dispatcher, Output
+from .outputs.events import EventLog
+from .outputs.eventstore import Event
+from .outputs.mqtt import MqttOutput
 from .redact import Redactor
-from .outputs.topics import Topics
 from .sdnotify import Notifier
 from .settings import Settings
 from .store import JsonFile, ensure_state_dir
 from .supervise import supervise
+from .web.metrics import Metrics
 from .web.view import summary_line
 
 log = logging.getLogger("edge_agent.agent")
 
 WATCHDOG_PERIOD = 0.5
 STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop must fit in 5 s)
-REPUBLISH_SETTLE = 0.5  # s after Home Assistant's birth before republishing (births coalesce)
-REPUBLISH_MIN_INTERVAL = 10.0  # s between two republishes for births
-
-
-def _shown(text: str, limit: int = 120) -> str:
-    """Text from outside (a topic), cut for a log line."""
-    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+THUMBNAIL_SIZE = 320  # longest side of an event's picture in the history
 
 
 class Classifier(Protocol):
     async def classify(self, jpeg: bytes) -> Reply: ...
 
 
-class Output(Protocol):
-    """Where results, states and status go (MqttPublisher; a recorder in tests)."""
-    connected: bool
-    messages_dropped: int
-    disconnects: int
-    pending: int
-
-    def start(self) -> None: ...
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None: ...
-    async def stop(self) -> None: ...
-
-
 def _mqtt_output(agent: "Agent", loop: asyncio.AbstractEventLoop) -> Output:
-    cfg = agent.cfg
-    subscriptions = agent.topics.control_filters
-    if cfg.homeassistant.discovery:
-        subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
-    retained = len(agent.discovery) + 3 * len(agent.cameras) + 1
-    return MqttPublisher(cfg.mqtt, agent.topics, loop, on_connect=agent._republish,
-                         subscriptions=subscriptions, on_message=agent._on_message,
-                         retained_burst=2 * retained + 16)
+    return MqttOutput(agent.cfg, loop, agent, agent.events if agent.events.store is not None else None,
+                      cameras=len(agent.cameras))
 
 
 def _api_classifier(cfg: Config) -> tuple[Classifier, Any]:
@@ -97,7 +75,6 @@ class Agent:
                  worker_seams: Callable[[Any], dict[str, Any]] | None = None):
         self.cfg = cfg
         self.notifier = notifier or Notifier()
-        self.topics = Topics(cfg.mqtt.topic_prefix)
         self.redact = redactor or Redactor(cfg.secrets())
         self._make_classifier = classifier or _api_classifier
         self._make_output = output or _mqtt_output
@@ -113,15 +90,8 @@ class Agent:
         for cam in self.cameras.values():
             self.settings.apply(cam)
         self._refusals = Episode()  # classify-now requests refused while the budget is spent
-        self._control_log = Throttle(60.0)  # bad control messages: a line a minute at most
-        self._republish_due: asyncio.TimerHandle | None = None
-        self._republished_at = float("-inf")
+        self.events = EventLog(state_dir / "events.db" if state_dir else None, cfg.events)
         self.metrics = Metrics(self.cameras, self._live_metrics)
-        # Home Assistant discovery: fixed by the config, so built once.
-        self.discovery = [(topic, json.dumps(payload, separators=(",", ":")).encode())
-                          for topic, payload in discovery_messages(cfg, self.topics)] \
-            if cfg.homeassistant.discovery else []
-        self._discovery_topics = {topic for topic, _ in self.discovery}
         self.started_at = time.time()
         self._stop = asyncio.Event()
         self.reloading = False  # set by SIGHUP: a new agent with a new config follows
@@ -129,7 +99,8 @@ class Agent:
         self._all_ended = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.publisher: Output | None = None
+        self.publisher: Output | None = None  # the MQTT output (status for people reads it)
+        self.outputs = Dispatcher([])
         self.client: Classifier | None = None
 
     def _state_dir(self) -> Path | None:
@@ -155,18 +126,21 @@ class Agent:
                  __version__, len(self.cameras), cfg.api.model, self.redact(cfg.api.url), cfg.mqtt.host,
                  cfg.mqtt.port, cfg.mqtt.topic_prefix)
         self.client, session = self._make_classifier(cfg)
+        await self.events.open()
         self.publisher = self._make_output(self, loop)
+        self.outputs = Dispatcher([self.publisher])
         server = None
         if cfg.status.enabled:
             from .web.server import StatusServer
 
             server = StatusServer(self)
             await server.start()  # a port in use is fatal: say so at start, not later
-        self.publisher.start()
+        self.outputs.start()
         for cam in self.cameras.values():
             cam.worker = self._make_worker(cam)
             cam.worker.start()
-        background = [asyncio.create_task(self._watchdog()), asyncio.create_task(supervise(self))]
+        background = [asyncio.create_task(self._watchdog()), asyncio.create_task(supervise(self)),
+                      asyncio.create_task(self.events.prune_forever())]
         if cfg.log_summary_interval > 0:
             background.append(asyncio.create_task(self._summaries()))
         try:
@@ -259,7 +233,7 @@ class Agent:
         cam.requests_ok += 1
         cam.latest = Latest(frame.seq, frame.preview, reply.result, frame.captured_at, reply.latency_ms)
         msg = ResultMessage(cam.name, self.cfg.api.model, reply.result, frame.captured_at, reply.latency_ms)
-        self.publisher.publish(self.topics.result(cam.name), msg.payload())
+        self.outputs.result(cam.name, msg.payload())
         state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at)
         was_stale = cam.stale_since is not None
         cam.admission.unchecked_since = None
@@ -268,12 +242,33 @@ class Agent:
         cam.admission.note_result(agrees=not cam.debouncer.pending, decided=state is not None)
         if state is None and was_stale and cam.debouncer.state is not None:
             log.info("%s: the state is checked again (no longer stale)", cam.name)
-            self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
+            self.outputs.state(cam.name, self._state_payload(cam))
         if state is not None:
             log.info("%s: state -> %s (confidence %.2f, %d of %d results)", cam.name, state.cls, state.confidence,
                      state.votes, state.window)
-            self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
+            self.outputs.state(cam.name, self._state_payload(cam))
             self._publish_snapshot(cam, cam.latest.jpeg(cam.cfg.region))
+            self._spawn(self._record_event(cam, state.cls, state.confidence, frame.captured_at, frame.preview))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _record_event(self, cam: CameraRuntime, cls: str, confidence: float, at: float,
+                            preview: np.ndarray) -> None:
+        """A decided state change: committed to the event log, then published (and
+        marked delivered when the broker acknowledges it)."""
+        try:
+            thumb = encode_jpeg(resize_for_api(preview, THUMBNAIL_SIZE), 70)
+        except Exception:  # a picture is a nice-to-have; the event is not
+            thumb = None
+        event = await self.events.add(cam.name, cls, confidence, at, thumb)
+        if event is None:  # no durable log: published all the same, not kept
+            event = Event(id=int(time.time() * 1000), camera=cam.name, cls=cls, previous=cam.previous_class,
+                          confidence=confidence, at=at, delivered=False, has_thumbnail=False)
+        cam.previous_class = cls
+        self.outputs.event(event)
 
     def _state_payload(self, cam: CameraRuntime) -> bytes:
         state = cam.debouncer.state
@@ -288,15 +283,14 @@ class Agent:
         cam.stale_since = time.time() - (now - since)
         log.warning("%s: the state could not be checked for %.0f s (%s): marked stale", cam.name, now - since,
                     "API budget spent" if self.budget.exhausted() else (cam.last_error or "API failing"))
-        if cam.debouncer.state is not None and self.publisher is not None:
-            self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
+        if cam.debouncer.state is not None:
+            self.outputs.state(cam.name, self._state_payload(cam))
 
     # -- snapshots -------------------------------------------------------------------
 
     def _publish_snapshot(self, cam: CameraRuntime, jpeg: bytes) -> None:
-        assert self.publisher is not None
         cam.snapshot = jpeg
-        self.publisher.publish(self.topics.snapshot(cam.name), jpeg, retain=True)
+        self.outputs.snapshot(cam.name, jpeg)
 
     def _fresh_snapshot(self, cam: CameraRuntime, preview: np.ndarray, captured_at: float) -> None:
         state = cam.debouncer.state
@@ -305,63 +299,15 @@ class Agent:
         self._publish_snapshot(cam, annotate(preview, label, cam.cfg.region))
         log.info("%s: snapshot published on request", cam.name)
 
-    # -- control topics ------------------------------------------------------------------
+    # -- control (from the MQTT output's control topics) -----------------------------------
 
-    def _on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
-        """Every message from the broker. Anyone on it may send anything: nothing
-        here logs more than a line a minute for bad input, and nothing from outside
-        is logged unbounded."""
-        if self.cfg.homeassistant.discovery and topic == birth_topic(self.cfg):
-            if payload.strip() == b"online":
-                self._schedule_republish()
-            return
-        if self.cfg.homeassistant.discovery and topic.endswith("/config"):
-            if is_stale(self.cfg, self._discovery_topics, topic, payload):
-                assert self.publisher is not None
-                log.info("removing the Home Assistant entity of %s (no longer in the config)", topic)
-                self.publisher.publish(topic, b"", retain=True)
-            return
-        parsed = self.topics.parse_control(topic)
-        if parsed is None:
-            return
-        camera, field = parsed
-        if retained:
-            # Commands act when sent, not at every start: what was set is kept in state_dir.
-            self._bad_control(f"retained control message on {_shown(topic)} ignored "
-                              "(send commands without the retain flag; settings are kept in state_dir)")
-            return
-        cam = self.cameras.get(camera)
-        if cam is None:
-            self._bad_control(f"control message for unknown camera {camera[:40]!r} on {_shown(topic)} ignored")
-            return
-        try:
-            cmd = parse_command(camera, field, payload)
-        except ValueError as exc:
-            self._bad_control(f"{cam.name}: control message on {_shown(topic)} ignored: {exc}")
-            return
-        self._apply_command(cam, cmd)
+    def has_camera(self, name: str) -> bool:
+        return name in self.cameras
 
-    def _bad_control(self, line: str) -> None:
-        left_out = self._control_log.allow(time.monotonic())
-        if left_out is not None:
-            more = f" ({left_out} more bad control message(s) ignored since the last such line)" if left_out else ""
-            log.warning("%s%s; at most one such line a minute", line, more)
-
-    def _schedule_republish(self) -> None:
-        """Home Assistant's birth: discovery and state again, once however many births
-        arrive together (a flood of them must not become a flood of republishes)."""
-        if self._republish_due is not None:
-            return
-        loop = asyncio.get_running_loop()
-        wait = max(REPUBLISH_SETTLE, self._republished_at + REPUBLISH_MIN_INTERVAL - loop.time())
-
-        def go() -> None:
-            self._republish_due = None
-            self._republished_at = loop.time()
-            log.info("Home Assistant came online: publishing discovery and current state again")
-            self._republish()
-
-        self._republish_due = loop.call_later(wait, go)
+    def command(self, cmd: Command) -> None:
+        cam = self.cameras.get(cmd.camera)
+        if cam is not None:
+            self._apply_command(cam, cmd)
 
     def _apply_command(self, cam: CameraRuntime, cmd: Command) -> None:
         if cmd.field == "snapshot":
@@ -531,23 +477,11 @@ class Agent:
         if not (force or changed or periodic):
             return
         cam.last_status, cam.last_status_at = msg, now
-        self.publisher.publish(self.topics.status(cam.name), msg.payload(), retain=True)
+        self.outputs.status(cam.name, msg.payload())
 
     def _publish_all_status(self) -> None:
         for cam in self.cameras.values():
             self._publish_status(cam)
-
-    def _republish(self) -> None:
-        """After every (re)connect and Home Assistant birth: every retained topic."""
-        assert self.publisher is not None
-        for topic, payload in self.discovery:
-            self.publisher.publish(topic, payload, retain=True)
-        for cam in self.cameras.values():
-            self._publish_status(cam, force=True)
-            if cam.debouncer.state is not None:
-                self.publisher.publish(self.topics.state(cam.name), self._state_payload(cam), retain=True)
-            if cam.snapshot is not None:
-                self.publisher.publish(self.topics.snapshot(cam.name), cam.snapshot, retain=True)
 
     def _live_metrics(self) -> dict[str, Any]:
         pub = self.publisher
@@ -568,8 +502,6 @@ class Agent:
             self.notifier.send("RELOADING=1")  # READY=1 comes again from the next agent
         else:
             self.notifier.stopping()
-        if self._republish_due is not None:
-            self._republish_due.cancel()
         for cam in self.cameras.values():
             cam.admission.closed = True
         for task in background:
@@ -589,8 +521,8 @@ class Agent:
         for cam in self.cameras.values():
             cam.online = False
             self._publish_status(cam, force=True)
-        assert self.publisher is not None
-        await self.publisher.stop()
+        await self.outputs.stop()
+        await self.events.close()
         if session is not None:
             await session.close()
         self.budget.flush()

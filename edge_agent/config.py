@@ -164,6 +164,14 @@ class HomeAssistantConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """The local event history and store-and-forward (outputs/eventstore.py)."""
+    keep_days: float = 14.0
+    max_mb: float = 200.0
+    max_pending: int = 10_000  # undelivered events kept while the broker is away; beyond, the oldest go
+
+
+@dataclass(frozen=True)
 class Config:
     device_id: str
     api: ApiConfig
@@ -175,6 +183,7 @@ class Config:
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
     log_summary_interval: float = 300.0
     state_dir: str = ""  # resolved at load: $STATE_DIRECTORY, else ~/.local/state/edge-agent
+    events: EventsConfig = EventsConfig()
 
     def secrets(self) -> list[str]:
         """Every string that must never be emitted (logs, MQTT, errors)."""
@@ -691,6 +700,13 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         cameras.append(cam)
     status_interval = root.num("status_interval", 30.0, gt=0)
     summary = root.num("log_summary_interval", 300.0, ge=0)
+    events_sec = _Section("events", root.raw("events"))
+    events = EventsConfig(
+        keep_days=events_sec.num("keep_days", EventsConfig.keep_days, gt=0, le=3650),
+        max_mb=events_sec.num("max_mb", EventsConfig.max_mb, gt=0, le=100_000),
+        max_pending=events_sec.num("max_pending", EventsConfig.max_pending, integer=True, ge=1, le=10_000_000),
+    )
+    events_sec.done()
     state_dir = root.str("state_dir", None) or default_state_dir(env)
     state_path = Path(state_dir)
     if not state_path.is_absolute():
@@ -700,7 +716,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         raise ConfigError("api.api_key", f"is required for {api.url}")
     return Config(device_id=device_id, api=api, mqtt=mqtt, decide=decide, cameras=tuple(cameras),
                   status_interval=status_interval, status=status, homeassistant=ha,
-                  log_summary_interval=summary, state_dir=str(state_path))
+                  log_summary_interval=summary, state_dir=str(state_path), events=events)
 
 
 def _kind(mode: int) -> str:

@@ -126,28 +126,58 @@ class Published:
 
 @dataclass
 class RecordingOutput:
-    """An output that keeps everything the agent publishes."""
+    """An output that keeps everything the agent gives it, as (topic, payload, retain)
+    on the topics the MQTT output would use."""
 
     connected: bool = True
     messages_dropped: int = 0
     disconnects: int = 0
     pending: int = 0
+    prefix: str = "edge_agent/t"
     messages: list[Published] = field(default_factory=list)
 
     def start(self) -> None:
         pass
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        self.messages.append(Published(topic, payload, retain))
-
     async def stop(self) -> None:
         pass
+
+    def _add(self, camera: str, kind: str, payload: bytes, retain: bool) -> None:
+        self.messages.append(Published(f"{self.prefix}/{camera}/{kind}", payload, retain))
+
+    def result(self, camera: str, payload: bytes) -> None:
+        self._add(camera, "result", payload, False)
+
+    def state(self, camera: str, payload: bytes) -> None:
+        self._add(camera, "state", payload, True)
+
+    def status(self, camera: str, payload: bytes) -> None:
+        self._add(camera, "status", payload, True)
+
+    def snapshot(self, camera: str, jpeg: bytes) -> None:
+        self._add(camera, "snapshot", jpeg, True)
+
+    def event(self, event: Any) -> None:
+        self._add(event.camera, "event", json.dumps(event.payload()).encode(), False)
 
     def states(self, camera: str = "cam") -> list[str]:
         return [json.loads(m.payload)["class"] for m in self.messages if m.topic.endswith(f"/{camera}/state")]
 
+    def events(self, camera: str = "cam") -> list[dict[str, Any]]:
+        return [json.loads(m.payload) for m in self.messages if m.topic.endswith(f"/{camera}/event")]
+
     def last_status(self, camera: str = "cam") -> dict[str, Any]:
         return [json.loads(m.payload) for m in self.messages if m.topic.endswith(f"/{camera}/status")][-1]
+
+
+def control(agent: Agent, topic: str, payload: bytes) -> None:
+    """A control message as the MQTT output routes it (topic parsing, then the agent)."""
+    from edge_agent.outputs.control import parse_command
+    from edge_agent.outputs.topics import Topics
+
+    parsed = Topics("edge_agent/t").parse_control(topic)
+    assert parsed is not None, topic
+    agent.command(parse_command(parsed[0], parsed[1], payload))
 
 
 def config(tmp: Path, camera: dict[str, Any] | None = None, **top: Any) -> Config:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.store import JsonFile
-from tests.inprocess import FakeClassifier, config, on_loop, play
+from tests.inprocess import FakeClassifier, config, control, on_loop, play
 from tools.scenes import Scene
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,7 +62,7 @@ async def test_classify_now_goes_past_the_gate(tmp_path: Path):
 
     def hook(agent, i: int) -> None:
         if i in (100, 150):  # 10 s and 15 s into a still scene
-            on_loop(agent, agent._on_message, "edge_agent/t/cam/classify", b"PRESS")
+            on_loop(agent, control, agent, "edge_agent/t/cam/classify", b"PRESS")
 
     run = await play(config(tmp_path, {"change": {"ignore": [list(Scene.CLOCK_BOX)]}}), scene, hook=hook)
     assert run.agent.cameras["cam"].admission.calls["on_demand"] == 2
@@ -75,7 +75,7 @@ async def test_budget_is_never_exceeded_and_says_so(tmp_path: Path, caplog):
 
     def hook(agent, i: int) -> None:
         if i % 10 == 5:  # twenty requests, one a second
-            on_loop(agent, agent._on_message, "edge_agent/t/cam/classify", b"")
+            on_loop(agent, control, agent, "edge_agent/t/cam/classify", b"")
 
     cfg = config(tmp_path, {"change": {"ignore": [list(Scene.CLOCK_BOX)]}}, api={
         "url": "http://127.0.0.1:9", "model": "colours/1", "budget": {"calls_per_day": 7}})
@@ -102,7 +102,7 @@ async def test_settings_made_over_mqtt_survive_a_restart(tmp_path: Path):
 
     def hook(agent, i: int) -> None:
         if i == 5:
-            on_loop(agent, agent._on_message, "edge_agent/t/cam/set/fps", b"0.5")
+            on_loop(agent, control, agent, "edge_agent/t/cam/set/fps", b"0.5")
 
     cfg = config(tmp_path)
     await play(cfg, scene, hook=hook)

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent import eventstore
-from edge_agent.eventstore import Event, EventStore, StoreError
+from edge_agent.outputs import eventstore
+from edge_agent.outputs.eventstore import Event, EventStore, StoreError
 
 DAY = 86400.0
 T0 = 1_700_000_000.0
@@ -179,6 +179,13 @@ def _truncated(path: Path) -> None:
         f.truncate(size // 3)
 
 
+def _garbage_pages(path: Path) -> None:
+    _truncated(path)
+    with open(path, "r+b") as f:
+        f.seek(4096 * 3)
+        f.write(os.urandom(4096 * 5))
+
+
 def _directory(path: Path) -> None:
     path.mkdir()
     (path / "x").write_text("x")
@@ -212,6 +219,7 @@ def _newer_version(path: Path) -> None:
 @pytest.mark.parametrize("make, problem", [
     (_random_bytes, "cannot be read as a database"),
     (_truncated, ""),
+    (_garbage_pages, ""),
     (_directory, "not a regular file"),
     (_wrong_schema, "schema version 0"),
     (_wrong_columns, "unexpected table"),
@@ -235,6 +243,30 @@ def test_corrupt_database_is_moved_aside_with_one_warning(tmp_path: Path, caplog
     assert len(warnings(caplog)) == 1
     s = opened(path)  # the fresh one opens cleanly afterwards
     assert s.stats()["events"] == 1 and len(warnings(caplog)) == 1
+    s.close()
+
+
+def test_corruption_found_while_running_moves_the_file_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    path = tmp_path / "events.db"
+    s = opened(path, clock=lambda: T0)
+    for i in range(300):
+        s.add(f"cam{i % 4}", f"c{i}", 0.5, T0 + i, fake_jpeg(3000))
+    conn = s._conn
+    assert conn is not None
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    conn.execute("PRAGMA cache_size=1")  # so the damage is read from the card, not from memory
+    with open(path, "r+b") as f:  # the card rots under the running agent
+        f.seek(4096)
+        f.write(os.urandom(4096 * 20))
+    with pytest.raises(StoreError):
+        for _ in range(3):
+            s.history(limit=1000)
+            s.add("cam0", "x", 0.5, T0, None)
+    assert (tmp_path / f"events.db.corrupt-{int(T0)}").exists()
+    e = s.add("cam0", "open", 0.5, T0, None)  # a fresh database, already open
+    assert e.id == 1 and e.previous is None
+    assert s.stats()["undelivered"] == 1
+    assert sum("moved aside" in m for m in warnings(caplog)) == 1
     s.close()
 
 

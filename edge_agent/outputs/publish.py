@@ -67,6 +67,7 @@ class MqttPublisher:
         self._refused_log = Throttle(60.0)
         self._stopping = False
         self._pending: deque[tuple[str, bytes]] = deque()
+        self._tracked: dict[int, Callable[[], None]] = {}  # message id -> what to do when acknowledged
         self._episode = Episode()
         self._client = self._make_client()
 
@@ -89,6 +90,7 @@ class MqttPublisher:
         client.on_disconnect = self._paho_on_disconnect
         client.on_connect_fail = self._paho_on_connect_fail
         client.on_message = self._paho_on_message
+        client.on_publish = self._paho_on_publish
         return client
 
     # -- paho thread -> loop ------------------------------------------------------
@@ -124,6 +126,10 @@ class MqttPublisher:
             return
         self._hop(self._on_message_hook, topic, bytes(msg.payload), bool(msg.retain))
 
+    def _paho_on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+        # The broker acknowledged a QoS 1 message (PUBACK): tracked ones say so on the loop.
+        self._hop(self._acked, mid)
+
     def _paho_on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
         # paho calls this inside its ``except OSError`` block: the error is still current.
         err = sys.exc_info()[1]
@@ -131,6 +137,23 @@ class MqttPublisher:
         self._hop(self._failed, f"cannot connect to {self.cfg.host}:{self.cfg.port}{reason}")
 
     # -- loop side ----------------------------------------------------------------
+
+    def _acked(self, mid: int) -> None:
+        done = self._tracked.pop(mid, None)
+        if done is not None:
+            done()
+
+    def publish_acked(self, topic: str, payload: bytes, on_ack: Callable[[], None]) -> bool:
+        """Publish at QoS 1, not retained; ``on_ack`` runs on the loop once the broker
+        has acknowledged it. False when not connected (nothing sent: the caller keeps
+        the message and sends it again after the next connect)."""
+        if not self.connected:
+            return False
+        info = self._client.publish(topic, payload, qos=1, retain=False)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        self._tracked[info.mid] = on_ack
+        return True
 
     def _dropped_message(self, what: str) -> None:
         self.messages_refused += 1
@@ -142,6 +165,7 @@ class MqttPublisher:
 
     def _connected(self) -> None:
         self.connected = True
+        self._tracked.clear()  # a new session: the caller sends what was not acknowledged again
         self.connects += 1
         failures = self._episode.ok()
         if self.connects == 1:

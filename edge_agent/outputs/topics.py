@@ -28,6 +28,9 @@ class Topics:
     def snapshot_request(self, camera: str) -> str:
         return f"{self.prefix}/{camera}/snapshot/request"
 
+    def event(self, camera: str) -> str:
+        return f"{self.prefix}/{camera}/event"
+
     def classify(self, camera: str) -> str:
         return f"{self.prefix}/{camera}/classify"
 

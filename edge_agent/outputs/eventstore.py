@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .episode import Episode
+from ..episode import Episode
 
 log = logging.getLogger("edge_agent.eventstore")
 
@@ -275,8 +275,6 @@ class EventStore:
         while os.path.lexists(aside):
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}.{n}")
             n += 1
-        log.warning("event database %s %s; moved aside to %s and starting a new one "
-                    "(its history and undelivered events are not carried over)", self.path, problem, aside.name)
         try:
             os.replace(self.path, aside)
             # The WAL travels with it (a stale WAL next to a new database would be
@@ -286,8 +284,12 @@ class EventStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}-shm")
         except OSError as e:
+            log.warning("event database %s %s and cannot be moved aside (%s); events go out "
+                        "without durability", self.path, problem, e.strerror or e)
             raise StoreError(f"cannot move {self.path} aside: {e}") from e
         _fsync_dir(self.path.parent)
+        log.warning("event database %s %s; moved aside to %s and started a new one "
+                    "(its history and undelivered events are not carried over)", self.path, problem, aside.name)
 
     # -- error handling --------------------------------------------------------------
 
@@ -399,11 +401,13 @@ class EventStore:
                                (str(camera)[:MAX_NAME],)).fetchone()
         return (row[0], row[1]) if row else None
 
-    def undelivered(self, limit: int = 100) -> list[Event]:
-        """The oldest undelivered events, in id order (the order to publish them in)."""
+    def undelivered(self, limit: int = 100, after: int = 0) -> list[Event]:
+        """The oldest undelivered events after id ``after``, in id order (the order to
+        publish them in)."""
         limit = max(0, min(int(limit), MAX_LIMIT))
         with self._use("read undelivered events", write=False) as conn:
-            rows = conn.execute(f"{_SELECT} WHERE delivered = 0 ORDER BY id LIMIT ?", (limit,)).fetchall()
+            rows = conn.execute(f"{_SELECT} WHERE delivered = 0 AND id > ? ORDER BY id LIMIT ?",
+                                (int(after), limit)).fetchall()
         return [_event(r) for r in rows]
 
     def mark_delivered(self, ids: Iterable[int]) -> None:

@@ -1,0 +1,115 @@
+"""The event log as the agent's loop uses it: the SQLite store (``eventstore.py``)
+on one worker thread of its own, so a commit's fsync (milliseconds on an SD card)
+never holds up the loop. Without a usable database the agent carries on: events
+are then published without durability, and the history is empty."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
+
+from ..config import EventsConfig
+from .eventstore import Event, EventStore, StoreError
+
+log = logging.getLogger("edge_agent.eventstore")
+T = TypeVar("T")
+PRUNE_EVERY = 3600.0  # s between retention passes
+
+
+class EventLog:
+    def __init__(self, path: Path | None, cfg: EventsConfig):
+        self.store = EventStore(path, max_pending=cfg.max_pending, keep_days=cfg.keep_days, max_mb=cfg.max_mb) \
+            if path is not None else None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events")
+        self.failures = 0
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def open(self) -> bool:
+        if self.store is None:
+            return False
+        try:
+            await self._run(self.store.open)
+            return True
+        except StoreError:
+            self.store = None  # logged by the store; the agent runs without durability
+            return False
+
+    async def add(self, camera: str, cls: str, confidence: float, at: float, thumbnail: bytes | None) -> Event | None:
+        """The event, committed; None when it could not be stored (counted)."""
+        if self.store is None:
+            return None
+        try:
+            return await self._run(self.store.add, camera, cls, confidence, at, thumbnail)
+        except (StoreError, ValueError):
+            self.failures += 1
+            return None
+
+    async def undelivered(self, after: int, limit: int) -> list[Event]:
+        if self.store is None:
+            return []
+        try:
+            return await self._run(self.store.undelivered, limit, after)
+        except StoreError:
+            return []
+
+    def delivered(self, ids: Iterable[int]) -> None:
+        if self.store is not None:
+            self._pool.submit(self._quietly, self.store.mark_delivered, list(ids))
+
+    async def last_state(self, camera: str) -> tuple[str, float] | None:
+        if self.store is None:
+            return None
+        try:
+            return await self._run(self.store.last_state, camera)
+        except StoreError:
+            return None
+
+    async def history(self, **kw: Any) -> list[Event]:
+        if self.store is None:
+            return []
+        try:
+            return await self._run(lambda: self.store.history(**kw))  # type: ignore[union-attr]
+        except StoreError:
+            return []
+
+    async def thumbnail(self, event_id: int) -> bytes | None:
+        if self.store is None:
+            return None
+        try:
+            return await self._run(self.store.thumbnail, event_id)
+        except StoreError:
+            return None
+
+    async def prune_forever(self) -> None:
+        while True:
+            if self.store is not None:
+                try:
+                    await self._run(self.store.prune)
+                except StoreError:
+                    pass
+            await asyncio.sleep(PRUNE_EVERY)
+
+    def stats(self) -> dict[str, int]:
+        if self.store is None:
+            return {"events": 0, "undelivered": 0, "dropped": 0, "bytes": 0}
+        try:
+            return self.store.stats()
+        except StoreError:
+            return {"events": 0, "undelivered": 0, "dropped": 0, "bytes": 0}
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self._run(self._quietly, self.store.close)
+        self._pool.shutdown(wait=False)
+
+    @staticmethod
+    def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except StoreError:
+            pass

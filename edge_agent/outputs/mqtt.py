@@ -1,0 +1,242 @@
+"""The MQTT output: results, states, status, snapshots and events on the broker,
+Home Assistant discovery, and the control topics.
+
+* Retained topics (state, status, snapshot, discovery) are remembered here and
+  published again after every (re)connect and Home Assistant birth.
+* Events go out at QoS 1 and are marked delivered in the event log only when the
+  broker acknowledges them; after a connect every undelivered event is sent again
+  in order (at least once: a subscriber deduplicates by ``id``).
+* Control messages (``set/…``, ``snapshot/request``, ``classify``) are parsed here
+  and handed to the agent's ``Controls``; anyone on the broker may send anything,
+  so bad input costs at most a log line a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Iterable, Protocol
+
+from ..config import Config
+from ..episode import Throttle
+from .control import Command, parse_command
+from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
+from .publish import MqttPublisher
+from .topics import Topics
+
+log = logging.getLogger("edge_agent.mqtt")
+
+REPUBLISH_SETTLE = 0.5  # s after Home Assistant's birth before republishing (births coalesce)
+REPUBLISH_MIN_INTERVAL = 10.0  # s between two republishes for births
+FORWARD_PAGE = 100  # undelivered events sent at once after a connect
+FORWARD_ACK_WAIT = 10.0  # s to wait for a page's acknowledgements
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """Text from outside (a topic), cut for a log line."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+
+
+class Controls(Protocol):
+    """What the control topics may do to the agent."""
+
+    def has_camera(self, name: str) -> bool: ...
+    def command(self, cmd: Command) -> None: ...
+
+
+class EventLog(Protocol):
+    """The durable event store, as the forwarder needs it."""
+
+    async def undelivered(self, after: int, limit: int) -> list[Any]: ...
+    def delivered(self, ids: Iterable[int]) -> None: ...
+
+
+class MqttOutput:
+    def __init__(self, cfg: Config, loop: asyncio.AbstractEventLoop, controls: Controls,
+                 events: EventLog | None = None, cameras: int = 1):
+        self.cfg = cfg
+        self.topics = Topics(cfg.mqtt.topic_prefix)
+        self.controls = controls
+        self.events = events
+        # Home Assistant discovery: fixed by the config, so built once.
+        self.discovery = [(topic, json.dumps(payload, separators=(",", ":")).encode())
+                          for topic, payload in discovery_messages(cfg, self.topics)] \
+            if cfg.homeassistant.discovery else []
+        self._discovery_topics = {topic for topic, _ in self.discovery}
+        self._retained: dict[str, bytes] = {}  # topic -> the latest retained payload
+        subscriptions = self.topics.control_filters
+        if cfg.homeassistant.discovery:
+            subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
+        retained = len(self.discovery) + 3 * cameras + 1
+        self.publisher = MqttPublisher(cfg.mqtt, self.topics, loop, on_connect=self._on_connect,
+                                       subscriptions=subscriptions, on_message=self.on_message,
+                                       retained_burst=2 * retained + FORWARD_PAGE + 16)
+        self._control_log = Throttle(60.0)
+        self._republish_due: asyncio.TimerHandle | None = None
+        self._republished_at = float("-inf")
+        self._forwarding: asyncio.Task[None] | None = None
+        self.events_sent = 0
+        self.events_acked = 0
+
+    # -- what the agent's dispatcher calls ---------------------------------------------
+
+    def start(self) -> None:
+        self.publisher.start()
+
+    async def stop(self) -> None:
+        if self._republish_due is not None:
+            self._republish_due.cancel()
+        if self._forwarding is not None:
+            self._forwarding.cancel()
+        await self.publisher.stop()
+
+    def result(self, camera: str, payload: bytes) -> None:
+        self.publisher.publish(self.topics.result(camera), payload)
+
+    def state(self, camera: str, payload: bytes) -> None:
+        self._retain(self.topics.state(camera), payload)
+
+    def status(self, camera: str, payload: bytes) -> None:
+        self._retain(self.topics.status(camera), payload)
+
+    def snapshot(self, camera: str, jpeg: bytes) -> None:
+        self._retain(self.topics.snapshot(camera), jpeg)
+
+    def event(self, event: Any) -> None:
+        if self.events is None:  # no durable log: best effort at QoS 1
+            self.publisher.publish(self.topics.event(event.camera), _event_bytes(event))
+        elif self._forwarding is None or self._forwarding.done():
+            self._send_event(event)
+        # else: the forwarder is sending older ones first; it reaches this one in order
+
+    # -- status for people ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.publisher.connected
+
+    @property
+    def messages_dropped(self) -> int:
+        return self.publisher.messages_dropped
+
+    @property
+    def disconnects(self) -> int:
+        return self.publisher.disconnects
+
+    @property
+    def pending(self) -> int:
+        return self.publisher.pending
+
+    # -- inside ------------------------------------------------------------------------
+
+    def _retain(self, topic: str, payload: bytes) -> None:
+        self._retained[topic] = payload
+        self.publisher.publish(topic, payload, retain=True)
+
+    def _send_event(self, event: Any) -> bool:
+        assert self.events is not None
+        ok = self.publisher.publish_acked(self.topics.event(event.camera), _event_bytes(event),
+                                          lambda: self._acked(event.id))
+        if ok:
+            self.events_sent += 1
+        return ok
+
+    def _acked(self, event_id: int) -> None:
+        self.events_acked += 1
+        if self.events is not None:
+            self.events.delivered([event_id])
+
+    def _on_connect(self) -> None:
+        self._republish()
+        if self.events is not None:
+            if self._forwarding is not None:
+                self._forwarding.cancel()
+            self._forwarding = asyncio.get_running_loop().create_task(self._forward())
+
+    async def _forward(self) -> None:
+        """Every undelivered event, in order, a page at a time, each page acknowledged
+        before the next (a broker outage of any length is a backlog, not a burst)."""
+        assert self.events is not None
+        after, total = 0, 0
+        while self.publisher.connected:
+            page = await self.events.undelivered(after, FORWARD_PAGE)
+            if not page:
+                break
+            before = self.events_acked
+            for event in page:
+                if not self._send_event(event):
+                    return  # the connection went: the next connect starts again
+                after = event.id
+            total += len(page)
+            deadline = time.monotonic() + FORWARD_ACK_WAIT
+            while self.events_acked - before < len(page) and time.monotonic() < deadline \
+                    and self.publisher.connected:
+                await asyncio.sleep(0.02)
+        if total:
+            log.info("MQTT: sent %d event(s) held while the broker was away", total)
+
+    def _republish(self) -> None:
+        """After every (re)connect and Home Assistant birth: every retained topic."""
+        for topic, payload in self.discovery:
+            self.publisher.publish(topic, payload, retain=True)
+        for topic, payload in self._retained.items():
+            self.publisher.publish(topic, payload, retain=True)
+
+    def on_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Every message from the broker."""
+        cfg = self.cfg
+        if cfg.homeassistant.discovery and topic == birth_topic(cfg):
+            if payload.strip() == b"online":
+                self._schedule_republish()
+            return
+        if cfg.homeassistant.discovery and topic.endswith("/config"):
+            if is_stale(cfg, self._discovery_topics, topic, payload):
+                log.info("removing the Home Assistant entity of %s (no longer in the config)", topic)
+                self.publisher.publish(topic, b"", retain=True)
+            return
+        parsed = self.topics.parse_control(topic)
+        if parsed is None:
+            return
+        camera, field = parsed
+        if retained:
+            # Commands act when sent, not at every start: what was set is kept in state_dir.
+            self._bad_control(f"retained control message on {_shown(topic)} ignored "
+                              "(send commands without the retain flag; settings are kept in state_dir)")
+            return
+        if not self.controls.has_camera(camera):
+            self._bad_control(f"control message for unknown camera {camera[:40]!r} on {_shown(topic)} ignored")
+            return
+        try:
+            cmd = parse_command(camera, field, payload)
+        except ValueError as exc:
+            self._bad_control(f"{camera}: control message on {_shown(topic)} ignored: {exc}")
+            return
+        self.controls.command(cmd)
+
+    def _bad_control(self, line: str) -> None:
+        left_out = self._control_log.allow(time.monotonic())
+        if left_out is not None:
+            more = f" ({left_out} more bad control message(s) ignored since the last such line)" if left_out else ""
+            log.warning("%s%s; at most one such line a minute", line, more)
+
+    def _schedule_republish(self) -> None:
+        """Home Assistant's birth: discovery and state again, once however many births
+        arrive together (a flood of them must not become a flood of republishes)."""
+        if self._republish_due is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = max(REPUBLISH_SETTLE, self._republished_at + REPUBLISH_MIN_INTERVAL - loop.time())
+
+        def go() -> None:
+            self._republish_due = None
+            self._republished_at = loop.time()
+            log.info("Home Assistant came online: publishing discovery and current state again")
+            self._republish()
+
+        self._republish_due = loop.call_later(wait, go)
+
+
+def _event_bytes(event: Any) -> bytes:
+    return json.dumps(event.payload(), separators=(",", ":"), ensure_ascii=False).encode()
