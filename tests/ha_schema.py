@@ -233,6 +233,14 @@ BUTTON: dict[str, Check] = {
     **ENTITY_COMMON,
 }
 
+EVENT: dict[str, Check] = {
+    **RO,
+    "device_class": optional(one_of("button", "doorbell", "motion")),
+    "event_types": list_of(string),
+    "name": optional_string,
+    **ENTITY_COMMON,
+}
+
 
 def validate_discovery(topic: str, payload: dict[str, Any], prefix: str = "homeassistant") -> str:
     """Validate one discovery message the way HA would; returns the component."""
@@ -263,6 +271,10 @@ def validate_discovery(topic: str, payload: dict[str, Any], prefix: str = "homea
             raise Invalid("image_topic and url_topic are exclusive")
         if "content_type" in payload and "url_topic" in payload:
             raise Invalid("content_type can not be used together with url_topic")
+    elif component == "event":
+        validate(payload, EVENT, required=("state_topic", "event_types"))
+        if not payload["event_types"]:
+            raise Invalid("event_types must not be empty")
     elif component == "button":
         validate(payload, BUTTON, required=("command_topic",))
     else:

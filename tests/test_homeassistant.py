@@ -33,6 +33,7 @@ def test_every_payload_is_valid_for_home_assistant():
     components = [validate_discovery(topic, payload) for topic, payload in msgs]
     assert components.count("sensor") == 4 + 2 and components.count("image") == 2
     assert components.count("binary_sensor") == 5 and components.count("button") == 2
+    assert components.count("event") == 2  # both cameras list classes
 
 
 def test_unique_ids_are_unique_and_stable_across_restarts():
@@ -155,3 +156,12 @@ def test_stale_state_makes_the_class_sensor_unavailable_only_when_asked():
     assert render(fresh["value_template"], {"class": "open", "stale": True}) == "offline"
     assert render(fresh["value_template"], {"class": "open", "stale": False}) == "online"
     assert render(fresh["value_template"], {"class": "open"}) == "online"  # an older agent's state
+
+
+def test_event_entity_maps_the_event_to_home_assistants_event_type():
+    msgs = dict(discovery_messages(CFG, TOPICS))
+    ev = msgs["homeassistant/event/edge_agent_garage-pi/door_change/config"]
+    assert ev["state_topic"] == "edge_agent/garage-pi/door/event" and ev["event_types"] == ["open", "closed"]
+    event = {"id": 42, "camera": "door", "class": "open", "previous": "closed", "confidence": 0.93, "at": 1.5}
+    assert json.loads(render(ev["value_template"], event)) == {
+        "event_type": "open", "previous": "closed", "confidence": 0.93, "at": 1.5, "id": 42}

@@ -25,6 +25,8 @@ from ..config import CameraConfig, Config
 from .topics import Topics
 
 CAMERA_AVAILABLE = "{{ 'online' if value_json.camera == 'online' else 'offline' }}"
+EVENT_TEMPLATE = ("{{ {'event_type': value_json['class'], 'previous': value_json.previous, "
+                  "'confidence': value_json.confidence, 'at': value_json.at, 'id': value_json.id} | tojson }}")
 STATE_FRESH = "{{ 'offline' if value_json.stale | default(false) else 'online' }}"
 
 
@@ -123,6 +125,15 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             "command_topic": topics.classify(cam.name),
             "payload_press": "PRESS",
         }))
+        if cam.classes:  # an event entity: automations trigger on "door -> open" without templates
+            out.append((f"{prefix}/event/{node}/{cam.name}_change/config", {
+                **_common(cfg, topics, cam, "change"),
+                "name": f"{cam.name} change",
+                "icon": "mdi:swap-horizontal",
+                "state_topic": topics.event(cam.name),
+                "event_types": list(cam.classes),
+                "value_template": EVENT_TEMPLATE,
+            }))
         used: set[str] = set()
         for cls in cam.classes:
             key = slug(cls)

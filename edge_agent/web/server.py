@@ -5,6 +5,8 @@ GET /api/status                the same data as JSON
 GET /cameras/<name>/latest.jpg the latest classified frame, annotated
 GET /healthz                   200, or 503 with the reasons as JSON
 GET /metrics                   Prometheus text
+GET /api/events                the event history, newest first (?camera=&since=&until=&limit=)
+GET /api/events/<id>.jpg       an event's picture (the frame that decided it, <= 320 px)
 
 Hostile or broken clients must not take the agent down with them (issue #9: 1,100
 idle connections used every descriptor, the cameras could not reopen their sources
@@ -234,6 +236,8 @@ class StatusServer:
         app.router.add_get("/cameras/{name}/latest.jpg", self.latest)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/api/events", self.events)
+        app.router.add_get(r"/api/events/{id:\d{1,18}}.jpg", self.event_picture)
         app.on_response_prepare.append(_name_ourselves)
         return app
 
@@ -367,6 +371,29 @@ class StatusServer:
         if cam.latest is None:
             raise web.HTTPNotFound(text="no classified frame yet")
         return web.Response(body=cam.latest.jpeg(cam.cfg.region), content_type="image/jpeg", headers=NO_STORE)
+
+    async def events(self, request: web.Request) -> web.Response:
+        """The event history, newest first: ``?camera=&since=&until=&limit=`` (limit <= 1000)."""
+        q = request.query
+        camera = q.get("camera") or None
+        if camera is not None and camera not in self.agent.cameras:
+            raise web.HTTPNotFound(text="no such camera")
+        try:
+            since = float(q["since"]) if "since" in q else None
+            until = float(q["until"]) if "until" in q else None
+            limit = min(1000, max(1, int(q.get("limit", "100"))))
+        except ValueError:
+            raise web.HTTPBadRequest(text="since and until are epoch seconds, limit a whole number") from None
+        found = await self.agent.events.history(camera=camera, since=since, until=until, limit=limit)
+        body = [{**e.payload(), "thumbnail": f"/api/events/{e.id}.jpg" if e.has_thumbnail else None}
+                for e in found]
+        return web.json_response({"events": body}, headers=NO_STORE)
+
+    async def event_picture(self, request: web.Request) -> web.Response:
+        jpeg = await self.agent.events.thumbnail(int(request.match_info["id"]))
+        if jpeg is None:
+            raise web.HTTPNotFound(text="no picture for that event")
+        return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
     async def healthz(self, request: web.Request) -> web.Response:
         ok, reasons = health(self.agent)
