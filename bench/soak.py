@@ -125,6 +125,34 @@ def hostile_phase(api: StandinApi, agent: AgentProc, rec: Recorder, pid: int) ->
             "key_leaked": KEY in log, "forged": any(ln.startswith("CRITICAL forged") for ln in log.splitlines())}
 
 
+def events_phase(api: StandinApi, agent: AgentProc, rec: Recorder, pid: int, seconds: float,
+                 cfg: dict) -> dict[str, object]:
+    """A state change on every result (the stand-in answers the classes in turn): thousands of
+    events on a long run; the database must stay within events.max_mb and the heap flat."""
+    status_url = f"http://{cfg['status']['listen']}/api/status"
+
+    def db() -> dict:
+        return requests.get(status_url, timeout=5).json()["events"]
+
+    before_events = len(rec.all("cam/event"))
+    start = proc_figures(pid)
+    start_anon = smaps(pid)["anon"]
+    start_db = db()["bytes"] / 2**20
+    peak = start_db
+    api.flip = True
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        peak = max(peak, db()["bytes"] / 2**20)
+    api.flip = False
+    time.sleep(3)
+    end_db = db()
+    return {"events": len(rec.all("cam/event")) - before_events, "db_mb": (start_db, end_db["bytes"] / 2**20),
+            "db_peak": peak, "rss": (start["rss_mb"], proc_figures(pid)["rss_mb"]),
+            "anon": (start_anon, smaps(pid)["anon"]), "commit_ms": end_db["commit_ms"],
+            "undelivered": end_db["undelivered"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="edge-agent soak")
     ap.add_argument("--duration", type=float, default=600, help="seconds (default 600)")
@@ -133,6 +161,9 @@ def main() -> int:
     ap.add_argument("--max-growth", type=float, default=1.0, help="allowed RSS growth, MB/min, second half")
     ap.add_argument("--warmup", type=float, default=15, help="seconds before the start figures are taken")
     ap.add_argument("--no-hostile", dest="hostile", action="store_false", help="skip the hostile-reply phase")
+    ap.add_argument("--events-phase", type=float, default=30.0, help="seconds of a state change on every "
+                                                                     "result (0: skip)")
+    ap.add_argument("--events-mb", type=float, default=0.4, help="events.max_mb for the agent (small: pruning must hold it)")
     ap.add_argument("--max-spike", type=float, default=60.0, help="allowed RSS peak over start in the hostile "
                                                                     "phase, MB (the unit's MemoryMax is 300 MB)")
     args = ap.parse_args()
@@ -148,6 +179,8 @@ def main() -> int:
                                retry_initial=0.5, retry_max=4,
                                cameras=[{"name": "cam", "source": str(video), "fps": args.fps, "loop": True}])
             cfg["log_summary_interval"] = 60
+            cfg["events"] = {"max_mb": args.events_mb}  # the events phase must fill it: pruning holds it flat
+            cfg["decide"] = {"confirm": 1, "window": 1, "votes": 1}  # every result may change the state
             agent = AgentProc(work, cfg, log_level="info")
             metrics_url = f"http://{cfg['status']['listen']}/metrics"
             pid = agent.proc.pid
@@ -190,6 +223,7 @@ def main() -> int:
                         next_fault = now + args.fault_every
                     time.sleep(2)
                 hostile = hostile_phase(api, agent, rec, pid) if args.hostile else None
+                events = events_phase(api, agent, rec, pid, args.events_phase, cfg) if args.events_phase else None
                 time.sleep(3)  # let the last fault clear before the end figures
                 end = proc_figures(pid)
                 by_outcome = outcomes(metrics_url)
@@ -230,6 +264,15 @@ def main() -> int:
               f"key in log: {hostile['key_leaked']}; forged log line: {hostile['forged']}")
         ok = ok and spike <= args.max_spike and hostile["results_after"] > 0 and not hostile["key_leaked"] \
             and not hostile["forged"]
+    if events is not None:
+        print(f"events phase: {events['events']} events in {args.events_phase:g} s; database "
+              f"{events['db_mb'][0]:.2f} -> {events['db_mb'][1]:.2f} MB (max_mb {args.events_mb:g}; peak "
+              f"{events['db_peak']:.2f}); RSS {events['rss'][0]:.1f} -> {events['rss'][1]:.1f} MB; heap "
+              f"{events['anon'][0]:.1f} -> {events['anon'][1]:.1f} MB; commit (fsync) per event median "
+              f"{events['commit_ms']['median']} ms, p95 {events['commit_ms']['p95']} ms; undelivered at the end "
+              f"{events['undelivered']}")
+        ok = ok and events["events"] >= 100 and events["db_peak"] <= args.events_mb * 1.5 \
+            and events["anon"][1] - events["anon"][0] <= 10 and events["undelivered"] <= 5
     print("soak: " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,9 @@ from .episode import Episode
 from .messages import StatusMessage
 from .reply import Classification
 from .stats import Rate, Window
+
+
+RECENT_RESULTS = 120  # results kept per camera for the page's confidence plot
 
 
 @dataclass
@@ -61,6 +65,8 @@ class CameraRuntime:
     latency: Window = field(default_factory=Window)
     rate_in: Rate = field(default_factory=Rate)
     rate_out: Rate = field(default_factory=Rate)
+    # the last results, (captured_at epoch s, top class, confidence), for the page's confidence plot
+    recent: deque[tuple[float, str, float]] = field(default_factory=lambda: deque(maxlen=RECENT_RESULTS))
 
     @classmethod
     def create(cls, cfg: CameraConfig, admission: Admission) -> "CameraRuntime":

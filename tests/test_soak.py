@@ -10,10 +10,11 @@ from tests.helpers import ROOT
 
 
 def test_soak_smoke():
-    r = subprocess.run([sys.executable, str(ROOT / "bench/soak.py"), "--duration", "90", "--fault-every", "15",
+    r = subprocess.run([sys.executable, str(ROOT / "bench/soak.py"), "--duration", "90", "--fault-every", "15", "--events-phase", "20",
                         "--warmup", "15"], capture_output=True, text=True, timeout=400)
     print(r.stdout[-3000:])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "broker restart" in r.stdout and "API garbage" in r.stdout  # every fault kind happened
     assert "soak: passed" in r.stdout
     assert "hostile replies: 50 MB body, gzip bomb" in r.stdout  # the hostile phase ran and held
+    assert "events phase: " in r.stdout  # thousands of events on a long run; a couple of hundred here

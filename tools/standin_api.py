@@ -81,6 +81,7 @@ class StandinApi:
     noise: float = 0.0  # share of good replies turned into a confident mistake (another class, 0.55-0.95)
     seed: int | None = None  # of the mistakes' randomness (a seeded stand-in repeats its mistakes)
     down: bool = False  # answer every request 503, as an API in an outage
+    flip: bool = False  # answer the classes in turn, whatever the picture (a state change a call)
     faults: deque[dict[str, Any]] = field(default_factory=deque)
     seen: list[Seen] = field(default_factory=list)
     host: str = "127.0.0.1"
@@ -160,6 +161,10 @@ class StandinApi:
             await asyncio.sleep(self.latency)
         self._record(request, 200, w, h, len(raw))
         body = self.reply(image)
+        if self.flip and "top" in body:
+            self._flips = getattr(self, "_flips", 0) + 1
+            body["top"] = CLASSES[self._flips % len(CLASSES)]
+            body["confidence"] = 0.99
         if self.noise and self._rng.random() < self.noise:
             body = self._mistake(body)
         return web.json_response(body)

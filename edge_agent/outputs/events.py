@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
@@ -17,6 +19,7 @@ from .eventstore import Event, EventStore, StoreError
 log = logging.getLogger("edge_agent.eventstore")
 T = TypeVar("T")
 PRUNE_EVERY = 3600.0  # s between retention passes
+PRUNE_ADDS = 50  # ... and after this many new events (a busy hour must not outgrow max_mb)
 
 
 class EventLog:
@@ -25,6 +28,8 @@ class EventLog:
             if path is not None else None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="events")
         self.failures = 0
+        self.add_seconds: deque[float] = deque(maxlen=500)  # how long each commit took (fsync included)
+        self._adds = 0
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -44,10 +49,21 @@ class EventLog:
         if self.store is None:
             return None
         try:
-            return await self._run(self.store.add, camera, cls, confidence, at, thumbnail)
+            event = await self._run(self._timed_add, camera, cls, confidence, at, thumbnail)
         except (StoreError, ValueError):
             self.failures += 1
             return None
+        self._adds += 1
+        if self._adds % PRUNE_ADDS == 0:
+            self._pool.submit(self._quietly, self.store.prune)
+        return event
+
+    def _timed_add(self, *args: Any) -> Event:
+        t0 = time.perf_counter()
+        assert self.store is not None
+        event = self.store.add(*args)
+        self.add_seconds.append(time.perf_counter() - t0)
+        return event
 
     async def undelivered(self, after: int, limit: int) -> list[Event]:
         if self.store is None:

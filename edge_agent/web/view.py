@@ -54,6 +54,7 @@ def camera_view(agent: "Agent", cam: "CameraRuntime", now: float) -> dict[str, A
         "camera_failures": cam.failures,
         "latency_ms": {"median": _ms(lat["median"]), "p95": _ms(lat["p95"]), "count": lat["count"]},
         "last_error": cam.last_error,
+        "recent": [{"at": round(at, 3), "top": top, "confidence": round(conf, 4)} for at, top, conf in cam.recent],
     }
 
 
@@ -74,6 +75,9 @@ def status_view(agent: "Agent") -> dict[str, Any]:
                  "messages_dropped": pub.messages_dropped if pub else 0, "queued": pub.pending if pub else 0,
                  "disconnects": pub.disconnects if pub else 0},
         "budget": budget_payload(agent.budget.view()),
+        "events": {**agent.events.stats(),
+                   "commit_ms": {"median": _ms(percentile([s * 1000 for s in agent.events.add_seconds], 50)),
+                                 "p95": _ms(percentile([s * 1000 for s in agent.events.add_seconds], 95))}},
         "cameras": [camera_view(agent, cam, now) for cam in agent.cameras.values()],
     }
 
