@@ -28,7 +28,7 @@ from .budget import Budget
 from .camera import CameraRuntime, Latest
 from .capture import CaptureWorker, Frame
 from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
-from .config import Config
+from .config import Config, ConfigError
 from .encode import encode_jpeg, resize_for_api
 from .episode import Episode
 from .health import assess
@@ -125,16 +125,24 @@ class Agent:
         log.info("edge-agent %s starting: %d camera(s), model %s at %s, MQTT %s:%d prefix %s",
                  __version__, len(self.cameras), cfg.api.model, self.redact(cfg.api.url), cfg.mqtt.host,
                  cfg.mqtt.port, cfg.mqtt.topic_prefix)
+        server = None
+        if cfg.status.enabled:  # first: a port in use is a config error, said before anything is opened
+            from .web.server import StatusServer
+
+            server = StatusServer(self)
+            try:
+                await server.start()
+            except RuntimeError as exc:
+                where = f"{cfg.status.host}:{cfg.status.port}"
+                if "in use" in str(exc):
+                    raise ConfigError("status.listen", f"{where} is in use; choose another port or set "
+                                                       "status.enabled: false") from None
+                raise ConfigError("status.listen", f"cannot listen on {where}: {str(exc).rsplit(': ', 1)[-1]}") \
+                    from None
         self.client, session = self._make_classifier(cfg)
         await self.events.open()
         self.publisher = self._make_output(self, loop)
         self.outputs = Dispatcher([self.publisher])
-        server = None
-        if cfg.status.enabled:
-            from .web.server import StatusServer
-
-            server = StatusServer(self)
-            await server.start()  # a port in use is fatal: say so at start, not later
         self.outputs.start()
         for cam in self.cameras.values():
             cam.worker = self._make_worker(cam)
@@ -232,9 +240,14 @@ class Agent:
         assert self.publisher is not None
         cam.requests_ok += 1
         cam.latest = Latest(frame.seq, frame.preview, reply.result, frame.captured_at, reply.latency_ms)
-        msg = ResultMessage(cam.name, self.cfg.api.model, reply.result, frame.captured_at, reply.latency_ms)
-        self.outputs.result(cam.name, msg.payload())
+        cam.recent.append((frame.captured_at, reply.result.top, reply.result.confidence))
         state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at)
+        decided = cam.debouncer.state
+        in_state = None if decided is None else next(
+            (p.confidence for p in reply.result.predictions if p.cls == decided.cls), 0.0)
+        msg = ResultMessage(cam.name, self.cfg.api.model, reply.result, frame.captured_at, reply.latency_ms,
+                            decided.cls if decided else None, in_state)
+        self.outputs.result(cam.name, msg.payload())
         was_stale = cam.stale_since is not None
         cam.admission.unchecked_since = None
         cam.stale_since = None
@@ -377,6 +390,7 @@ class Agent:
     # -- camera health -----------------------------------------------------------------
 
     def _camera_event(self, cam: CameraRuntime, kind: str, detail: str | None) -> None:
+        cam.opened = True
         if kind == "online":
             if cam.online:  # a looping file starting again: nothing new
                 return
@@ -469,6 +483,8 @@ class Agent:
     def _publish_status(self, cam: CameraRuntime, *, force: bool = False) -> None:
         if self.publisher is None:
             return
+        if not cam.opened and not self._stopping:
+            return  # before the first open attempt "offline" would be a false alarm, "online" a guess
         msg = self.status_of(cam)
         now = time.monotonic()
         prev = cam.last_status

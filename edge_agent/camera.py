@@ -62,6 +62,7 @@ class CameraRuntime:
     snapshot: bytes | None = None  # the last snapshot published (retained)
     stale_since: float | None = None  # epoch s: the state is marked stale (a needed check failing since)
     previous_class: str | None = None  # the last event's class (for events that could not be stored)
+    opened: bool = False  # the first open attempt is over (online or offline): status may be published
     latency: Window = field(default_factory=Window)
     rate_in: Rate = field(default_factory=Rate)
     rate_out: Rate = field(default_factory=Rate)

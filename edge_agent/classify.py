@@ -127,7 +127,8 @@ class ClassifyClient:
             raise ApiError("connection", f"TLS certificate not trusted ({reason})", reached=False) from None
         except aiohttp.ClientConnectorError as exc:
             # str(exc) names host:port and the OS error, never the path or query.
-            raise ApiError("connection", f"cannot connect: {exc.os_error.strerror or exc.os_error}",
+            raise ApiError("connection", f"cannot connect to {exc.host}:{exc.port}: "
+                                         f"{exc.os_error.strerror or exc.os_error}",
                            reached=False) from None
         except aiohttp.ServerDisconnectedError:
             raise ApiError("connection", "server closed the connection") from None

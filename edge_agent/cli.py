@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     common(sub.add_parser("run", help="run until SIGINT/SIGTERM (or every file camera has ended)"))
-    common(sub.add_parser("check", help="validate the config and print it, secrets masked"))
+    sp = sub.add_parser("check", help="validate the config and print it, secrets masked")
+    common(sp)
+    sp.add_argument("--service", action="store_true",
+                    help="check the service's config as systemd will run it: ${CREDENTIALS_DIRECTORY} is "
+                         "/etc/edge-agent (where LoadCredential= takes the key from) unless set")
     sp = sub.add_parser("classify", help="classify one local image and print the API's JSON reply")
     common(sp)
     sp.add_argument("image", help="image file (any format OpenCV reads)")
@@ -50,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--exe", default=None, help="path of the edge-agent executable the unit runs "
                                                 "(default: the one next to this Python)")
     sp.add_argument("--force", action="store_true", help="replace an existing unit file")
+    sp.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
 
@@ -69,9 +74,17 @@ def _setup(level: str, cfg: Config | None) -> Redactor:
     return redactor
 
 
+PLACEHOLDER_MODEL = "your-dataset/1"  # install-service's skeleton
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    if getattr(args, "service", False):
+        os.environ.setdefault("CREDENTIALS_DIRECTORY", "/etc/edge-agent")
     cfg = _load(args.config)
     print(yaml.safe_dump(masked(cfg), sort_keys=False), end="")
+    if cfg.api.model == PLACEHOLDER_MODEL:
+        print(f"edge-agent: warning: api.model is still the skeleton's placeholder {PLACEHOLDER_MODEL!r}: "
+              "put your model's <dataset-slug>/<version> there", file=sys.stderr)
     return EXIT_OK
 
 
@@ -155,6 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         rc = asyncio.run(main())
+    except ConfigError as exc:  # found only when it runs (a busy port): a config problem all the same
+        print(f"edge-agent: config error: {exc}", file=sys.stderr)
+        rc = EXIT_CONFIG
     except Exception as exc:  # noqa: BLE001 - last line of defence; say what broke, exit 1
         log.critical("fatal: %s", redactor(f"{type(exc).__name__}: {exc}"), exc_info=exc)
         rc = EXIT_FATAL
@@ -176,9 +192,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from .classify import ApiError, ClassifyClient, new_session
     from .encode import prepare
 
+    if not os.path.isfile(args.image):  # before OpenCV, which would print a warning of its own first
+        print(f"edge-agent: cannot read image {args.image!r}: no such file", file=sys.stderr)
+        return EXIT_CONFIG
     image = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if image is None:
-        print(f"edge-agent: cannot read image {args.image!r}", file=sys.stderr)
+        print(f"edge-agent: cannot read image {args.image!r}: not an image OpenCV can read", file=sys.stderr)
         return EXIT_CONFIG
     jpeg = prepare(image, cfg.api.image_size, cfg.api.jpeg_quality)
 

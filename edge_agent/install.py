@@ -12,8 +12,8 @@ UNIT_NAME = "edge-agent.service"
 DEFAULT_EXE = "/opt/edge-agent/.venv/bin/edge-agent"
 
 CONFIG_SKELETON = """\
-# edge-agent config (see README.md). Check it with:
-#   CREDENTIALS_DIRECTORY=/etc/edge-agent edge-agent check -c /etc/edge-agent/config.yaml
+# edge-agent config (see README.md). Check it as the service will read it:
+#   sudo /opt/edge-agent/.venv/bin/edge-agent check --service -c /etc/edge-agent/config.yaml
 api:
   url: https://classify.roboflow.com
   model: your-dataset/1                        # <dataset-slug>/<version>
@@ -61,7 +61,7 @@ def install(root: Path, exe: str, force: bool = False) -> list[str]:
     else:
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         with os.fdopen(fd, "w") as f:
-            f.write(CONFIG_SKELETON)
+            f.write(CONFIG_SKELETON.replace(DEFAULT_EXE, exe))  # a path that exists on this machine
         conf.chmod(0o640)  # whatever the umask was
         done.append(f"wrote {conf} (mode 0640)")
     return done

@@ -26,6 +26,8 @@ class ResultMessage:
     result: Classification
     captured_at: float
     latency_ms: float
+    state: str | None = None  # the decided class after this result
+    state_confidence: float | None = None  # this result's confidence in it (0 if it did not name it)
 
     def payload(self) -> bytes:
         r = self.result
@@ -40,6 +42,9 @@ class ResultMessage:
         }
         if r.predicted_classes is not None:
             body["predicted_classes"] = list(r.predicted_classes)
+        if self.state is not None:
+            body["state"] = self.state
+            body["state_confidence"] = round(self.state_confidence or 0.0, 6)
         return _json(body)
 
 

@@ -185,6 +185,7 @@ ENTITY_COMMON: dict[str, Check] = {
     "json_attributes_topic": subscribe_topic,
     "json_attributes_template": template,
     "object_id": string,
+    "default_entity_id": string,
     "unique_id": string,
 }
 SENSOR: dict[str, Check] = {

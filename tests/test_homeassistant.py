@@ -4,6 +4,7 @@ and with their templates rendered by Jinja2 the way HA renders them."""
 from __future__ import annotations
 
 import json
+import re
 
 import jinja2
 import pytest
@@ -61,7 +62,11 @@ def test_templates_render_the_state_as_home_assistant_would():
     assert render(cls["value_template"], state) == "open"
     assert cls["json_attributes_topic"] == TOPICS.state("door")
     conf = msgs["homeassistant/sensor/edge_agent_garage-pi/door_confidence/config"]
-    assert render(conf["value_template"], state) == "93.4" and conf["unit_of_measurement"] == "%"
+    # The confidence follows every result: the result's confidence in the decided class.
+    assert conf["state_topic"] == TOPICS.result("door")
+    result = {"top": "closed", "confidence": 0.6, "state": "open", "state_confidence": 0.4}
+    assert render(conf["value_template"], result) == "40.0" and conf["unit_of_measurement"] == "%"
+    assert render(conf["value_template"], {"top": "open", "confidence": 0.9}) == "None"  # no state yet: unknown
     is_open = msgs["homeassistant/binary_sensor/edge_agent_garage-pi/door_open/config"]
     is_closed = msgs["homeassistant/binary_sensor/edge_agent_garage-pi/door_closed/config"]
     assert render(is_open["value_template"], state) == is_open["payload_on"]
@@ -165,3 +170,16 @@ def test_event_entity_maps_the_event_to_home_assistants_event_type():
     event = {"id": 42, "camera": "door", "class": "open", "previous": "closed", "confidence": 0.93, "at": 1.5}
     assert json.loads(render(ev["value_template"], event)) == {
         "event_type": "open", "previous": "closed", "confidence": 0.93, "at": 1.5, "id": 42}
+
+
+def test_every_config_names_its_entity_id_with_its_domain():
+    """Home Assistant 2025.10 deprecated object_id (ignored from 2026.4): default_entity_id
+    carries the domain; object_id stays for older versions."""
+    for topic, payload in discovery_messages(CFG, TOPICS):
+        domain = topic.split("/")[1]
+        assert payload["default_entity_id"].startswith(domain + "."), (topic, payload["default_entity_id"])
+        assert re.fullmatch(r"[a-z_]+\.[a-z0-9_]+", payload["default_entity_id"])
+        assert "object_id" in payload
+    msgs = dict(discovery_messages(CFG, TOPICS))
+    assert msgs["homeassistant/sensor/edge_agent_garage-pi/door_class/config"]["default_entity_id"] == \
+        "sensor.edge_agent_garage_pi_door_class"

@@ -252,7 +252,8 @@ def test_healthz_503_names_what_is_wrong(tmp_path: Path):
             agent.close()
 
 
-def test_status_port_in_use_is_a_clear_fatal_error(tmp_path: Path, videos):
+def test_status_port_in_use_is_a_config_error(tmp_path: Path, videos):
+    """Exit 2 (a config problem: systemd's RestartPreventExitStatus=2 does not loop on it)."""
     import socket
 
     with socket.socket() as busy:
@@ -264,17 +265,23 @@ def test_status_port_in_use_is_a_clear_fatal_error(tmp_path: Path, videos):
         cfg["status"] = {"listen": f"127.0.0.1:{port}"}
         agent = AgentProc(tmp_path, cfg)
         try:
-            assert agent.wait(20) == 1
+            assert agent.wait(20) == 2
         finally:
             agent.close()
-    assert f"status server cannot listen on 127.0.0.1:{port}" in agent.log()
+    assert f"status.listen: 127.0.0.1:{port} is in use; choose another port or set status.enabled: false" \
+        in agent.log()
+    assert "Traceback" not in agent.log() and "Unclosed client session" not in agent.log()
 
 
 def test_entities_of_a_removed_camera_are_cleared(tmp_path: Path, videos, broker: Broker):
+    """Its discovery configs, and its retained state, status and snapshot."""
     stale = "homeassistant/sensor/edge_agent_test/porch_class/config"
     pub = Recorder(broker.port, "homeassistant")
     try:
         pub.client.publish(stale, '{"state_topic": "x"}', qos=1, retain=True).wait_for_publish(5)
+        for kind, body in (("state", b'{"class": "red"}'), ("status", b'{"camera": "online"}'),
+                           ("snapshot", b"\xff\xd8jpeg")):
+            pub.client.publish(f"{PREFIX}/porch/{kind}", body, qos=1, retain=True).wait_for_publish(5)
     finally:
         pub.close()
     with ThreadedStandin(StandinApi(api_key=KEY)) as api:
@@ -294,3 +301,10 @@ def test_entities_of_a_removed_camera_are_cleared(tmp_path: Path, videos, broker
         assert not any(m.topic == stale for m in late.all())  # gone from the broker
     finally:
         late.close()
+    ours = Recorder(broker.port, PREFIX)
+    try:
+        wait_until(lambda: ours.last("door/status") is not None, 10, what="the kept camera's status")
+        time.sleep(0.5)
+        assert [m.topic for m in ours.all() if "/porch/" in m.topic] == []  # state, status, snapshot cleared
+    finally:
+        ours.close()

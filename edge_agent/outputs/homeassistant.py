@@ -25,6 +25,8 @@ from ..config import CameraConfig, Config
 from .topics import Topics
 
 CAMERA_AVAILABLE = "{{ 'online' if value_json.camera == 'online' else 'offline' }}"
+STATE_CONFIDENCE = ("{{ (value_json.state_confidence * 100) | round(1) if value_json.state_confidence is defined "
+                    "and value_json.state_confidence is not none else 'None' }}")
 EVENT_TEMPLATE = ("{{ {'event_type': value_json['class'], 'previous': value_json.previous, "
                   "'confidence': value_json.confidence, 'at': value_json.at, 'id': value_json.id} | tojson }}")
 STATE_FRESH = "{{ 'offline' if value_json.stale | default(false) else 'online' }}"
@@ -68,8 +70,16 @@ def is_stale(cfg: Config, current: set[str], topic: str, payload: bytes) -> bool
     return topic not in current
 
 
-def _common(cfg: Config, topics: Topics, cam: CameraConfig | None, key: str) -> dict[str, Any]:
-    """What every entity carries; ``cam`` None for an entity of the whole agent."""
+def entity_id(domain: str, object_id: str) -> str:
+    """The entity id Home Assistant should give the entity: ``sensor.edge_agent_garage_pi_door_class``."""
+    return f"{domain}.{re.sub(r'[^a-z0-9_]+', '_', object_id.lower()).strip('_')}"
+
+
+def _common(cfg: Config, topics: Topics, cam: CameraConfig | None, key: str, domain: str) -> dict[str, Any]:
+    """What every entity carries; ``cam`` None for an entity of the whole agent.
+
+    ``default_entity_id`` (with its domain) is what Home Assistant 2025.10 and later
+    read; ``object_id``, deprecated there and ignored from 2026.4, stays for older ones."""
     node = node_id(cfg)
     object_id = f"{node}_{cam.name}_{key}" if cam is not None else f"{node}_{key}"
     availability: list[dict[str, str]] = [{"topic": topics.availability}]
@@ -78,6 +88,7 @@ def _common(cfg: Config, topics: Topics, cam: CameraConfig | None, key: str) -> 
     return {
         "unique_id": object_id,
         "object_id": object_id,
+        "default_entity_id": entity_id(domain, object_id),
         "device": device(cfg),
         "origin": {"name": "edge-agent", "sw_version": __version__},
         "availability": availability,
@@ -93,7 +104,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
     for cam in cfg.cameras:
         state = topics.state(cam.name)
         cls_sensor = {
-            **_common(cfg, topics, cam, "class"),
+            **_common(cfg, topics, cam, "class", "sensor"),
             "name": f"{cam.name} class",
             "icon": "mdi:cctv",
             "state_topic": state,
@@ -104,22 +115,23 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             cls_sensor["availability"] = cls_sensor["availability"] + [{"topic": state, "value_template": STATE_FRESH}]
         out.append((f"{prefix}/sensor/{node}/{cam.name}_class/config", cls_sensor))
         out.append((f"{prefix}/sensor/{node}/{cam.name}_confidence/config", {
-            **_common(cfg, topics, cam, "confidence"),
+            **_common(cfg, topics, cam, "confidence", "sensor"),
             "name": f"{cam.name} confidence",
             "icon": "mdi:percent",
-            "state_topic": state,
-            "value_template": "{{ (value_json.confidence * 100) | round(1) }}",
+            # Each result's confidence in the decided class (not only the one that decided it).
+            "state_topic": topics.result(cam.name),
+            "value_template": STATE_CONFIDENCE,
             "unit_of_measurement": "%",
             "state_class": "measurement",
         }))
         out.append((f"{prefix}/image/{node}/{cam.name}_snapshot/config", {
-            **_common(cfg, topics, cam, "snapshot"),
+            **_common(cfg, topics, cam, "snapshot", "image"),
             "name": f"{cam.name} snapshot",
             "image_topic": topics.snapshot(cam.name),
             "content_type": "image/jpeg",
         }))
         out.append((f"{prefix}/button/{node}/{cam.name}_classify/config", {
-            **_common(cfg, topics, cam, "classify"),
+            **_common(cfg, topics, cam, "classify", "button"),
             "name": f"{cam.name} classify now",
             "icon": "mdi:camera-iris",
             "command_topic": topics.classify(cam.name),
@@ -127,7 +139,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
         }))
         if cam.classes:  # an event entity: automations trigger on "door -> open" without templates
             out.append((f"{prefix}/event/{node}/{cam.name}_change/config", {
-                **_common(cfg, topics, cam, "change"),
+                **_common(cfg, topics, cam, "change", "event"),
                 "name": f"{cam.name} change",
                 "icon": "mdi:swap-horizontal",
                 "state_topic": topics.event(cam.name),
@@ -141,7 +153,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
                 key += "_"
             used.add(key)
             out.append((f"{prefix}/binary_sensor/{node}/{cam.name}_{key}/config", {
-                **_common(cfg, topics, cam, f"is_{key}"),
+                **_common(cfg, topics, cam, f"is_{key}", "binary_sensor"),
                 "name": f"{cam.name} {cls}",
                 "state_topic": state,
                 "value_template": "{{ 'ON' if value_json['class'] == %s else 'OFF' }}" % json.dumps(cls),
@@ -152,7 +164,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
     for key, name, field, icon in (("api_calls_today", "API calls today", "calls_today", "mdi:counter"),
                                    ("api_credits_today", "API credits today", "credits_today", "mdi:cash")):
         out.append((f"{prefix}/sensor/{node}/{key}/config", {
-            **_common(cfg, topics, None, key),
+            **_common(cfg, topics, None, key, "sensor"),
             "name": name,
             "icon": icon,
             "state_topic": status,

@@ -66,7 +66,10 @@ class MqttOutput:
             if cfg.homeassistant.discovery else []
         self._discovery_topics = {topic for topic, _ in self.discovery}
         self._retained: dict[str, bytes] = {}  # topic -> the latest retained payload
-        subscriptions = self.topics.control_filters
+        # Our own retained status topics: one of a camera no longer in the config is cleared,
+        # with that camera's state and snapshot (as its discovery configs are).
+        subscriptions = self.topics.control_filters + (f"{self.topics.prefix}/+/status",)
+        self._cleared: set[str] = set()
         if cfg.homeassistant.discovery:
             subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
         retained = len(self.discovery) + 3 * cameras + 1
@@ -196,6 +199,10 @@ class MqttOutput:
                 log.info("removing the Home Assistant entity of %s (no longer in the config)", topic)
                 self.publisher.publish(topic, b"", retain=True)
             return
+        gone = self._removed_camera(topic, payload, retained)
+        if gone is not None:
+            self._clear(gone)
+            return
         parsed = self.topics.parse_control(topic)
         if parsed is None:
             return
@@ -214,6 +221,23 @@ class MqttOutput:
             self._bad_control(f"{camera}: control message on {_shown(topic)} ignored: {exc}")
             return
         self.controls.command(cmd)
+
+    def _removed_camera(self, topic: str, payload: bytes, retained: bool) -> str | None:
+        """The camera of a retained status that is ours but of a camera not in the config."""
+        prefix = self.topics.prefix + "/"
+        if not (retained and payload and topic.startswith(prefix) and topic.endswith("/status")):
+            return None
+        camera = topic[len(prefix):-len("/status")]
+        if not camera or "/" in camera or self.controls.has_camera(camera) or camera in self._cleared:
+            return None
+        return camera
+
+    def _clear(self, camera: str) -> None:
+        self._cleared.add(camera)
+        log.info("clearing the retained state, status and snapshot of camera %r (no longer in the config)",
+                 camera[:40])
+        for topic in (self.topics.state(camera), self.topics.status(camera), self.topics.snapshot(camera)):
+            self.publisher.publish(topic, b"", retain=True)
 
     def _bad_control(self, line: str) -> None:
         left_out = self._control_log.allow(time.monotonic())

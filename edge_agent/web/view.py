@@ -89,6 +89,9 @@ def health(agent: "Agent") -> tuple[bool, list[str]]:
     for cam in agent.cameras.values():
         problem = assess(cam.worker, now).problem() if cam.worker else "no frame yet"
         if problem is not None:
+            # The reason /api/status gives ("file ... not found"), where there is one.
+            if not cam.online and cam.last_error and cam.last_error.startswith("camera: "):
+                problem = cam.last_error[len("camera: "):]
             reasons.append(f"camera {cam.name}: {problem}")
     if not (agent.publisher and agent.publisher.connected):
         reasons.append("mqtt: not connected")
