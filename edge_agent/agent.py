@@ -217,7 +217,7 @@ class Agent:
                 reply = await self.client.classify(frame.jpeg)
             except ApiError as err:
                 credits, reached = err.credits, err.reached
-                self._api_failed(cam, err, started)
+                self._api_failed(cam, err, started, frame.preview)
             except Exception:  # a bug, not an API fault: say so, keep running
                 log.exception("%s: classifying a frame failed unexpectedly", cam.name)
             else:
@@ -358,13 +358,16 @@ class Agent:
 
     # -- API health ------------------------------------------------------------------
 
-    def _api_failed(self, cam: CameraRuntime, err: ApiError, started: float) -> None:
+    def _api_failed(self, cam: CameraRuntime, err: ApiError, started: float,
+                    frame_preview: np.ndarray | None = None) -> None:
         before = self.guard.status
         delay, should_log = self.guard.failure(err, started, time.monotonic())
         cam.admission.forget_reference()  # no result for the frame the gate compares with: look afresh
         if cam.admission.unchecked_since is None:
             cam.admission.unchecked_since = time.monotonic()
         cam.requests_failed += 1
+        if cam.latest is None and frame_preview is not None:
+            cam.unclassified = frame_preview  # the page shows it, so the camera can be aimed meanwhile
         self.metrics.request_failed(cam.name, err.kind)
         cam.last_error = self.redact(f"api: {err.description}")
         if should_log:

@@ -63,6 +63,12 @@ class CameraRuntime:
     stale_since: float | None = None  # epoch s: the state is marked stale (a needed check failing since)
     previous_class: str | None = None  # the last event's class (for events that could not be stored)
     opened: bool = False  # the first open attempt is over (online or offline): status may be published
+    unclassified: np.ndarray | None = None  # a frame sent whose classification failed (before any succeeded)
+
+    def unclassified_jpeg(self) -> bytes:
+        """That frame, labelled, for the page while nothing is classified yet."""
+        assert self.unclassified is not None
+        return annotate(self.unclassified, "not classified: API failing", self.cfg.region)
     latency: Window = field(default_factory=Window)
     rate_in: Rate = field(default_factory=Rate)
     rate_out: Rate = field(default_factory=Rate)

@@ -3,11 +3,13 @@
 Every problem raises :class:`ConfigError` naming the key path and what is wrong,
 e.g. ``cameras[1].fps: must be > 0, got -2``.  Unknown keys are errors, so a typo
 never passes silently.  ``${VAR}`` (or ``${VAR:-default}``) expands from the
-environment in any string value.
+environment in any string value; a bare ``$VAR`` is an error (it would be taken
+literally), and :func:`masked` prints a config that parses back to the same one.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -24,13 +26,14 @@ from .redact import redact_url, url_has_credentials
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[0-9]+$")
 ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+BARE_ENV_RE = re.compile(r"^\$([A-Z_][A-Z0-9_]*)$")  # $NAME: a shell habit, taken literally by YAML
 MASK = "***"
 
 # Bounds on what a config may make the agent do, so a hostile or broken file is a
 # config error (exit 2) within a second and in bounded memory, never a hang, a
 # traceback or an out-of-memory kill.
 MAX_CONFIG_BYTES = 64 * 1024  # a real config is a few KB; pure-Python YAML parses 64 KiB in < 1 s
-MAX_KEY_FILE_BYTES = 4096  # an API key is one short line
+MAX_KEY_FILE_BYTES = 4096  # an API key (or the status page's password) is one short line
 MAX_NODES = 10_000  # values after YAML aliases are followed (a 64 KiB file without aliases has fewer)
 MAX_DEPTH = 32  # nesting levels; a real config needs 5
 # The systemd unit's TasksMax= caps the service's threads. Measured (`edge-agent run` on
@@ -149,10 +152,40 @@ DECODE_MODES = ("auto", "all", "keyframes")
 
 
 @dataclass(frozen=True)
+class StatusAuthConfig:
+    """HTTP basic auth for the status page (every route but /healthz)."""
+    username: str
+    password: str = field(repr=False)  # from ``password`` or read from ``password_file``
+    password_file: str | None = None  # resolved against the config's folder
+
+
+@dataclass(frozen=True)
 class StatusConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
+    auth: StatusAuthConfig | None = None
+    public: bool = False  # reachable from other machines without auth, on purpose (logged as a warning)
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback_host(self.host)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Only this machine can reach it: 127.0.0.0/8, ::1 (also IPv4-mapped) or localhost."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # any other name may resolve to anything
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return addr.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 @dataclass(frozen=True)
@@ -187,7 +220,8 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every string that must never be emitted (logs, MQTT, errors)."""
-        out = [self.api.api_key, self.mqtt.password or ""]
+        out = [self.api.api_key, self.mqtt.password or "",
+               self.status.auth.password if self.status.auth else ""]
         for cam in self.cameras:
             if cam.source.startswith("exec:"):  # a command line: any URL in it may carry credentials
                 import shlex
@@ -353,6 +387,10 @@ def expand_env(node: Any, env: Mapping[str, str], path: str = "") -> Any:
         if isinstance(node, list):
             return [walk(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
         if isinstance(node, str):
+            bare = BARE_ENV_RE.match(node)
+            if bare:
+                raise ConfigError(path, f"looks like an environment variable; write ${{{bare.group(1)}}} to use one")
+
             def repl(m: re.Match[str]) -> str:
                 name, default = m.group(1), m.group(2)
                 if name in env and env[name] != "":
@@ -376,8 +414,11 @@ def literal_secrets(text: str) -> bool:
     if not isinstance(data, Mapping):
         return False
     found = []
-    for section, key in (("api", "api_key"), ("mqtt", "password")):
-        value = data.get(section, {}).get(key) if isinstance(data.get(section), Mapping) else None
+    status = data.get("status")
+    auth = status.get("auth") if isinstance(status, Mapping) else None
+    for section, key in (("api", "api_key"), ("mqtt", "password"), ("auth", "password")):
+        holder = auth if section == "auth" else data.get(section)
+        value = holder.get(key) if isinstance(holder, Mapping) else None
         if isinstance(value, (str, int)) and str(value) and not ENV_RE.fullmatch(str(value).strip()):
             found.append(key)
     for cam in data.get("cameras") or []:
@@ -527,7 +568,8 @@ def _mqtt(sec: _Section, device_id: str) -> MqttConfig:
     username = sec.str("username")
     if password and not username:
         raise ConfigError(sec.key("password"), "needs mqtt.username too")
-    tls = _tls(_Section(sec.key("tls"), sec.raw("tls"))) if sec.has("tls") else None
+    # "tls:" alone (null) or "tls: {}" is TLS verified against the system's CAs
+    tls = _tls(_Section(sec.key("tls"), sec.raw("tls"))) if "tls" in sec.data else None
     cfg = MqttConfig(
         topic_prefix=prefix,
         host=sec.str("host", "localhost") or "localhost",
@@ -617,15 +659,45 @@ def _classes(sec: _Section, default: tuple[str, ...] = ()) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _status(sec: _Section) -> StatusConfig:
+def _status(sec: _Section, base_dir: Path) -> StatusConfig:
     listen = sec.str("listen", "127.0.0.1:8080") or ""
     host, sep, port_text = listen.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(sec.key("listen"), f"must be HOST:PORT, e.g. 127.0.0.1:8080, got {listen!r}")
-    cfg = StatusConfig(enabled=sec.bool("enabled", True), host=host, port=int(port_text))
+    raw_auth = sec.raw("auth")
+    auth = _status_auth(_Section(sec.key("auth"), raw_auth), base_dir) if raw_auth is not None else None
+    cfg = StatusConfig(enabled=sec.bool("enabled", True), host=host, port=int(port_text), auth=auth,
+                       public=sec.bool("public", StatusConfig.public))
     sec.done()
+    if cfg.enabled and not cfg.loopback and cfg.auth is None and not cfg.public:
+        raise ConfigError(sec.key("listen"), f"{listen} is reachable from other machines; "
+                          "set status.auth: {username, password} or status.public: true")
     return cfg
+
+
+def _status_auth(sec: _Section, base_dir: Path) -> StatusAuthConfig:
+    sec.done(known={"username", "password", "password_file"})
+    username = sec.str("username", required=True) or ""
+    if ":" in username:
+        raise ConfigError(sec.key("username"), "must not contain ':' (HTTP basic auth cannot carry it)")
+    password = sec.str("password")
+    password_file = sec.str("password_file")
+    if password is not None and password_file:
+        raise ConfigError(sec.key("password_file"), "give password or password_file, not both")
+    path: Path | None = None
+    if password_file:
+        path = Path(password_file)
+        if not path.is_absolute():
+            path = base_dir / path
+        password = read_bounded_text(path, MAX_KEY_FILE_BYTES, sec.key("password_file"), "").rstrip("\r\n")
+        if not password:
+            raise ConfigError(sec.key("password_file"), f"{str(path)!r} is empty")
+    elif password is None:
+        raise ConfigError(sec.key("password"), "is required (or status.auth.password_file)")
+    elif not password:
+        raise ConfigError(sec.key("password"), "must not be empty")
+    return StatusAuthConfig(username=username, password=password, password_file=str(path) if path else None)
 
 
 def _homeassistant(sec: _Section) -> HomeAssistantConfig:
@@ -682,7 +754,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
     decide_raw = root.raw("decide") or {}
     decide = _decide(_Section("decide", decide_raw))
     ha = _homeassistant(_Section("homeassistant", root.raw("homeassistant")))
-    status = _status(_Section("status", root.raw("status")))
+    status = _status(_Section("status", root.raw("status")), base_dir or Path.cwd())
     cams_raw = root.raw("cameras")
     if not isinstance(cams_raw, list) or not cams_raw:
         raise ConfigError("cameras", "must be a non-empty list of cameras")
@@ -809,21 +881,37 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 
 
 def masked(cfg: Config) -> dict[str, Any]:
-    """The effective config as plain data, with every secret masked."""
+    """The effective config as plain data, every secret masked (``***``).
+
+    It is itself a valid config meaning the same (``check`` prints it): parsed
+    again it gives an equal Config, but for the masked secrets. So None values
+    are left out (``tls: null`` would mean TLS), tuples become lists, ``status``
+    is written as ``listen: HOST:PORT`` and a key read from a file is shown as
+    that file, not as a masked key next to it (both would be an error)."""
 
     def conv(obj: Any) -> Any:
         if is_dataclass(obj):
-            return {f.name: conv(getattr(obj, f.name)) for f in fields(obj)}
-        if isinstance(obj, tuple):
+            return {f.name: conv(getattr(obj, f.name)) for f in fields(obj) if getattr(obj, f.name) is not None}
+        if isinstance(obj, (tuple, list)):
             return [conv(x) for x in obj]
         return obj
 
     out = conv(cfg)
-    if out["api"]["api_key"]:
-        out["api"]["api_key"] = MASK
-    if out["mqtt"]["password"]:
+    api = out["api"]
+    if cfg.api.api_key_file or not cfg.api.api_key:
+        api.pop("api_key", None)
+    else:
+        api["api_key"] = MASK
+    api["url"] = redact_url(api["url"])
+    if cfg.mqtt.password:
         out["mqtt"]["password"] = MASK
-    out["api"]["url"] = redact_url(out["api"]["url"])
+    status: dict[str, Any] = {"enabled": cfg.status.enabled, "listen": cfg.status.listen}
+    auth = cfg.status.auth
+    if auth is not None:
+        status["auth"] = ({"username": auth.username, "password_file": auth.password_file} if auth.password_file
+                          else {"username": auth.username, "password": MASK})
+    status["public"] = cfg.status.public
+    out["status"] = status
     for cam in out["cameras"]:
         cam["source"] = redact_url(cam["source"])
     return out

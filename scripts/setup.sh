@@ -43,11 +43,17 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$PROFILE-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  if [ "$PROFILE" = "test" ]; then
+    # Editable: a developer's changes take effect without reinstalling.
+    .venv/bin/python -m pip install -q -e '.[test]'
+  else
+    # The demo: a plain install (no editable-install notice on a first run).
+    .venv/bin/python -m pip install -q '.'
+  fi
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -190,3 +190,63 @@ def test_hostile_config_files_exit_2_quickly_naming_the_key(tmp_path: Path):
         assert r.returncode == 2, (path, r.stderr[-2000:])
         assert r.stderr.startswith(f"edge-agent: config error: {key}") and problem in r.stderr, r.stderr[-2000:]
         assert "Traceback" not in r.stderr and took < 5
+
+
+def test_a_busy_status_port_is_a_config_error_without_a_traceback(tmp_path):
+    import socket
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+        p = tmp_path / "c.yaml"
+        p.write_text(yaml.safe_dump({
+            "api": {"url": "http://127.0.0.1:9", "model": "a/1"}, "state_dir": str(tmp_path / "state"),
+            "mqtt": {"host": "127.0.0.1", "port": free_port()}, "status": {"listen": f"127.0.0.1:{port}"},
+            "cameras": [{"name": "cam", "source": str(tmp_path / "none.mp4")}]}))
+        r = subprocess.run([sys.executable, "-m", "edge_agent", "run", "-c", str(p)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert f"status.listen: 127.0.0.1:{port} is in use; choose another port or set status.enabled: false" in r.stderr
+    assert "Traceback" not in r.stderr and "Unclosed client session" not in r.stderr
+
+
+def test_bare_dollar_api_key_exits_2_showing_the_braces(tmp_path: Path):
+    cfg = base("https://classify.roboflow.com")
+    cfg["api"]["api_key"] = "$ROBOFLOW_API_KEY"
+    conf = tmp_path / "c.yaml"
+    conf.write_text(yaml.safe_dump(cfg).replace("'$ROBOFLOW_API_KEY'", "$ROBOFLOW_API_KEY"))
+    assert "api_key: $ROBOFLOW_API_KEY\n" in conf.read_text()  # as a user writes it, unquoted
+    r = cli("check", "-c", str(conf), env={"ROBOFLOW_API_KEY": KEY})
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == ("edge-agent: config error: api.api_key: looks like an environment variable; "
+                        "write ${ROBOFLOW_API_KEY} to use one\n")
+
+
+def test_top_level_typo_exits_2_with_did_you_mean(tmp_path: Path):
+    cfg = base()
+    cfg["camera"] = cfg.pop("cameras")
+    r = cli("check", "-c", write(tmp_path, cfg), env={"TEST_KEY": KEY})
+    assert r.returncode == 2
+    assert "edge-agent: config error: camera: unknown key (did you mean 'cameras'?)" in r.stderr
+
+
+def test_what_check_prints_passes_check_unchanged(tmp_path: Path):
+    cfg = base()
+    cfg["mqtt"]["tls"] = None  # TLS with the system's CAs
+    cfg["status"] = {"listen": "0.0.0.0:8081", "auth": {"username": "viewer", "password": "${STATUS_PW}"}}
+    env = {"TEST_KEY": KEY, "STATUS_PW": "status-SECRET-pw"}
+    first = cli("check", "-c", write(tmp_path, cfg), env=env)
+    assert first.returncode == 0, first.stderr
+    shown = yaml.safe_load(first.stdout)
+    assert shown["mqtt"]["tls"] == {"insecure": False} and shown["mqtt"]["port"] == 8883
+    assert shown["status"] == {"enabled": True, "listen": "0.0.0.0:8081",
+                               "auth": {"username": "viewer", "password": "***"}, "public": False}
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(first.stdout)
+    second = cli("check", "-c", str(printed))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert "status-SECRET-pw" not in first.stdout + first.stderr

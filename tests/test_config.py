@@ -4,6 +4,7 @@ import os
 import resource
 import time
 from pathlib import Path
+from typing import Mapping
 
 import pytest
 import yaml
@@ -438,3 +439,216 @@ def test_number_of_cameras_is_limited_by_the_services_tasks_max():
             parse_config(with_change("cameras", cams[:n]), ENV)
         assert err.value.key == "cameras"
         assert err.value.problem.startswith(f"at most 16 cameras, got {n} (the service's TasksMax=256 allows 16 ")
+
+
+# --------------------------------------------------------------------------- issue #13: the first hour
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("api.api_key", "$ROBOFLOW_API_KEY",
+     "api.api_key: looks like an environment variable; write ${ROBOFLOW_API_KEY} to use one"),
+    ("mqtt.password", "$MQTT_PASSWORD",
+     "mqtt.password: looks like an environment variable; write ${MQTT_PASSWORD} to use one"),
+    ("cameras[0].source", "$CAMERA_URL",
+     "cameras[0].source: looks like an environment variable; write ${CAMERA_URL} to use one"),
+    ("cameras[0].options", ["--rotation", "$ROT"],
+     "cameras[0].options[1]: looks like an environment variable; write ${ROT} to use one"),
+])
+def test_bare_dollar_variable_is_an_error_showing_the_braces(path, value, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_change(path, value), ENV)
+    assert str(err.value) == message
+
+
+def test_dollar_text_that_is_not_a_variable_name_is_kept():
+    for text in ("$lower", "a$B", "$1ABC", "$", "pa$$word", "$ABC-1"):
+        assert parse_config(with_change("api.api_key", text), ENV).api.api_key == text
+    # A variable's value is not looked at again: it may well start with "$".
+    assert parse_config(GOOD, {"ROBOFLOW_API_KEY": "$ABC"}).api.api_key == "$ABC"
+
+
+def test_tls_null_means_tls_with_the_systems_cas(tmp_path: Path):
+    for value in (None, {}):
+        cfg = parse_config(with_change("mqtt.tls", value), ENV)
+        assert cfg.mqtt.tls is not None and cfg.mqtt.tls.ca_certs is None and not cfg.mqtt.tls.insecure
+        assert cfg.mqtt.port == 8883
+        shown = masked(cfg)["mqtt"]
+        assert shown["tls"] == {"insecure": False} and shown["port"] == 8883
+    cfg = parse_config(GOOD, ENV)
+    assert cfg.mqtt.tls is None and "tls" not in masked(cfg)["mqtt"]  # no TLS: no key at all
+
+
+def test_status_prints_as_listen_and_parses_back():
+    cfg = parse_config(with_change("status", {"listen": "[::1]:9090", "enabled": False}), ENV)
+    assert masked(cfg)["status"] == {"enabled": False, "listen": "[::1]:9090", "public": False}
+    assert parse_config(with_change("status", masked(cfg)["status"]), ENV).status == cfg.status
+
+
+def _file(tmp_path: Path, name: str, text: str = "x\n") -> str:
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def full_config(tmp_path: Path, *, key_file: bool) -> dict:
+    """Every section and every key."""
+    return {
+        "device_id": "full-pi",
+        "api": {"url": "https://serverless.roboflow.com", "model": "garage-door/3",
+                **({"api_key_file": _file(tmp_path, "api_key", "rf_FILE_key_42\n")} if key_file
+                   else {"api_key": "${ROBOFLOW_API_KEY}"}),
+                "key_transport": "header", "timeout": 5, "max_in_flight": 3, "image_size": 320,
+                "jpeg_quality": 70, "retry_initial": 0.5, "retry_max": 4, "unauthorized_retry": 30,
+                "ca_certs": _file(tmp_path, "api-ca.pem"), "insecure": False,
+                "budget": {"calls_per_day": 5000, "credits_per_day": 2.5}},
+        "mqtt": {"host": "broker.lan", "port": 8884, "username": "agent", "password": "${MQTT_PASSWORD}",
+                 "tls": {"ca_certs": _file(tmp_path, "ca.pem"), "certfile": _file(tmp_path, "cert.pem"),
+                         "keyfile": _file(tmp_path, "key.pem"), "insecure": True},
+                 "topic_prefix": "home/garage", "qos": 2, "client_id": "garage-agent", "keepalive": 60,
+                 "max_pending": 50},
+        "decide": {"min_confidence": 0.6, "confirm": 3, "window": 6, "votes": 5, "stale_after": 90},
+        "status_interval": 10,
+        "log_summary_interval": 0,
+        "state_dir": "state",
+        "status": {"enabled": True, "listen": "0.0.0.0:9090", "public": True,
+                   "auth": ({"username": "viewer", "password_file": _file(tmp_path, "status_pw", "pw-FILE-77\n")}
+                            if key_file else {"username": "viewer", "password": "${STATUS_PASSWORD}"})},
+        "homeassistant": {"discovery": False, "prefix": "ha", "classes": ["open", "closed"],
+                          "stale_unavailable": True},
+        "events": {"keep_days": 7, "max_mb": 50, "max_pending": 500},
+        "cameras": [
+            {"name": "door", "source": "rpicam:1", "fps": 1.5, "loop": False, "stall_timeout": 20,
+             "decide": {"confirm": 2, "window": 3, "votes": 2}, "region": [0.25, 0.4, 0.75, 1.0],
+             "classes": ["open"], "change": {"enabled": True, "threshold": 0.05, "heartbeat": 0,
+                                             "ignore": [[0.8, 0.0, 0.2, 0.08], [0.0, 0.9, 0.5, 0.1]]},
+             "decode": "keyframes", "resolution": [640, 480], "options": ["--rotation", "180", "--hflip"]},
+            {"name": "gate", "source": 2},
+            {"name": "yard", "source": "rtsp://10.0.0.7/stream", "decode": "all", "loop": True},
+        ],
+    }
+
+
+FULL_ENV = {"ROBOFLOW_API_KEY": "rf_ENV_key_77", "MQTT_PASSWORD": "mqtt-ENV-pw", "STATUS_PASSWORD": "status-ENV-pw"}
+
+
+def round_trip(cfg, env: Mapping[str, str], tmp_path: Path):
+    """What ``check`` prints, loaded again as a config file. Each masked secret (``***``)
+    comes back through an environment variable holding the real one."""
+    import dataclasses
+
+    from edge_agent.config import MASK
+
+    shown = masked(cfg)
+    text = yaml.safe_dump(shown, sort_keys=False)
+    for secret in cfg.secrets():
+        assert secret not in text
+    secrets = {"api": ("api_key", cfg.api.api_key), "mqtt": ("password", cfg.mqtt.password)}
+    data = yaml.safe_load(text)
+    env = dict(env)
+    for section, (key, real) in secrets.items():
+        if data[section].get(key) == MASK:
+            data[section][key] = f"${{RT_{section.upper()}}}"
+            env[f"RT_{section.upper()}"] = real
+    auth = data["status"].get("auth")
+    if auth and auth.get("password") == MASK:
+        auth["password"] = "${RT_STATUS}"
+        env["RT_STATUS"] = cfg.status.auth.password
+    p = tmp_path / "printed.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    again = load_config(p, env)
+    assert masked(again) == shown  # printing is stable too
+    assert dataclasses.asdict(again) == dataclasses.asdict(cfg)
+    return again
+
+
+def test_check_output_is_a_config_meaning_the_same_example_and_demo(tmp_path: Path):
+    root = Path(__file__).resolve().parent.parent / "config"
+    for name, env in [("example.yaml", {"ROBOFLOW_API_KEY": "k" * 20, "HOME": "/home/pi"}),
+                      ("demo.yaml", {})]:  # the demo's ${VAR:-default}s
+        cfg = load_config(root / name, env)
+        assert round_trip(cfg, env, tmp_path) == cfg
+
+
+@pytest.mark.parametrize("key_file", [False, True])
+def test_check_output_is_a_config_meaning_the_same_every_key(tmp_path: Path, key_file: bool):
+    cfg = parse_config(full_config(tmp_path, key_file=key_file), FULL_ENV, base_dir=tmp_path)
+    assert cfg.status.auth is not None and cfg.status.public and cfg.mqtt.tls.insecure
+    assert cfg.cameras[0].change.ignore[1] == (0.0, 0.9, 0.5, 0.1) and cfg.cameras[0].options[2] == "--hflip"
+    shown = masked(cfg)
+    assert shown["status"]["listen"] == "0.0.0.0:9090" and "host" not in shown["status"]
+    if key_file:
+        assert "api_key" not in shown["api"] and shown["api"]["api_key_file"] == str(tmp_path / "api_key")
+        assert shown["status"]["auth"] == {"username": "viewer", "password_file": str(tmp_path / "status_pw")}
+        assert cfg.status.auth.password == "pw-FILE-77"
+    else:
+        assert shown["api"]["api_key"] == "***" and shown["status"]["auth"]["password"] == "***"
+    assert shown["mqtt"]["password"] == "***" and isinstance(shown["cameras"][0]["resolution"], list)
+    assert round_trip(cfg, FULL_ENV, tmp_path) == cfg
+
+
+def test_status_listen_off_this_machine_needs_auth_or_public(tmp_path: Path):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_change("status.listen", "0.0.0.0:8080"), ENV)
+    assert str(err.value) == ("status.listen: 0.0.0.0:8080 is reachable from other machines; "
+                              "set status.auth: {username, password} or status.public: true")
+    for listen in ("[::]:8080", "192.168.1.20:8080", "garage-pi.lan:8080", "[::ffff:10.0.0.1]:80"):
+        with pytest.raises(ConfigError, match=r"^status.listen: .* is reachable from other machines"):
+            parse_config(with_change("status.listen", listen), ENV)
+    for listen in ("127.0.0.1:8080", "127.0.0.2:8080", "[::1]:8080", "::1:8080", "localhost:8080",
+                   "LOCALHOST:80", "[::ffff:127.0.0.1]:8080"):
+        cfg = parse_config(with_change("status.listen", listen), ENV)
+        assert cfg.status.loopback and cfg.status.auth is None and not cfg.status.public, listen
+    cfg = parse_config(with_change("status", {"listen": "0.0.0.0:8080", "public": True}), ENV)
+    assert cfg.status.public and cfg.status.auth is None
+    cfg = parse_config(with_change("status", {"listen": "0.0.0.0:8080", "auth": {"username": "me", "password": "pw1"}}),
+                       ENV)
+    assert cfg.status.auth.username == "me" and cfg.status.auth.password == "pw1" and not cfg.status.public
+    cfg = parse_config(with_change("status", {"listen": "0.0.0.0:8080", "public": True,
+                                              "auth": {"username": "me", "password": "${PW}"}}), {**ENV, "PW": "pw2"})
+    assert cfg.status.public and cfg.status.auth.password == "pw2"
+    assert parse_config(with_change("status", {"listen": "0.0.0.0:8080", "enabled": False}), ENV).status.host \
+        == "0.0.0.0"  # not started: nothing to protect
+
+
+@pytest.mark.parametrize("auth,message", [
+    ({"password": "pw"}, "status.auth.username: is required"),
+    ({"username": "me"}, "status.auth.password: is required (or status.auth.password_file)"),
+    ({"username": "me", "password": ""}, "status.auth.password: must not be empty"),
+    ({"username": "me", "password": "pw", "password_file": "/etc/hostname"},
+     "status.auth.password_file: give password or password_file, not both"),
+    ({"username": "a:b", "password": "pw"},
+     "status.auth.username: must not contain ':' (HTTP basic auth cannot carry it)"),
+    ({"username": "me", "pasword": "pw"}, "status.auth.pasword: unknown key (did you mean 'password'?)"),
+    ({"username": "me", "password_file": "/nonexistent/pw"},
+     "status.auth.password_file: cannot read '/nonexistent/pw': No such file or directory"),
+    ("me:pw", "status.auth: must be a mapping, got 'me:pw'"),
+])
+def test_status_auth_problems_name_the_key(auth, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(with_change("status.auth", auth), ENV)
+    assert str(err.value) == message
+    with pytest.raises(ConfigError, match=r"^status.public: must be true or false, got 'yes'$"):
+        parse_config(with_change("status.public", "yes"), ENV)
+
+
+def test_status_password_file_and_secret(tmp_path: Path):
+    (tmp_path / "pw").write_text("s3cret-STATUS-pw\n")
+    data = with_change("status.auth", {"username": "me", "password_file": "pw"})
+    cfg = parse_config(data, ENV, base_dir=tmp_path)  # relative to the config's folder
+    assert cfg.status.auth.password == "s3cret-STATUS-pw"
+    assert cfg.status.auth.password_file == str(tmp_path / "pw")
+    assert "s3cret-STATUS-pw" in cfg.secrets() and "s3cret" not in repr(cfg)
+    assert "s3cret" not in yaml.safe_dump(masked(cfg))
+    (tmp_path / "pw").write_text("\n")
+    with pytest.raises(ConfigError, match=r"^status.auth.password_file: '.*pw' is empty$"):
+        parse_config(data, ENV, base_dir=tmp_path)
+    cfg = parse_config(with_change("status.auth", {"username": "me", "password": "${PW}"}), {**ENV, "PW": "env-PW-1"})
+    assert "env-PW-1" in cfg.secrets() and masked(cfg)["status"]["auth"] == {"username": "me", "password": "***"}
+
+
+def test_literal_status_password_counts_as_a_literal_secret():
+    from edge_agent.config import literal_secrets
+
+    assert literal_secrets("status: {auth: {username: me, password: hunter2}}")
+    assert not literal_secrets("status: {auth: {username: me, password: '${STATUS_PW}'}}")
+    assert not literal_secrets("status: {auth: {username: me, password_file: /run/pw}}")

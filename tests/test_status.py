@@ -308,3 +308,35 @@ def test_entities_of_a_removed_camera_are_cleared(tmp_path: Path, videos, broker
         assert [m.topic for m in ours.all() if "/porch/" in m.topic] == []  # state, status, snapshot cleared
     finally:
         ours.close()
+
+
+def test_without_javascript_the_page_names_the_cameras_and_links(running: Running):
+    html = requests.get(running.url + "/", timeout=5).text
+    assert "<noscript>" in html and 'href="/api/status"' in html
+    for cam in ("door", "gate", "yard"):
+        assert f'href="/cameras/{cam}/latest.jpg"' in html
+
+
+def test_while_the_api_fails_the_page_still_shows_the_camera(tmp_path: Path, videos, broker: Broker):
+    with ThreadedStandin(StandinApi(api_key="not-the-key")) as api:  # every call: 401
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
+                           cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 2, "loop": True}])
+        agent = AgentProc(tmp_path, cfg)
+        try:
+            url = f"http://{cfg['status']['listen']}"
+
+            def picture() -> str | None:
+                try:
+                    return requests.get(f"{url}/api/status", timeout=5).json()["cameras"][0]["unclassified_image"]
+                except requests.ConnectionError:
+                    return None  # not listening yet
+
+            cam = wait_until(picture, 20, what="an unclassified picture")
+            pic = requests.get(url + cam, timeout=5)
+            assert pic.status_code == 200 and pic.content[:2] == b"\xff\xd8"
+            img = cv2.imdecode(np.frombuffer(pic.content, np.uint8), cv2.IMREAD_COLOR)
+            assert img[img.shape[0] // 2, img.shape[1] // 2, 2] > 200  # the red frame itself
+        finally:
+            agent.signal(signal.SIGTERM)
+            assert agent.wait(10) == 0
+            agent.close()

@@ -26,12 +26,21 @@ and asyncio logged a traceback per failed accept). So the server
   traceback per attempt and retried in a loop;
 * logs each kind of trouble once per episode (episode.Episode), and names itself
   ``edge-agent`` in the Server header instead of aiohttp's version.
+
+Who may look (issue #13): the page shows camera pictures and their history. With
+``status.auth`` every route but /healthz (for probes) needs HTTP basic auth, checked
+in constant time; without it, config.py refuses a non-loopback ``status.listen``
+unless ``status.public: true``, which is logged as a warning at start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import errno
+import html
+import hmac
 import logging
 import socket
 from importlib import resources
@@ -40,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ..config import StatusAuthConfig
 from ..episode import Episode, Throttle
 from .view import health, status_view
 
@@ -49,6 +59,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge_agent.status")
 NO_STORE = {"Cache-Control": "no-store"}
 SERVER_NAME = "edge-agent"
+REALM = "edge-agent"
+OPEN_PATHS = frozenset({"/healthz"})  # answered without credentials: health probes
 
 MAX_CONNECTIONS = 64  # open connections kept at once (the page, scrapers, a few browsers: far fewer)
 HEADER_TIMEOUT = 10.0  # s from connect to the end of the first request's headers, in total
@@ -190,6 +202,42 @@ async def _track(request: web.Request,
         conn.request_done()
 
 
+def _credentials(header: str) -> tuple[bytes, bytes] | None:
+    """User and password from an ``Authorization: Basic ...`` header, else None."""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not token or len(token) > 4096:
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(b":")
+    return (user, password) if sep else None
+
+
+def _authorized(auth: StatusAuthConfig, header: str | None) -> bool:
+    given = _credentials(header) if header else None
+    if given is None:
+        return False
+    # Both compared in full, in constant time: neither which part was wrong nor how much
+    # of it matched shows in the time taken.
+    user_ok = hmac.compare_digest(given[0], auth.username.encode("utf-8"))
+    password_ok = hmac.compare_digest(given[1], auth.password.encode("utf-8"))
+    return user_ok & password_ok
+
+
+def _auth_middleware(auth: StatusAuthConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def check(request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path in OPEN_PATHS or _authorized(auth, request.headers.get(hdrs.AUTHORIZATION)):
+            return await handler(request)
+        return web.Response(status=401, text="authentication required\n",
+                            headers={hdrs.WWW_AUTHENTICATE: f'Basic realm="{REALM}"', **NO_STORE})
+
+    return check
+
+
 async def _name_ourselves(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[hdrs.SERVER] = SERVER_NAME
 
@@ -218,6 +266,7 @@ class StatusServer:
     def __init__(self, agent: "Agent"):
         self.agent = agent
         self._page = resources.files("edge_agent.web").joinpath("page.html").read_bytes()
+        self._page_html: bytes | None = None
         self._runner: web.AppRunner | None = None
         self._sockets: list[socket.socket] = []
         self._acceptors: list[asyncio.Task[None]] = []
@@ -230,7 +279,8 @@ class StatusServer:
         self._bad_requests = Throttle(QUIET)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_track])
+        auth = self.agent.cfg.status.auth
+        app = web.Application(middlewares=[_track] + ([_auth_middleware(auth)] if auth is not None else []))
         app.router.add_get("/", self.page)
         app.router.add_get("/api/status", self.status)
         app.router.add_get("/cameras/{name}/latest.jpg", self.latest)
@@ -262,7 +312,12 @@ class StatusServer:
 
         self._acceptors = [asyncio.create_task(self._accept(sock, protocol), name=f"status-accept-{i}")
                            for i, sock in enumerate(self._sockets)]
-        log.info("status page on http://%s:%d/", cfg.host if ":" not in cfg.host else f"[{cfg.host}]", cfg.port)
+        log.info("status page on http://%s/%s", cfg.listen,
+                 f" (basic auth, user {cfg.auth.username!r})" if cfg.auth is not None else "")
+        if cfg.auth is None and (cfg.public or not cfg.loopback):
+            log.warning("status page on %s is open to anyone who can reach it (status.public: true): "
+                        "camera pictures and event history included; set status.auth to require a password",
+                        cfg.listen)
 
     async def stop(self) -> None:
         for task in self._acceptors:
@@ -359,7 +414,15 @@ class StatusServer:
     # -- routes ------------------------------------------------------------------------
 
     async def page(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._page, content_type="text/html", charset="utf-8", headers=NO_STORE)
+        """The page, with the essentials in the HTML itself (camera names and links), for a
+        browser without JavaScript and for the moment before the script runs."""
+        if self._page_html is None:
+            items = "".join(f'<li><a href="/cameras/{html.escape(n)}/latest.jpg">{html.escape(n)}</a></li>'
+                            for n in self.agent.cameras)
+            essentials = (f'<nav id="essentials"><ul>{items}</ul><a href="/api/status">/api/status</a> · '
+                          '<a href="/api/events">/api/events</a></nav>')
+            self._page_html = self._page.replace(b"<!--CAMERAS-->", essentials.encode())
+        return web.Response(body=self._page_html, content_type="text/html", charset="utf-8", headers=NO_STORE)
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(status_view(self.agent), headers=NO_STORE)
@@ -368,9 +431,11 @@ class StatusServer:
         cam = self.agent.cameras.get(request.match_info["name"])
         if cam is None:
             raise web.HTTPNotFound(text="no such camera")
-        if cam.latest is None:
-            raise web.HTTPNotFound(text="no classified frame yet")
-        return web.Response(body=cam.latest.jpeg(cam.cfg.region), content_type="image/jpeg", headers=NO_STORE)
+        if cam.latest is not None:
+            return web.Response(body=cam.latest.jpeg(cam.cfg.region), content_type="image/jpeg", headers=NO_STORE)
+        if cam.unclassified is not None:  # online while the API fails: a picture to aim the camera by
+            return web.Response(body=cam.unclassified_jpeg(), content_type="image/jpeg", headers=NO_STORE)
+        raise web.HTTPNotFound(text="no frame yet")
 
     async def events(self, request: web.Request) -> web.Response:
         """The event history, newest first: ``?camera=&since=&until=&limit=`` (limit <= 1000)."""

@@ -38,6 +38,9 @@ def camera_view(agent: "Agent", cam: "CameraRuntime", now: float) -> dict[str, A
             "seq": latest.seq, "top": latest.result.top, "confidence": round(latest.result.confidence, 4),
             "captured_at": round(latest.captured_at, 3), "latency_ms": _ms(latest.latency_ms),
             "image": f"/cameras/{cam.name}/latest.jpg?seq={latest.seq}"},
+        # Online while the API fails: the frame that was sent, to aim the camera by.
+        "unclassified_image": f"/cameras/{cam.name}/latest.jpg?u={cam.requests_failed}"
+        if latest is None and cam.unclassified is not None else None,
         "frames_in_per_s": round(cam.rate_in.per_second(), 2),
         "frames_out_per_s": round(cam.rate_out.per_second(), 2),
         "frames_captured": counts["captured"],
