@@ -49,7 +49,9 @@ def test_every_change_is_published_with_a_fraction_of_the_calls(tmp_path: Path, 
     ceiling = SCENE.seconds * 2
     with capsys.disabled():
         print(f"\n  change gate, 30-s scene at fps 2: {len(requests)} calls of the {ceiling:.0f} the ceiling allows")
-    assert len(requests) <= 0.3 * ceiling  # a 30-s scene is busier than a real day; the bench has 100 s
+    # A 30-s scene with two changes and a passer-by is far busier than a real day (the bench's
+    # 100-s scene is the measure); each change costs 4 calls to be decided (4 of 5 results).
+    assert len(requests) <= 0.35 * ceiling
     status = recorder.last("cam/status").json()
     assert status["frames_unchanged"] > 30 and status["calls"] == len(requests)
     budget = status["budget"]

@@ -30,7 +30,7 @@ def test_sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one(tmp_path: P
             wait_until(lambda: "reload: config error" in agent.log(), 10, what="the reload error")
             assert agent.proc.poll() is None
             # A good one, with a new camera: taken up.
-            written["cameras"].append({"name": "two", "source": str(videos["rgb"]), "fps": 1, "loop": True,
+            written["cameras"].append({"name": "two", "source": str(videos["rgb"]), "fps": 2, "loop": True,
                                        "change": {"enabled": False}})
             agent.config_path.write_text(yaml.safe_dump(written))
             at = time.monotonic()
