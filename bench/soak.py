@@ -114,7 +114,7 @@ def hostile_phase(api: StandinApi, agent: AgentProc, rec: Recorder, pid: int) ->
     for name, fault in HOSTILE:
         api.add_faults(fault)
         played.append(name)
-        deadline = time.monotonic() + 3.5
+        deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline:
             peak = max(peak, proc_figures(pid)["rss_mb"])
             time.sleep(0.25)

@@ -188,7 +188,7 @@ class Agent:
             admission=cam.admission, deliver=deliver,
             on_event=lambda kind, detail: hop(self._camera_event, cam, kind, detail),
             on_snapshot=lambda preview, at: hop(self._fresh_snapshot, cam, preview, at),
-            open_timeout=min(30.0, max(5.0, cam.cfg.stall_timeout)), **self._worker_seams(cam.cfg))
+            **{"open_timeout": min(30.0, max(5.0, cam.cfg.stall_timeout)), **self._worker_seams(cam.cfg)})
 
     # -- frames --------------------------------------------------------------------
 

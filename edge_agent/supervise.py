@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 from .web.view import status_line, wedged
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from .readmodel import AgentView
 
 log = logging.getLogger("edge_agent.systemd")
 
 READY_GRACE = 60.0  # READY=1 after this long even if the broker is still unreachable
 
 
-async def supervise(agent: "Agent") -> None:
+async def supervise(agent: "AgentView") -> None:
     """READY=1 once every camera has a first frame or is marked offline and the
     broker is connected (or READY_GRACE passed: a dead broker must not fail the
     start); then WATCHDOG=1 while the loop runs (this coroutine is on it) and no

@@ -96,7 +96,25 @@ def test_classify_errors(tmp_path: Path):
         assert r.returncode == 1 and "API key rejected (HTTP 401)" in r.stderr
         assert KEY not in r.stderr + r.stdout
         r = cli("classify", "-c", conf, str(tmp_path / "missing.png"), env={"TEST_KEY": KEY})
-        assert r.returncode == 2 and "cannot read image" in r.stderr
+        assert r.returncode == 2 and "cannot read image" in r.stderr and "no such file" in r.stderr
+        assert r.stderr.count("\n") == 1 and "WARN" not in r.stderr  # one line, no OpenCV warning first
+    from tests.helpers import free_port
+
+    port = free_port()  # nothing listens there
+    conf = write(tmp_path, base(f"http://127.0.0.1:{port}"))
+    r = cli("classify", "-c", conf, str(img), env={"TEST_KEY": KEY})
+    assert r.returncode == 1 and f"cannot connect to 127.0.0.1:{port}" in r.stderr, r.stderr
+
+
+def test_check_warns_about_the_skeletons_placeholder_model(tmp_path: Path):
+    from edge_agent.install import CONFIG_SKELETON
+
+    conf = tmp_path / "config.yaml"
+    conf.write_text(CONFIG_SKELETON)
+    (tmp_path / "api_key").write_text("k" * 20)
+    r = cli("check", "--service", "-c", str(conf), env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert "placeholder 'your-dataset/1'" in r.stderr
 
 
 def test_console_script_is_installed():

@@ -56,12 +56,12 @@ def test_no_event_is_lost_across_a_broker_outage_and_a_sigkill(tmp_path: Path, v
             try:
                 rec.wait_for("cam/event", timeout=30)
                 broker.stop()  # the class keeps changing: red, blue, green every 3 s
-                time.sleep(7)
+                time.sleep(5)
                 agent.signal(signal.SIGKILL)  # during the outage, with events not yet delivered
                 agent.wait(5)
                 agent.close()
                 agent = AgentProc(tmp_path, cfg)  # the same state_dir: the chain continues
-                time.sleep(7)
+                time.sleep(6)
                 broker.start()
                 wait_until(lambda: "sent" in agent.log() and "held while the broker was away" in agent.log(), 90,
                            what="the held events to be sent")
@@ -80,7 +80,7 @@ def test_no_event_is_lost_across_a_broker_outage_and_a_sigkill(tmp_path: Path, v
     ordered = [events[i] for i in sorted(events)]
     ids = [e["id"] for e in ordered]
     assert ids == list(range(ids[0], ids[0] + len(ids))), ids  # none missing
-    assert len(ordered) >= 5  # changes while the broker was down, before and after the SIGKILL
+    assert len(ordered) >= 4  # changes while the broker was down, before and after the SIGKILL
     for before, after in zip(ordered, ordered[1:]):
         assert after["previous"] == before["class"], (before, after)  # the chain, restart included
         assert after["at"] >= before["at"]

@@ -135,6 +135,12 @@ def test_camera_source_that_appears_later(tmp_path: Path, videos, broker: Broker
         try:
             off = recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "offline"
                                     and "not found" in (m.json()["last_error"] or ""), timeout=15)
+            # The first status is the outcome of the first open, not a guess made before it.
+            assert recorder.all("cam/status")[0].json()["last_error"] == off.json()["last_error"]
+            import requests
+
+            health = requests.get(f"http://{cfg['status']['listen']}/healthz", timeout=5).json()
+            assert f"camera cam: file {target} not found" in health["reasons"]  # as /api/status says it
             time.sleep(3.5)  # a few retries with backoff (1, 2, ... s)
             assert agent.proc.poll() is None
             shutil.copy(videos["red_long"], target)

@@ -10,7 +10,7 @@ from tests.helpers import ROOT
 
 
 def test_soak_smoke():
-    r = subprocess.run([sys.executable, str(ROOT / "bench/soak.py"), "--duration", "90", "--fault-every", "15", "--events-phase", "20",
+    r = subprocess.run([sys.executable, str(ROOT / "bench/soak.py"), "--duration", "65", "--fault-every", "10", "--events-phase", "12",
                         "--warmup", "15"], capture_output=True, text=True, timeout=400)
     print(r.stdout[-3000:])
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -245,7 +245,14 @@ def test_healthz_503_names_what_is_wrong(tmp_path: Path):
                     return None
             (r,) = wait_until(answer, 15, what="the status server")
             assert r.status_code == 503
-            assert r.json() == {"ok": False, "reasons": ["camera cam: no frame yet", "mqtt: not connected"]}
+            missing = f"camera cam: file {tmp_path / 'missing.mp4'} not found"  # the reason /api/status gives
+
+            def reasons():
+                got = answer()
+                return got and "not found" in " ".join(got[0].json()["reasons"]) and got[0].json()
+
+            assert wait_until(reasons, 10, what="the camera's reason") == \
+                {"ok": False, "reasons": [missing, "mqtt: not connected"]}
         finally:
             agent.signal(signal.SIGTERM)
             assert agent.wait(10) == 0

@@ -143,7 +143,7 @@ async def test_wedged_capture_thread_stops_the_watchdog(tmp_path: Path):
     cfg = config(tmp_path, {"stall_timeout": 1})
     notifier = Notifier({"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"})
     agent = Agent(cfg, notifier=notifier, classifier=lambda c: (FakeClassifier(), None),
-                  output=lambda a, loop: out, worker_seams=lambda c: {"source": HangingSource})
+                  output=lambda a, loop: out, worker_seams=lambda c: {"source": HangingSource, "open_timeout": 1.0})
     task = asyncio.create_task(agent.run())
 
     async def until(pred, timeout: float, what: str) -> None:
@@ -160,7 +160,7 @@ async def test_wedged_capture_thread_stops_the_watchdog(tmp_path: Path):
         await until(blocked, 15, "capture blocked")
         assert out.last_status()["camera"] == "offline"
         await until(lambda: listener.lines("READY=1"), 10, "READY=1")
-        # wedge_after = 2 * (open timeout 5 s + stall 1 s) + 10 s = 22 s after the open began
+        # wedge_after = 2 * (open timeout 1 s + stall 1 s) + 10 s = 14 s after the open began
         await until(lambda: listener.lines("STATUS=unhealthy"), 40, "the unhealthy status")
         stopped_at = listener.lines("STATUS=unhealthy")[0][0]
         await asyncio.sleep(2.5)

@@ -54,7 +54,7 @@ from ..episode import Episode, Throttle
 from .view import health, status_view
 
 if TYPE_CHECKING:
-    from ..agent import Agent
+    from ..readmodel import AgentView
 
 log = logging.getLogger("edge_agent.status")
 NO_STORE = {"Cache-Control": "no-store"}
@@ -263,7 +263,7 @@ def _bind(infos: list[tuple[Any, ...]]) -> list[socket.socket]:
 
 
 class StatusServer:
-    def __init__(self, agent: "Agent"):
+    def __init__(self, agent: "AgentView"):
         self.agent = agent
         self._page = resources.files("edge_agent.web").joinpath("page.html").read_bytes()
         self._page_html: bytes | None = None

@@ -12,7 +12,7 @@ from ..health import assess
 from ..stats import percentile
 
 if TYPE_CHECKING:
-    from ..agent import Agent
+    from ..readmodel import AgentView
     from ..camera import CameraRuntime
 
 
@@ -20,7 +20,7 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def camera_view(agent: "Agent", cam: "CameraRuntime", now: float) -> dict[str, Any]:
+def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[str, Any]:
     counts = cam.counters()
     lat = cam.latency.summary(now)
     state = cam.debouncer.state
@@ -61,7 +61,7 @@ def camera_view(agent: "Agent", cam: "CameraRuntime", now: float) -> dict[str, A
     }
 
 
-def status_view(agent: "Agent") -> dict[str, Any]:
+def status_view(agent: "AgentView") -> dict[str, Any]:
     now = time.monotonic()
     pub = agent.publisher
     all_latencies = [v for cam in agent.cameras.values() for v in cam.latency.values(now)]
@@ -85,7 +85,7 @@ def status_view(agent: "Agent") -> dict[str, Any]:
     }
 
 
-def health(agent: "Agent") -> tuple[bool, list[str]]:
+def health(agent: "AgentView") -> tuple[bool, list[str]]:
     """Healthy when every camera delivered a frame within its stall timeout and MQTT is connected."""
     now = time.monotonic()
     reasons = []
@@ -114,7 +114,7 @@ def summary_line(cam: "CameraRuntime", interval: float, counts_before: dict[str,
             f"requests {cam.requests_ok - ok_before} ok, {cam.requests_failed - failed_before} failed; {latency}")
 
 
-def wedged(agent: "Agent", now: float) -> list[str]:
+def wedged(agent: "AgentView", now: float) -> list[str]:
     """What keeps the agent from being healthy enough to ping the systemd watchdog."""
     problems = []
     for cam in agent.cameras.values():
@@ -127,7 +127,7 @@ def wedged(agent: "Agent", now: float) -> list[str]:
     return problems
 
 
-def status_line(agent: "Agent") -> str:
+def status_line(agent: "AgentView") -> str:
     """One line for systemd's STATUS= (shown by systemctl status)."""
     cams = list(agent.cameras.values())
     online = sum(1 for c in cams if c.online)

@@ -1,0 +1,39 @@
+"""What the web side and the systemd supervisor may read of a running agent: a
+narrow read model, so they depend on this, not on the agent (no import circle)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Protocol
+
+if TYPE_CHECKING:
+    from .admission import InFlight
+    from .budget import Budget
+    from .camera import CameraRuntime
+    from .classify import ApiGuard
+    from .config import Config
+    from .outputs.events import EventLog
+    from .sdnotify import Notifier
+    from .web.metrics import Metrics
+
+
+class OutputStats(Protocol):
+    """The MQTT output's figures."""
+    connected: bool
+    messages_dropped: int
+    disconnects: int
+    pending: int
+
+
+class AgentView(Protocol):
+    cfg: "Config"
+    cameras: "Mapping[str, CameraRuntime]"
+    started_at: float  # epoch s
+    guard: "ApiGuard"  # the API's status and last error
+    inflight: "InFlight"
+    budget: "Budget"
+    events: "EventLog"
+    metrics: "Metrics"
+    notifier: "Notifier"
+    publisher: OutputStats | None
+
+    def redact(self, text: str) -> str: ...
