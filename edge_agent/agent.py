@@ -481,6 +481,7 @@ class Agent:
             last_change=None if cam.admission.last_change_at is None else round(cam.admission.last_change_at, 3),
             budget=budget_payload(self.budget.view()),
             decode=cam.worker.source_info if cam.worker else None,
+            device=self.cfg.device_id,
         )
 
     def _publish_status(self, cam: CameraRuntime, *, force: bool = False) -> None:

@@ -84,6 +84,7 @@ class StatusMessage:
     calls: int = 0  # API calls made for this camera since start
     last_change: float | None = None  # epoch s of the last frame the gate saw change
     budget: dict[str, Any] | None = None  # the day's API spend, all cameras: see budget_payload
+    device: str = ""  # the device_id of the agent that published it (whose topics these are)
     decode: str | None = None  # how the source is read: "keyframes only, every 1.0 s", "MJPEG, decoded only when taken"
 
     def health(self) -> tuple[object, ...]:

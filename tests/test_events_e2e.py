@@ -150,3 +150,29 @@ def test_two_agents_with_the_same_camera_names_share_a_broker(tmp_path: Path, vi
             a.close()
         for r in list(recs.values()) + [ha]:
             r.close()
+
+
+@pytest.mark.timeout(60)
+def test_agents_sharing_a_prefix_keep_each_others_topics(tmp_path: Path, videos, broker: Broker):
+    """Two devices, one topic prefix, cameras of their own: neither clears the other's
+    retained topics as "a camera no longer in the config"."""
+    rec = Recorder(broker.port, PREFIX)
+    agents = []
+    try:
+        with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+            for device, camera in (("one", "porch"), ("two", "gate")):
+                d = tmp_path / device
+                d.mkdir()
+                cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
+                                   cameras=[{"name": camera, "source": str(videos["red_long"]), "fps": 2, "loop": True}])
+                cfg["device_id"] = device
+                agents.append(AgentProc(d, cfg))
+                rec.wait_for(f"{camera}/state", timeout=30)  # the second starts after the first's are retained
+            time.sleep(2)
+        assert not [m.topic for m in rec.all() if not m.payload]  # nothing cleared
+    finally:
+        for a in agents:
+            a.signal(signal.SIGTERM)
+            a.wait(10)
+            a.close()
+        rec.close()

@@ -286,7 +286,7 @@ def test_entities_of_a_removed_camera_are_cleared(tmp_path: Path, videos, broker
     pub = Recorder(broker.port, "homeassistant")
     try:
         pub.client.publish(stale, '{"state_topic": "x"}', qos=1, retain=True).wait_for_publish(5)
-        for kind, body in (("state", b'{"class": "red"}'), ("status", b'{"camera": "online"}'),
+        for kind, body in (("state", b'{"class": "red"}'), ("status", b'{"camera": "online", "device": "test"}'),
                            ("snapshot", b"\xff\xd8jpeg")):
             pub.client.publish(f"{PREFIX}/porch/{kind}", body, qos=1, retain=True).wait_for_publish(5)
     finally:

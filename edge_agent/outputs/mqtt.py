@@ -230,6 +230,11 @@ class MqttOutput:
         camera = topic[len(prefix):-len("/status")]
         if not camera or "/" in camera or self.controls.has_camera(camera) or camera in self._cleared:
             return None
+        try:  # only this device's: agents may share a prefix with cameras of their own
+            if json.loads(payload).get("device") != self.cfg.device_id:
+                return None
+        except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
+            return None
         return camera
 
     def _clear(self, camera: str) -> None:
