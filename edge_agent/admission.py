@@ -65,7 +65,7 @@ class InFlight:
 class Slot:
     """One in-flight place and, once decided, one budget reservation."""
 
-    __slots__ = ("_admission", "_lock", "_released", "reason", "reservation")
+    __slots__ = ("_admission", "_lock", "_released", "reason", "reservation", "picture_changed")
 
     def __init__(self, admission: "Admission"):
         self._admission = admission
@@ -73,6 +73,7 @@ class Slot:
         self._released = False
         self.reason: Priority | None = None
         self.reservation: Reservation | None = None
+        self.picture_changed = False  # the change gate saw this frame differ from the last classified one
 
     @property
     def released(self) -> bool:
@@ -201,6 +202,7 @@ class Admission:
         if reason is Priority.ON_DEMAND:
             self._now_wanted.clear()
         slot.reason, slot.reservation = reason, reservation
+        slot.picture_changed = self.gate_on and reason is Priority.CHANGE
         if thumb is not None:
             self.detector.set_reference(thumb)
         self.last_call = now

@@ -241,7 +241,8 @@ class Agent:
         cam.requests_ok += 1
         cam.latest = Latest(frame.seq, frame.preview, reply.result, frame.captured_at, reply.latency_ms)
         cam.recent.append((frame.captured_at, reply.result.top, reply.result.confidence))
-        state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at)
+        state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at,
+                                   picture_changed=bool(frame.slot and frame.slot.picture_changed))
         decided = cam.debouncer.state
         in_state = None if decided is None else next(
             (p.confidence for p in reply.result.predictions if p.cls == decided.cls), 0.0)

@@ -9,7 +9,12 @@ retained state is what automations act on. So a new class must win twice:
 * ``votes`` of ``window``: at least ``votes`` of the last ``window`` results are it
   (a result below ``min_confidence`` is in the window but votes for nothing).
 
-Staying needs nothing: that asymmetry is the hysteresis. With the defaults
+Staying needs nothing: that asymmetry is the hysteresis. With the change gate
+on there is a faster path: when the gate saw the picture change, the picture
+is evidence of its own, and ``confirm`` agreeing results since that change
+decide (a change costs two results, not four). A class change on a picture the
+gate calls still (a model flip-flopping, the mistake this guards against) still
+needs ``votes`` of ``window``. With the defaults
 (confirm 2, 4 of 5) a single mistake, or two mistakes of the same class close
 together, never change the state. Measured by ``bench/bench_decide.py`` on six 5-s
 segments at fps 3 with confident mistakes (0.55-0.95) on a random share of
@@ -43,6 +48,7 @@ class Debouncer:
         self._run_cls: str | None = None
         self._run = 0
         self._run_start = 0.0
+        self._since_change: int | None = None  # results since the gate last saw the picture change
 
     @property
     def pending(self) -> bool:
@@ -53,8 +59,13 @@ class Debouncer:
         cls = self._window[-1][0]
         return cls is not None and (self.state is None or cls != self.state.cls)
 
-    def feed(self, cls: str, confidence: float, captured_at: float) -> State | None:
-        """Apply one result; return the new state if it changed, else None."""
+    def feed(self, cls: str, confidence: float, captured_at: float, picture_changed: bool = False) -> State | None:
+        """Apply one result; return the new state if it changed, else None. ``picture_changed``:
+        the change gate saw this frame differ from the last classified one."""
+        if picture_changed:
+            self._since_change = 0
+        elif self._since_change is not None:
+            self._since_change += 1
         confident = confidence >= self.cfg.min_confidence
         self._window.append((cls if confident else None, confidence, captured_at))
         if not confident:
@@ -67,7 +78,12 @@ class Debouncer:
         if self.state is not None and cls == self.state.cls:
             return None
         voters = [(conf, at) for c, conf, at in self._window if c == cls]
-        if self._run < self.cfg.confirm or len(voters) < min(self.cfg.votes, self.cfg.window):
+        # The newest `confirm` results (the run) all came at or after a picture change the gate
+        # saw, within a window of it: the new picture itself agrees.
+        seen_change = self._since_change is not None and \
+            self.cfg.confirm <= self._since_change + 1 <= max(self.cfg.window, self.cfg.confirm)
+        if self._run < self.cfg.confirm or (len(voters) < min(self.cfg.votes, self.cfg.window)
+                                            and not seen_change):
             return None
         since = min(voters[0][1], self._run_start)
         self.state = State(cls=cls, confidence=confidence, since=since, votes=len(voters),

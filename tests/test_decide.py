@@ -142,3 +142,23 @@ def test_pending_while_the_newest_result_disagrees():
     assert d.pending
     d.feed("open", 0.9, 6.0)
     assert not d.pending
+
+
+def test_a_change_the_gate_saw_needs_only_confirm_results():
+    d = Debouncer(DecideConfig())
+    for i in range(4):
+        d.feed("open", 0.9, float(i))
+    assert d.feed("closed", 0.9, 10.0, picture_changed=True) is None
+    s = d.feed("closed", 0.9, 10.5)  # confirm (2) in a row since the picture changed
+    assert s is not None and s.cls == "closed"
+
+
+def test_a_flip_on_a_still_picture_still_needs_the_votes():
+    d = Debouncer(DecideConfig())
+    d.feed("open", 0.9, 0.0, picture_changed=True)
+    for i in range(1, 4):
+        d.feed("open", 0.9, float(i))
+    for i in range(6):  # long after the change: the picture is still
+        d.feed("open", 0.9, 10.0 + i)
+    assert d.feed("closed", 0.9, 20.0) is None and d.feed("closed", 0.9, 21.0) is None
+    assert d.state.cls == "open"  # two mistakes in a row on a still picture do not switch it
