@@ -13,7 +13,6 @@ replace, so the agent's logic is tested in-process with fakes
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from pathlib import Path

@@ -24,6 +24,16 @@ from .episode import Episode
 log = logging.getLogger("edge_agent.store")
 
 
+def fsync_dir(folder: Path) -> None:
+    """Make a create or rename in ``folder`` durable; some file systems refuse, then it is best effort."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def ensure_state_dir(path: str | Path) -> Path:
     """Create the state directory (and its parents) private to the agent: mode 0700.
 
@@ -133,11 +143,5 @@ class JsonFile:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        # Make the rename itself durable.  Some file systems refuse to fsync a
-        # folder; the new document is complete and in place either way.
-        with contextlib.suppress(OSError):
-            dfd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        # Make the rename itself durable (the new document is complete and in place either way).
+        fsync_dir(folder)

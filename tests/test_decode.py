@@ -4,8 +4,6 @@ thing on H.264 files whose keyframe interval is known."""
 from __future__ import annotations
 
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest

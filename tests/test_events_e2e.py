@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import AgentProc, Broker, Recorder, agent_config, free_port, wait_until
+from tests.helpers import AgentProc, Broker, Recorder, agent_config, wait_until
 from tools.standin_api import StandinApi, ThreadedStandin
 
 KEY = "rf_events_SECRET_5"

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ..episode import Episode
+from ..store import fsync_dir
 
 log = logging.getLogger("edge_agent.eventstore")
 
@@ -130,16 +131,6 @@ def _code(e: sqlite3.Error) -> int:
     return (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a create or rename in ``folder`` durable; some file systems refuse, then it is best effort."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class EventStore:
     """The events, their thumbnails and the last decided state per camera.
 
@@ -215,7 +206,7 @@ class EventStore:
         try:
             self._check(conn)
             if not existed:
-                _fsync_dir(self.path.parent)
+                fsync_dir(self.path.parent)
             return conn
         except BaseException:
             conn.close()
@@ -287,7 +278,7 @@ class EventStore:
             log.warning("event database %s %s and cannot be moved aside (%s); events go out "
                         "without durability", self.path, problem, e.strerror or e)
             raise StoreError(f"cannot move {self.path} aside: {e}") from e
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         log.warning("event database %s %s; moved aside to %s and started a new one "
                     "(its history and undelivered events are not carried over)", self.path, problem, aside.name)
 
