@@ -48,7 +48,8 @@ def test_six_changes_through_a_noisy_model_gate_on_and_off(tmp_path: Path, broke
     for name, rec in recs.items():
         states = [m.json() for m in rec.all("cam/state")]
         assert [s["class"] for s in states] == TRUTH, (name, mistakes[name], [s["class"] for s in states])
-        assert all(s["votes"]["for"] >= 4 and s["stale"] is False for s in states)
+        # Gate off: 4 of 5 decide. Gate on: a change the gate saw is decided by confirm (2) agreeing results.
+        assert all(s["votes"]["for"] >= (2 if name == "on" else 4) and s["stale"] is False for s in states)
     assert mistakes["off"] >= 3  # the stand-in did make mistakes (about one in ten of ~70 calls)
 
 
