@@ -44,7 +44,7 @@ from .change import thumbnail
 from .config import CameraConfig
 from .encode import decode_jpeg, decode_jpeg_grey, jpeg_scale, prepare, resize_for_api
 from .episode import Episode
-from .sources import FrameSource, make_source, parse_source
+from .sources import MAX_FRAME_BYTES, FrameSource, make_source, parse_source
 
 log = logging.getLogger("edge_agent.capture")
 
@@ -52,7 +52,6 @@ PREVIEW_SIZE = 640  # longest side of the copy kept for the status page and snap
 REOPEN_INITIAL = 1.0
 REOPEN_CAP = 60.0
 DEFAULT_FILE_FPS = 25.0
-MAX_FRAME_BYTES = 8 << 20  # a JPEG from a camera; a 4K frame at top quality is ~3 MB
 RAW_FAILURES_BEFORE_FALLBACK = 3  # undecodable JPEGs in a row, none good yet: let FFmpeg decode
 
 

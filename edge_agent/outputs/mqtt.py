@@ -21,6 +21,7 @@ from typing import Any, Iterable, Protocol
 
 from ..config import Config
 from ..episode import Throttle
+from ..redact import bounded
 from .control import Command, parse_command
 from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
 from .publish import MqttPublisher
@@ -32,11 +33,6 @@ REPUBLISH_SETTLE = 0.5  # s after Home Assistant's birth before republishing (bi
 REPUBLISH_MIN_INTERVAL = 10.0  # s between two republishes for births
 FORWARD_PAGE = 100  # undelivered events sent at once after a connect
 FORWARD_ACK_WAIT = 10.0  # s to wait for a page's acknowledgements
-
-
-def _shown(text: str, limit: int = 120) -> str:
-    """Text from outside (a topic), cut for a log line."""
-    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
 
 
 class Controls(Protocol):
@@ -209,16 +205,16 @@ class MqttOutput:
         camera, field = parsed
         if retained:
             # Commands act when sent, not at every start: what was set is kept in state_dir.
-            self._bad_control(f"retained control message on {_shown(topic)} ignored "
+            self._bad_control(f"retained control message on {bounded(topic, 120)} ignored "
                               "(send commands without the retain flag; settings are kept in state_dir)")
             return
         if not self.controls.has_camera(camera):
-            self._bad_control(f"control message for unknown camera {camera[:40]!r} on {_shown(topic)} ignored")
+            self._bad_control(f"control message for unknown camera {camera[:40]!r} on {bounded(topic, 120)} ignored")
             return
         try:
             cmd = parse_command(camera, field, payload)
         except ValueError as exc:
-            self._bad_control(f"{camera}: control message on {_shown(topic)} ignored: {exc}")
+            self._bad_control(f"{camera}: control message on {bounded(topic, 120)} ignored: {exc}")
             return
         self.controls.command(cmd)
 

@@ -23,6 +23,8 @@ import numpy as np
 
 from ..redact import redact_url
 
+MAX_FRAME_BYTES = 8 << 20  # one camera JPEG at most (a 4K frame at top quality is ~3 MB): beyond, dropped
+
 if TYPE_CHECKING:
     from ..config import CameraConfig
 

@@ -20,6 +20,8 @@ own SOI, not at one inside the dropped frame.
 
 from __future__ import annotations
 
+from . import MAX_FRAME_BYTES
+
 _SEEK = 0  # looking for SOI (FF D8)
 _MARKER = 1  # expecting a marker: FF (fill FFs allowed), then its code
 _LENGTH = 2  # reading a segment's 2-byte big-endian length
@@ -45,7 +47,7 @@ class JpegSplitter:
     broken segment, a new SOI before the EOI) or holding no image data.
     """
 
-    def __init__(self, max_frame_bytes: int = 8 << 20):
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES):
         self.max_frame_bytes = max_frame_bytes
         self.dropped_oversize = 0
         self.dropped_bad = 0

@@ -32,6 +32,7 @@ from typing import IO
 import numpy as np
 
 from ..redact import bounded, redact_url
+from . import MAX_FRAME_BYTES
 from .jpegstream import JpegSplitter, jpeg_size
 
 log = logging.getLogger("edge_agent.capture")
@@ -67,7 +68,7 @@ class PipeSource:
     jpeg = True
 
     def __init__(self, name: str, argv: list[str], *, stall_timeout: float, shown: str,
-                 max_frame_bytes: int = 8 << 20):
+                 max_frame_bytes: int = MAX_FRAME_BYTES):
         self.name = name
         self.argv = list(argv)
         self.stall_timeout = stall_timeout
