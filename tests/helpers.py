@@ -100,13 +100,16 @@ class Msg:
 
 
 class Recorder:
-    """Subscribes to ``prefix/#`` and keeps every message, reconnecting on its own."""
+    """Subscribes to ``prefix/#`` and keeps every message, reconnecting on its own.
+    ``session``: a client id for a persistent session, so a broker that keeps sessions
+    queues what is published while the recorder reconnects."""
 
-    def __init__(self, port: int, prefix: str):
+    def __init__(self, port: int, prefix: str, session: str | None = None):
         self.prefix = prefix
         self.msgs: list[Msg] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"recorder-{os.getpid()}-{id(self)}")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=session or f"recorder-{os.getpid()}-{id(self)}",
+                                  clean_session=session is None)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)

@@ -25,22 +25,7 @@ def persistent_broker(d: Path, port: int | None = None) -> Broker:
 
 
 def persistent_recorder(port: int) -> Recorder:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    rec = Recorder.__new__(Recorder)
-    rec.prefix, rec.msgs = PREFIX, []
-    import threading
-
-    rec._lock = threading.Lock()
-    rec.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="events-recorder", clean_session=False)
-    rec.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{PREFIX}/#", qos=1)
-    rec.client.on_message = rec._on_message
-    rec.client.reconnect_delay_set(0.2, 1)
-    rec.client.connect_async("127.0.0.1", port, keepalive=10)
-    rec.client.loop_start()
-    wait_until(rec.client.is_connected, 10, what="recorder to connect")
-    return rec
+    return Recorder(port, PREFIX, session="events-recorder")
 
 
 @pytest.mark.timeout(150)
