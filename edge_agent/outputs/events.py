@@ -19,6 +19,7 @@ from .eventstore import Event, EventStore, StoreError
 log = logging.getLogger("edge_agent.eventstore")
 T = TypeVar("T")
 PRUNE_EVERY = 3600.0  # s between retention passes
+NO_STATS = {"events": 0, "undelivered": 0, "dropped": 0, "bytes": 0}
 PRUNE_ADDS = 50  # ... and after this many new events (a busy hour must not outgrow max_mb)
 
 
@@ -30,6 +31,9 @@ class EventLog:
         self.failures = 0
         self.add_seconds: deque[float] = deque(maxlen=500)  # how long each commit took (fsync included)
         self._adds = 0
+        # The figures /api/status shows, refreshed on the store's thread after each change:
+        # the loop never queries the database (or waits for a commit's fsync) to show them.
+        self._stats = dict(NO_STATS)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -39,6 +43,7 @@ class EventLog:
             return False
         try:
             await self._run(self.store.open)
+            await self._run(self._refresh)
             return True
         except StoreError:
             self.store = None  # logged by the store; the agent runs without durability
@@ -56,6 +61,7 @@ class EventLog:
         self._adds += 1
         if self._adds % PRUNE_ADDS == 0:
             self._pool.submit(self._quietly, self.store.prune)
+        self._pool.submit(self._refresh)
         return event
 
     def _timed_add(self, *args: Any) -> Event:
@@ -76,14 +82,7 @@ class EventLog:
     def delivered(self, ids: Iterable[int]) -> None:
         if self.store is not None:
             self._pool.submit(self._quietly, self.store.mark_delivered, list(ids))
-
-    async def last_state(self, camera: str) -> tuple[str, float] | None:
-        if self.store is None:
-            return None
-        try:
-            return await self._run(self.store.last_state, camera)
-        except StoreError:
-            return None
+            self._pool.submit(self._refresh)
 
     async def history(self, **kw: Any) -> list[Event]:
         if self.store is None:
@@ -108,15 +107,19 @@ class EventLog:
                     await self._run(self.store.prune)
                 except StoreError:
                     pass
+                await self._run(self._refresh)
             await asyncio.sleep(PRUNE_EVERY)
 
     def stats(self) -> dict[str, int]:
-        if self.store is None:
-            return {"events": 0, "undelivered": 0, "dropped": 0, "bytes": 0}
-        try:
-            return self.store.stats()
-        except StoreError:
-            return {"events": 0, "undelivered": 0, "dropped": 0, "bytes": 0}
+        """``{"events", "undelivered", "dropped", "bytes"}`` as of the store's last change."""
+        return dict(self._stats)
+
+    def _refresh(self) -> None:  # on the store's thread
+        if self.store is not None:
+            try:
+                self._stats = self.store.stats()
+            except StoreError:
+                pass
 
     async def close(self) -> None:
         if self.store is not None:
