@@ -185,7 +185,7 @@ class Admission:
 
     def decide(self, slot: Slot, thumb: np.ndarray | None, now: float, wall: float | None = None) -> bool:
         """Door 2, after decoding: call the API for this frame? If not, the slot is released."""
-        reason = self._reason(thumb, now, wall)
+        reason, changed = self._reason(thumb, now, wall)
         if reason is None:
             self.unchanged += 1
             slot.release()
@@ -202,18 +202,19 @@ class Admission:
         if reason is Priority.ON_DEMAND:
             self._now_wanted.clear()
         slot.reason, slot.reservation = reason, reservation
-        slot.picture_changed = self.gate_on and reason is Priority.CHANGE
+        slot.picture_changed = changed
         if thumb is not None:
             self.detector.set_reference(thumb)
         self.last_call = now
         self.calls[reason.name.lower()] += 1
         return True
 
-    def _reason(self, thumb: np.ndarray | None, now: float, wall: float | None) -> Priority | None:
+    def _reason(self, thumb: np.ndarray | None, now: float, wall: float | None) -> tuple[Priority | None, bool]:
+        """Why call, and whether the gate saw the picture change (evidence the decision uses)."""
         if self._now_wanted.is_set():
-            return Priority.ON_DEMAND
+            return Priority.ON_DEMAND, False
         if not self.gate_on or thumb is None:
-            return Priority.CHANGE
+            return Priority.CHANGE, False  # no gate to ask (off, or no thumbnail): every look is a call
         if self._forget:
             self._forget = False
             self.detector.reset()
@@ -221,10 +222,10 @@ class Admission:
             self._confirms = 0
             self._agreeing = 0
             self.last_change_at = wall if wall is not None else time.time()
-            return Priority.CHANGE
+            return Priority.CHANGE, True
         if self.unsettled and self._confirms < MAX_CONFIRM:
             self._confirms += 1
-            return Priority.CONFIRM
+            return Priority.CONFIRM, False
         if self.heartbeat > 0 and (self.last_call is None or now - self.last_call >= self.heartbeat):
-            return Priority.HEARTBEAT
-        return None
+            return Priority.HEARTBEAT, False
+        return None, False
