@@ -163,17 +163,20 @@ class Sampled:
         return {k: rss_mb(self.pid, k) for k in ("VmRSS", "RssAnon", "RssFile")}
 
 
-def sample_together(procs: list[Sampled], windows: int, seconds: float) -> None:
+def sample_together(procs: list[Sampled], windows: int, seconds: float) -> tuple[float, float]:
     """Every process is measured over the very same windows, so a busy neighbour on
-    a shared machine shifts all of them alike; ratios and differences stay fair."""
+    a shared machine shifts all of them alike; ratios and differences stay fair.
+    Returns the span sampled (monotonic start, end)."""
     for p in procs:
         p.restart()
+    start = time.monotonic()
     for _ in range(windows):
         t0 = time.monotonic()
         time.sleep(seconds)
         dt = time.monotonic() - t0
         for p in procs:
             p.sample(dt)
+    return start, time.monotonic()
 
 
 def start_script(work: Path, name: str, code: str, args: list[str]) -> subprocess.Popen:

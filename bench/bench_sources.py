@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
 
-from bench.bench_agent import Sampled  # noqa: E402
+from bench.bench_agent import Sampled, sample_together  # noqa: E402
 from tests.helpers import AgentProc, Broker, Recorder, agent_config, wait_until  # noqa: E402
 from tests.streams import MjpegCamera  # noqa: E402
 from tools.standin_api import StandinApi, ThreadedStandin  # noqa: E402
@@ -204,20 +204,6 @@ class Watched(Sampled):
         return statistics.median(m[key] for m in self.mem)
 
 
-def sample_together(procs: list[Watched], windows: int, seconds: float) -> tuple[float, float]:
-    """Every process over the very same windows; returns the span (monotonic)."""
-    for p in procs:
-        p.restart()
-    start = time.monotonic()
-    for _ in range(windows):
-        t0 = time.monotonic()
-        time.sleep(seconds)
-        dt = time.monotonic() - t0
-        for p in procs:
-            p.sample(dt)
-    return start, time.monotonic()
-
-
 def start_floor(work: Path) -> tuple[subprocess.Popen, str]:
     """The import floor process, and what each import added to its Anonymous (MB)."""
     script = work / "import_floor.py"
@@ -336,7 +322,7 @@ def bench_decode(work: Path, clip: Path, windows: int,
     for m in MODES:
         print(f"  status `decode` of {m:9}: {picked[m]}")
     cpu_all, cpu_key, cpu_auto = (figures[m][0] for m in MODES)
-    print(f"  CPU windows: " + "; ".join(f"{p.name} " + ", ".join(f"{x:.1f}" for x in p.cpu) for p in procs))
+    print("  CPU windows: " + "; ".join(f"{p.name} " + ", ".join(f"{x:.1f}" for x in p.cpu) for p in procs))
     print(f"  ratio: keyframes/all {cpu_key / cpu_all:.3f}x, auto/all {cpu_auto / cpu_all:.3f}x; heap over "
           f"the import floor: " + ", ".join(f"{m} {figures[m][3]['anon'] - floor_mem['anon']:+.1f} MB"
                                             for m in MODES))
