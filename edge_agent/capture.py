@@ -38,6 +38,7 @@ try:
 except AttributeError:  # pragma: no cover - very old OpenCV builds
     pass
 
+from . import memory
 from .admission import Admission, Slot
 from .backoff import Backoff
 from .change import thumbnail
@@ -226,6 +227,7 @@ class CaptureWorker:
         if error is not None:
             source.close()
             return error
+        memory.release()  # what the open's probing allocated and freed
         self._scale = None
         try:
             return self._pump(source)

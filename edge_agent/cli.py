@@ -16,7 +16,7 @@ from typing import Sequence
 
 import yaml
 
-from . import __version__
+from . import __version__, memory
 from .config import Config, ConfigError, load_config, masked
 from .redact import Redactor
 
@@ -116,6 +116,7 @@ def _warn_if_readable(path: str, cfg: Config) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    memory.tune()  # before cv2 and the first frame: see memory.py
     cfg = _load(args.config)
     redactor = _setup(args.log_level, cfg)
     _warn_if_readable(args.config, cfg)
