@@ -204,3 +204,7 @@ def test_unit_file_verifies_and_is_hardened(tmp_path: Path):
                    "RestrictAddressFamilies=", "MemoryMax=", "StateDirectory=edge-agent",
                    "StateDirectoryMode=0700", "ExecReload=/bin/kill -HUP $MAINPID"):
         assert needed in text, needed
+    # A directive said twice is not harmless: two ExecReload= lines send SIGHUP twice.
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) == len(set(lines)), [ln for ln in set(lines) if lines.count(ln) > 1]
+    assert [ln for ln in lines if ln.startswith("ExecReload=")] == ["ExecReload=/bin/kill -HUP $MAINPID"]
