@@ -1,16 +1,20 @@
-"""Prometheus metrics, with prometheus_client, in a registry of the agent's own
-(no global state). Request outcomes and latency are recorded as they happen;
-frame counters, camera and MQTT health are read live at scrape time from the
-objects that own them."""
+"""Prometheus metrics. The agent tallies as things happen, in plain counts of its
+own (no global state); prometheus_client is imported on the first scrape, which
+renders the tallies and reads the live figures (frame counters, camera and MQTT
+health, the budget) from the objects that own them. A device nobody scrapes does
+not carry prometheus_client's modules: about 1.5 MB of heap (bench/bench_sources.py)."""
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+import bisect
+from collections import Counter
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..budget import Priority
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
 REASONS = tuple(p.name.lower() for p in Priority)
 OUTCOMES = ("ok", "http_4xx", "http_5xx", "timeout", "connection", "rate_limited", "bad_reply")
@@ -23,6 +27,26 @@ def outcome_of(kind: str) -> str:
     return _KIND_TO_OUTCOME.get(kind, kind)
 
 
+class Latency:
+    """A histogram's state: a count per bucket (the last one is +Inf) and the sum."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations at or below it), +Inf last, as Prometheus counts them."""
+        out, total = [], 0
+        for bound, n in zip((*LATENCY_BUCKETS, float("inf")), self.counts):
+            total += n
+            out.append((bound, total))
+        return out
+
+
 class _Live:
     """Reads the agent's live figures at scrape time."""
 
@@ -30,6 +54,8 @@ class _Live:
         self._read = read
 
     def collect(self) -> Iterable[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         data = self._read()
         families = {
             "captured": CounterMetricFamily("edge_agent_frames_captured", "Frames grabbed from the camera",
@@ -66,39 +92,73 @@ class _Live:
                                 value=1 if budget.exhausted else 0)
 
 
+class _Tallied:
+    """Renders the Metrics' tallies at scrape time."""
+
+    def __init__(self, metrics: Metrics):
+        self._m = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        m = self._m
+        requests = CounterMetricFamily("edge_agent_requests", "API requests by outcome", labels=["camera", "outcome"])
+        for (cam, outcome), n in m.requests.items():
+            requests.add_metric([cam, outcome], n)
+        yield requests
+        latency = HistogramMetricFamily("edge_agent_request_latency_seconds", "API round trip of successful requests",
+                                        labels=["camera"])
+        for cam, hist in m.latency.items():
+            latency.add_metric([cam], [(floatToGoString(b), n) for b, n in hist.cumulative()], hist.sum)
+        yield latency
+        calls = CounterMetricFamily("edge_agent_api_calls", "API calls by why they were made "
+                                    "(change, confirm, heartbeat, on_demand)", labels=["camera", "reason"])
+        for (cam, reason), n in m.calls.items():
+            calls.add_metric([cam, reason], n)
+        yield calls
+        credits = CounterMetricFamily("edge_agent_api_credits", "API credits spent, from the billing headers",
+                                      labels=["camera"])
+        for cam, c in m.credits.items():
+            credits.add_metric([cam], c)
+        yield credits
+
+
 class Metrics:
     def __init__(self, cameras: Iterable[str], read_live: Callable[[], dict]):
-        self.registry = CollectorRegistry()
-        self.requests = Counter("edge_agent_requests", "API requests by outcome", ["camera", "outcome"],
-                                registry=self.registry)
-        self.latency = Histogram("edge_agent_request_latency_seconds", "API round trip of successful requests",
-                                 ["camera"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.calls = Counter("edge_agent_api_calls", "API calls by why they were made "
-                             "(change, confirm, heartbeat, on_demand)", ["camera", "reason"], registry=self.registry)
-        self.credits = Counter("edge_agent_api_credits", "API credits spent, from the billing headers",
-                               ["camera"], registry=self.registry)
+        self._read_live = read_live
+        self._registry: CollectorRegistry | None = None
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.credits: dict[str, float] = {}
+        self.latency: dict[str, Latency] = {}
         for cam in cameras:  # every series exists from the start, so rate() works at once
             for outcome in OUTCOMES:
-                self.requests.labels(cam, outcome)
+                self.requests[cam, outcome] = 0
             for reason in REASONS:
-                self.calls.labels(cam, reason)
-            self.latency.labels(cam)
-            self.credits.labels(cam)
-        self.registry.register(_Live(read_live))
+                self.calls[cam, reason] = 0
+            self.latency[cam] = Latency()
+            self.credits[cam] = 0.0
 
     def request_ok(self, camera: str, seconds: float) -> None:
-        self.requests.labels(camera, "ok").inc()
-        self.latency.labels(camera).observe(seconds)
+        self.requests[camera, "ok"] += 1
+        self.latency.setdefault(camera, Latency()).observe(seconds)
 
     def call(self, camera: str, reason: Priority | None, credits: float | None) -> None:
         """One API call made (whatever its outcome), and what it cost."""
         if reason is not None:
-            self.calls.labels(camera, reason.name.lower()).inc()
+            self.calls[camera, reason.name.lower()] += 1
         if credits:
-            self.credits.labels(camera).inc(credits)
+            self.credits[camera] = self.credits.get(camera, 0.0) + credits
 
     def request_failed(self, camera: str, kind: str) -> None:
-        self.requests.labels(camera, outcome_of(kind)).inc()
+        self.requests[camera, outcome_of(kind)] += 1
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if self._registry is None:
+            self._registry = CollectorRegistry()
+            self._registry.register(_Tallied(self))
+            self._registry.register(_Live(self._read_live))
+        return generate_latest(self._registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,76 @@
+"""Metrics: the agent's tallies as Prometheus reads them, and prometheus_client
+loaded only when somebody scrapes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from edge_agent.budget import Priority
+from edge_agent.web.metrics import Metrics
+
+
+def samples(metrics: Metrics) -> dict[tuple[str, tuple], float]:
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(body.decode()) for s in fam.samples}
+
+
+def live() -> dict:
+    return {"cameras": [{"name": "door", "online": True, "enabled": True, "captured": 7, "dropped": 2, "sent": 5,
+                         "unchanged": 1}],
+            "mqtt_connected": True, "mqtt_dropped": 3, "in_flight": 1,
+            "budget": SimpleNamespace(calls=4, credits=0.5, exhausted=False)}
+
+
+def test_tallies_render_as_prometheus_counts():
+    m = Metrics(["door", "yard"], live)
+    for seconds in (0.05, 0.12, 20.0):
+        m.request_ok("door", seconds)
+    m.request_failed("door", "unauthorized")
+    m.request_failed("door", "timeout")
+    m.call("door", Priority.CHANGE, 1.5)
+    m.call("door", Priority.CHANGE, None)
+    m.call("door", None, 0.25)
+    s = samples(m)
+    door = ("camera", "door")
+    assert s[("edge_agent_requests_total", (door, ("outcome", "ok")))] == 3
+    assert s[("edge_agent_requests_total", (door, ("outcome", "http_4xx")))] == 1
+    assert s[("edge_agent_requests_total", (door, ("outcome", "timeout")))] == 1
+    # a bucket counts what is at or below its bound; +Inf counts all
+    assert s[("edge_agent_request_latency_seconds_bucket", (door, ("le", "0.05")))] == 1
+    assert s[("edge_agent_request_latency_seconds_bucket", (door, ("le", "0.1")))] == 1
+    assert s[("edge_agent_request_latency_seconds_bucket", (door, ("le", "0.15")))] == 2
+    assert s[("edge_agent_request_latency_seconds_bucket", (door, ("le", "10.0")))] == 2
+    assert s[("edge_agent_request_latency_seconds_bucket", (door, ("le", "+Inf")))] == 3
+    assert s[("edge_agent_request_latency_seconds_count", (door,))] == 3
+    assert abs(s[("edge_agent_request_latency_seconds_sum", (door,))] - 20.17) < 1e-9
+    assert s[("edge_agent_api_calls_total", (door, ("reason", "change")))] == 2
+    assert s[("edge_agent_api_credits_total", (door,))] == 1.75
+    # every series of a quiet camera is there from the start, at zero
+    yard = ("camera", "yard")
+    assert s[("edge_agent_requests_total", (yard, ("outcome", "http_5xx")))] == 0
+    assert s[("edge_agent_api_calls_total", (yard, ("reason", "heartbeat")))] == 0
+    assert s[("edge_agent_request_latency_seconds_count", (yard,))] == 0
+    # the live figures are read at scrape time
+    assert s[("edge_agent_frames_sent_total", (door,))] == 5
+    assert s[("edge_agent_mqtt_messages_dropped_total", ())] == 3
+    assert s[("edge_agent_api_calls_today", ())] == 4
+
+
+def test_prometheus_client_is_loaded_on_the_first_scrape_only():
+    code = ("import sys, edge_agent.cli, edge_agent.agent, edge_agent.web.server\n"
+            "from edge_agent.web.metrics import Metrics\n"
+            "print('prometheus_client' in sys.modules)\n"
+            "m = Metrics(['a'], lambda: {'cameras': [], 'mqtt_connected': False, 'mqtt_dropped': 0,"
+            " 'in_flight': 0, 'budget': type('B', (), {'calls': 0, 'credits': 0, 'exhausted': False})})\n"
+            "m.request_ok('a', 0.1)\n"
+            "print('prometheus_client' in sys.modules)\n"
+            "m.render()\n"
+            "print('prometheus_client' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["False", "False", "True"]
