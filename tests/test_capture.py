@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -16,9 +15,9 @@ import numpy as np
 import pytest
 
 import edge_agent.capture as capture
-from edge_agent.capture import PREVIEW_SIZE, CaptureWorker, Frame
+from edge_agent.capture import CaptureWorker, Frame
 from edge_agent.config import CameraConfig
-from tests.helpers import make_video
+from tests.helpers import make_video, wait_until
 from tests.streams import MjpegCamera
 
 
@@ -159,15 +158,12 @@ def test_broken_frames_are_dropped_counted_and_logged_once_per_run(caplog: pytes
         try:
             assert taker.got.wait(20)
             cam.garbage.set()
-            deadline = time.monotonic() + 20
-            while worker.frames_dropped < 10 and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_until(lambda: worker.frames_dropped >= 10, 20, interval=0.1, what="10 frames dropped")
             dropped = worker.frames_dropped
             assert dropped >= 10
             cam.garbage.clear()
             n = len(taker.frames)
-            while len(taker.frames) < n + 3 and time.monotonic() < deadline + 20:
-                time.sleep(0.1)
+            wait_until(lambda: len(taker.frames) >= n + 3, 20, interval=0.1, what="good frames again")
             assert len(taker.frames) >= n + 3  # good frames flow again, without a reopen
         finally:
             worker.stop()
@@ -204,9 +200,7 @@ def test_a_still_mjpeg_picture_is_looked_at_in_greyscale_and_never_decoded_in_fu
                            on_event=lambda kind, detail: None, open_timeout=5)
     worker.start()
     try:
-        deadline = time.monotonic() + 20
-        while admission.unchanged < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: admission.unchanged >= 10, 20, what="10 unchanged frames")
     finally:
         worker.stop()
         assert worker.join(10)
@@ -224,9 +218,7 @@ def test_an_oversize_mjpeg_frame_is_dropped_counted_and_logged_once(tmp_path: Pa
     worker = taker.worker(str(video))
     worker.start()
     try:
-        deadline = time.monotonic() + 10
-        while worker.frames_dropped < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: worker.frames_dropped >= 10, 10, what="10 frames dropped")
     finally:
         worker.stop()
         assert worker.join(10)
