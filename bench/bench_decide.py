@@ -17,7 +17,6 @@ real changes, every real change within 1.5 s at fps 3.
 
 from __future__ import annotations
 
-import random
 import statistics
 import sys
 from pathlib import Path
@@ -26,24 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge_agent.config import DecideConfig  # noqa: E402
 from edge_agent.decide import Debouncer  # noqa: E402
+from tools.noisy_results import noisy_results  # noqa: E402
 
-CLASSES = ("red", "green", "blue")
 FPS, SEGMENT, LATENCY = 3.0, 5.0, 0.15
 
 
 def hour(cfg: DecideConfig, p: float, seed: int) -> tuple[int, int, list[float]]:
     """(spurious states, real changes, lags of the published ones) over one simulated hour."""
-    rng = random.Random(seed)
     d = Debouncer(cfg)
     spurious, lags = 0, []
-    n = int(3600 * FPS)
-    for i in range(n):
-        t = i / FPS
-        truth = CLASSES[int(t // SEGMENT) % 3]
-        if rng.random() < p:
-            cls, conf = rng.choice([c for c in CLASSES if c != truth]), rng.uniform(0.55, 0.95)
-        else:
-            cls, conf = truth, rng.uniform(0.7, 1.0)
+    for t, truth, cls, conf in noisy_results(p, seed, fps=FPS, segment=SEGMENT, count=int(3600 * FPS)):
         state = d.feed(cls, conf, t)
         if state is not None and t >= SEGMENT:
             if state.cls != truth:

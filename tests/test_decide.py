@@ -1,9 +1,9 @@
-import random
 
 import pytest
 
 from edge_agent.config import DecideConfig
 from edge_agent.decide import Debouncer
+from tools.noisy_results import noisy_results
 
 OLD = {"window": 1, "votes": 1}  # confirm alone: the rule before the vote window
 
@@ -43,21 +43,13 @@ def test_agreeing_with_state_resets_candidate():
     assert d.feed("b", .9, 9.0).cls == "b"
 
 
-CLASSES = ("red", "green", "blue")
 
 
 def clip(d: Debouncer, p: float, seed: int, fps: float = 3, segment: float = 5, segments: int = 6):
     """Six 5-s colour segments at fps 3; a confident wrong class (0.55-0.95) on a
     random share ``p`` of results. Returns (spurious states, lags of real changes)."""
-    rng = random.Random(seed)
     spurious, lags = 0, []
-    for i in range(int(fps * segment * segments)):
-        t = i / fps
-        truth = CLASSES[int(t // segment) % 3]
-        if rng.random() < p:
-            cls, conf = rng.choice([c for c in CLASSES if c != truth]), rng.uniform(0.55, 0.95)
-        else:
-            cls, conf = truth, rng.uniform(0.7, 1.0)
+    for t, truth, cls, conf in noisy_results(p, seed, fps=fps, segment=segment, count=int(fps * segment * segments)):
         state = d.feed(cls, conf, t)
         if state is not None:
             if state.cls != truth:
