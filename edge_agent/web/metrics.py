@@ -7,7 +7,7 @@ not carry prometheus_client's modules: about 1.5 MB of heap (bench/bench_sources
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..budget import Priority
@@ -130,8 +130,8 @@ class Metrics:
         self._registry: CollectorRegistry | None = None
         self.requests: Counter[tuple[str, str]] = Counter()
         self.calls: Counter[tuple[str, str]] = Counter()
-        self.credits: dict[str, float] = {}
-        self.latency: dict[str, Latency] = {}
+        self.credits: Counter[str] = Counter()
+        self.latency: defaultdict[str, Latency] = defaultdict(Latency)
         for cam in cameras:  # every series exists from the start, so rate() works at once
             for outcome in OUTCOMES:
                 self.requests[cam, outcome] = 0
@@ -142,14 +142,14 @@ class Metrics:
 
     def request_ok(self, camera: str, seconds: float) -> None:
         self.requests[camera, "ok"] += 1
-        self.latency.setdefault(camera, Latency()).observe(seconds)
+        self.latency[camera].observe(seconds)
 
     def call(self, camera: str, reason: Priority | None, credits: float | None) -> None:
         """One API call made (whatever its outcome), and what it cost."""
         if reason is not None:
             self.calls[camera, reason.name.lower()] += 1
         if credits:
-            self.credits[camera] = self.credits.get(camera, 0.0) + credits
+            self.credits[camera] += credits
 
     def request_failed(self, camera: str, kind: str) -> None:
         self.requests[camera, outcome_of(kind)] += 1
