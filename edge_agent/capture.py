@@ -43,7 +43,7 @@ from .admission import Admission, Slot
 from .backoff import Backoff
 from .change import thumbnail
 from .config import CameraConfig
-from .encode import decode_jpeg, decode_jpeg_grey, jpeg_scale, prepare, resize_for_api
+from .encode import Scratch, decode_jpeg, decode_jpeg_grey, jpeg_scale, prepare_with_preview, resize_for_api
 from .episode import Episode
 from .sources import MAX_FRAME_BYTES, FrameSource, make_source, parse_source
 
@@ -119,6 +119,7 @@ class CaptureWorker:
         self._raw_good = False  # a JPEG of this source decoded on its own (see _pixels)
         self._raw_failures = 0
         self._scale: int | None = None  # JPEG sources: libjpeg's scale, once the size is known
+        self._scratch = Scratch()  # big in-between images, kept from frame to frame (this thread's)
         self._reopen_now = False
         self._bad_frames = Episode()  # frames that would not decode or encode: logged once a run of them
 
@@ -233,6 +234,7 @@ class CaptureWorker:
             return self._pump(source)
         finally:
             source.close()
+            self._scratch.clear()  # an offline camera holds no frame-sized buffers
 
     def _pump(self, source: FrameSource) -> str:
         pace = (source.frame_rate() or DEFAULT_FILE_FPS) if source.is_file else None
@@ -300,7 +302,14 @@ class CaptureWorker:
         self._snapshot_wanted.clear()
         image = self._pixels()
         if image is not None and self._on_snapshot is not None:
-            self._on_snapshot(resize_for_api(image, PREVIEW_SIZE), time.time() - (self._clock() - now))
+            preview = resize_for_api(image, PREVIEW_SIZE)
+            if self._kept(preview):
+                preview = preview.copy()  # it leaves this thread; the next frame is written there
+            self._on_snapshot(preview, time.time() - (self._clock() - now))
+
+    def _kept(self, image: np.ndarray) -> bool:
+        """Is ``image`` a buffer this thread writes a later frame into?"""
+        return self.source is not None and self.source.holds(image)
 
     def _take(self, now: float, slot: Slot) -> None:
         captured_at = time.time() - (self._clock() - now)
@@ -320,7 +329,7 @@ class CaptureWorker:
                     thumb = thumbnail(grey, self.cfg.region) if grey is not None else None
                 else:
                     image = data
-                    thumb = thumbnail(image, self.cfg.region)
+                    thumb = thumbnail(image, self.cfg.region, self._scratch)
             if not self.admission.decide(slot, thumb, now, captured_at):
                 return  # unchanged, or the budget said not now: counted by the admission
             if image is None:
@@ -328,8 +337,8 @@ class CaptureWorker:
             if image is None:
                 self._bad_frame(slot, "a frame did not decode")
                 return
-            jpeg = prepare(image, self.image_size, self.jpeg_quality, self.cfg.region)
-            preview = resize_for_api(image, PREVIEW_SIZE)
+            jpeg, preview = prepare_with_preview(image, self.image_size, self.jpeg_quality, self.cfg.region,
+                                                 PREVIEW_SIZE, self._scratch, self._kept(image))
         except Exception as exc:  # a corrupt frame must not end the capture
             self._bad_frame(slot, f"a frame could not be decoded or encoded: {type(exc).__name__}")
             return

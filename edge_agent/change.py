@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from .config import Box
-from .encode import Region, crop, target_size
+from .encode import Region, Scratch, crop, target_size
 
 THUMB_SIDE = 64
 """Longest side of a thumbnail, in pixels. 64x48 for a 4:3 frame (3072 pixels):
@@ -66,7 +66,7 @@ FIT_ROUNDS = 1
 BLUR = (3, 3)
 
 
-def thumbnail(image: np.ndarray, region: Region | None = None) -> np.ndarray:
+def thumbnail(image: np.ndarray, region: Region | None = None, scratch: Scratch | None = None) -> np.ndarray:
     """A tiny, lightly blurred greyscale thumbnail (uint8) of ``region`` of ``image``.
 
     ``image`` is BGR ``(H, W, 3)`` or greyscale ``(H, W)`` pixels of any size: a full
@@ -75,10 +75,13 @@ def thumbnail(image: np.ndarray, region: Region | None = None) -> np.ndarray:
     same as this function's halvings do, so the two give nearly the same
     thumbnail). The longest side is at most :data:`THUMB_SIDE`, aspect kept, never
     upscaled. ``region`` is ``(x1, y1, x2, y2)`` as fractions of ``image``.
+    ``scratch``: the capture thread's kept buffers for the big in-between images
+    (the greyscale copy of a 1080p frame is 2 MB); the thumbnail itself is new.
     """
     if image.ndim == 3 and image.shape[2] == 3:
         # Crop (a view), then grey before the downscale: cheaper than after it.
-        image = cv2.cvtColor(crop(image, region), cv2.COLOR_BGR2GRAY)
+        image = (scratch.grey(crop(image, region)) if scratch is not None
+                 else cv2.cvtColor(crop(image, region), cv2.COLOR_BGR2GRAY))
     elif image.ndim == 2:
         image = crop(image, region)
     else:
@@ -91,7 +94,8 @@ def thumbnail(image: np.ndarray, region: Region | None = None) -> np.ndarray:
     # fraction of its cost (INTER_AREA 640x480 -> 64x48 alone costs ~0.15-0.2 ms).
     while w >= 2 * tw and h >= 2 * th:
         w, h = w // 2, h // 2
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        image = (scratch.resize(image, (w, h)) if scratch is not None
+                 else cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR))
     if (w, h) != size:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return cv2.GaussianBlur(image, BLUR, 0)

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
+from typing import Callable
+
 import cv2
 import numpy as np
+
+Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
+
+# A buffer this big is kept for the camera's next frame (Scratch, and a source's
+# retrieve buffer): a fresh one would be a fresh mapping (memory.py hands blocks over
+# 128 KiB back to the kernel), so its page faults, every frame: ~2 ms for a 1080p
+# BGR frame here, more than the copy into it. Smaller ones cost little and are not kept.
+REUSE_MIN_BYTES = 1 << 20
 
 
 def target_size(width: int, height: int, longest: int) -> tuple[int, int]:
@@ -85,7 +97,67 @@ def decode_jpeg_grey(data: np.ndarray | bytes) -> np.ndarray | None:
     return cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
-def shrink(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _linear(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+
+
+class Scratch:
+    """One camera's working images, kept from frame to frame.
+
+    A camera's frames all go through the same sizes, so a big step (the first
+    halving of a 1080p frame is 1.5 MB) can be written into the buffer the last
+    frame used instead of a fresh one, whose page faults would cost more than the
+    step (see ``REUSE_MIN_BYTES``; smaller results are allocated as usual). At most
+    ``MAX_KEPT`` buffers, the least recently used dropped. What ``resize`` returns
+    is valid until the next call for the same size: nothing it returns may leave the
+    capture thread that owns it (``prepare_with_preview`` copies when it would).
+    """
+
+    MAX_KEPT = 4
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+
+    def _buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The kept buffer for ``shape`` (uint8), or None: then the caller allocates."""
+        if math.prod(shape) < REUSE_MIN_BYTES:
+            return None
+        return self._kept.pop(shape, None)
+
+    def _keep(self, image: np.ndarray) -> np.ndarray:
+        if image.nbytes >= REUSE_MIN_BYTES and image.dtype == np.uint8:
+            self._kept[image.shape] = image
+            while len(self._kept) > self.MAX_KEPT:
+                self._kept.popitem(last=False)
+        return image
+
+    def resize(self, frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """``cv2.resize`` (bilinear) into a kept buffer when the result is big."""
+        dst = self._buffer((size[1], size[0]) + frame.shape[2:])
+        return self._keep(cv2.resize(frame, size, dst=dst, interpolation=cv2.INTER_LINEAR))
+
+    def grey(self, frame: np.ndarray) -> np.ndarray:
+        """BGR to greyscale (``cv2.cvtColor``) into a kept buffer when the result is big."""
+        dst = self._buffer(frame.shape[:2])
+        return self._keep(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=dst))
+
+    def holds(self, image: np.ndarray) -> bool:
+        return any(image is kept for kept in self._kept.values())
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
+def halvings(width: int, height: int, size: tuple[int, int]) -> int:
+    """How many times ``shrink`` halves a ``width`` x ``height`` image on its way to
+    ``size`` (pure): ``halvings(1920, 1080, (416, 234)) == 2``."""
+    n = 0
+    while width >= 2 * size[0] and height >= 2 * size[1]:
+        width, height, n = width // 2, height // 2, n + 1
+    return n
+
+
+def shrink(frame: np.ndarray, size: tuple[int, int], resize: Resize = _linear) -> np.ndarray:
     """Downscale to ``size``: halve while at least 2x too big, then bilinear.
 
     Bilinear at exactly half size averages each 2x2 block (a box filter), so the
@@ -95,20 +167,19 @@ def shrink(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     the CPU (INTER_AREA takes ~3 ms for 640x480 -> 416x312 with OpenCV 5, which was
     the largest cost per classified frame).
     """
-    w, h = size
-    while frame.shape[1] >= 2 * w and frame.shape[0] >= 2 * h:
-        frame = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    for _ in range(halvings(frame.shape[1], frame.shape[0], size)):
+        frame = resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2))
     if (frame.shape[1], frame.shape[0]) == size:
         return frame
-    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+    return resize(frame, size)
 
 
-def resize_for_api(frame: np.ndarray, longest: int) -> np.ndarray:
+def resize_for_api(frame: np.ndarray, longest: int, resize: Resize = _linear) -> np.ndarray:
     height, width = frame.shape[:2]
     size = target_size(width, height, longest)
     if size == (width, height):
         return frame
-    return shrink(frame, size)
+    return shrink(frame, size, resize)
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
@@ -121,3 +192,31 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
 def prepare(frame: np.ndarray, longest: int, quality: int, region: Region | None = None) -> bytes:
     """The one path every image takes before it is sent: crop, resize, then JPEG."""
     return encode_jpeg(resize_for_api(crop(frame, region), longest), quality)
+
+
+def prepare_with_preview(frame: np.ndarray, longest: int, quality: int, region: Region | None,
+                         preview_longest: int, scratch: Scratch | None = None,
+                         frame_is_kept: bool = False) -> tuple[bytes, np.ndarray]:
+    """What a taken frame becomes: the JPEG that is sent (exactly ``prepare``'s) and
+    the whole frame at most ``preview_longest`` px for people (exactly
+    ``resize_for_api``'s), computed together: without a region both start with the
+    same halvings, done once (the first halving of a 1080p frame reads all 6 MB of
+    it). In-between images go through ``scratch``. The preview is always an array of
+    its own, never ``scratch``'s nor, when ``frame_is_kept`` (a buffer the source
+    writes the next frame into), ``frame`` itself."""
+    resize: Resize = scratch.resize if scratch is not None else _linear
+    height, width = frame.shape[:2]
+    preview_size = target_size(width, height, preview_longest)
+    base = frame
+    if region is None:
+        api_size = target_size(width, height, longest)
+        for _ in range(min(halvings(width, height, api_size), halvings(width, height, preview_size))):
+            base = resize(base, (base.shape[1] // 2, base.shape[0] // 2))
+        api = shrink(base, api_size, resize)
+    else:
+        api = resize_for_api(crop(frame, region), longest, resize)
+    jpeg = encode_jpeg(api, quality)
+    preview = shrink(base, preview_size, resize)
+    if (preview is frame and frame_is_kept) or (scratch is not None and scratch.holds(preview)):
+        preview = preview.copy()
+    return jpeg, preview

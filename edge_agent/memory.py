@@ -13,8 +13,13 @@ handed back to the kernel when freed), two arenas, and ``release()``, which asks
 glibc to return free heap pages once a capture has opened (the probe's buffers
 just freed). Elsewhere (musl, macOS) these are no-ops, and so they are with
 ``EDGE_AGENT_MALLOC=glibc`` in the environment (glibc's defaults: to compare, or
-should these ever misbehave). The cost: a fresh mapping, so about 1-2 ms of page
-faults, per 1080p frame taken.
+should these ever misbehave).
+
+The cost: a block over the threshold is a fresh mapping each time, so its page
+faults each time (about 2 ms for a 6 MB 1080p frame on the bench machine, more than
+the work done on it). So the few big buffers a camera needs for every frame are
+kept on purpose instead (a source's retrieve buffer, ``encode.Scratch``): the
+memory they hold is the memory the frames need, and nothing else lingers.
 """
 
 from __future__ import annotations

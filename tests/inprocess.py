@@ -79,6 +79,9 @@ class SceneSource:
     def retrieve(self) -> np.ndarray:
         return self.scene.frame(self.i - 1)
 
+    def holds(self, image: np.ndarray) -> bool:
+        return False  # a new array per frame
+
     def frame_rate(self) -> float | None:
         return None
 

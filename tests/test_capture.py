@@ -33,8 +33,9 @@ class Taker:
     """Stands in for the camera's admission: takes one frame in ``every`` (no change
     gate); collects what is delivered and the events."""
 
-    def __init__(self, every: int = 5):
+    def __init__(self, every: int = 5, want: int = 3):
         self.every = every
+        self.want = want
         self.seen = 0
         self.paused = False
         self.fps = 5.0
@@ -54,7 +55,7 @@ class Taker:
 
     def deliver(self, frame: Frame) -> None:
         self.frames.append(frame)
-        if len(self.frames) >= 3:
+        if len(self.frames) >= self.want:
             self.got.set()
 
     def worker(self, source: str, *, image_size: int = 416, region=None) -> CaptureWorker:
@@ -130,6 +131,27 @@ def test_h264_is_decoded_by_ffmpeg(tmp_path: Path):
     assert not worker.decode_on_take
     (b, g, r), _ = sent(frames[-1].jpeg)
     assert g > 100 and r < 60 and b < 60
+
+
+def colour(image: np.ndarray) -> str:
+    b, g, r = image.reshape(-1, 3).mean(axis=0)
+    return "red" if r > 150 > max(g, b) else "blue" if b > 150 > max(g, r) else "other"
+
+
+def test_a_frame_buffer_written_over_by_the_next_frame_never_leaves_the_capture_thread(tmp_path: Path):
+    # 640x640 BGR is 1.2 MB: FFmpeg's frames are written into one kept array (no fresh
+    # mapping per frame), and at that size the preview is the frame itself, so the
+    # capture thread must hand over a copy: each preview keeps its own frame's colour.
+    video = make_video(tmp_path / "rb.mp4", [("red", 0.6), ("blue", 0.6)] * 2, size="640x640", fps=10)
+    taker = Taker(every=1, want=20)
+    worker = taker.worker(str(video))
+    frames = run(taker, worker)
+    colours = [colour(f.preview) for f in frames]
+    assert {"red", "blue"} <= set(colours)
+    for f, c in zip(frames, colours):
+        assert f.preview.shape[:2] == (640, 640)
+        (b, g, r), _ = sent(f.jpeg)
+        assert c == ("red" if r > 150 else "blue" if b > 150 else "other")
 
 
 def test_mjpeg_that_libjpeg_cannot_read_falls_back_to_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -2,7 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.encode import decode_jpeg, jpeg_scale, prepare, region_box, shrink, target_size
+from edge_agent.encode import (Scratch, decode_jpeg, halvings, jpeg_scale, prepare, prepare_with_preview, region_box,
+                                 resize_for_api, shrink, target_size)
 
 
 @pytest.mark.parametrize("w,h,longest,expected", [
@@ -111,3 +112,58 @@ def test_shrink_is_close_to_area_averaging_on_camera_like_content():
     for size in ((416, 234), (640, 360), (1280, 720)):
         ref = cv2.resize(noisy, size, interpolation=cv2.INTER_AREA)
         assert cv2.PSNR(ref, shrink(noisy, size)) > 30
+
+
+def camera_like(w: int, h: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8), (w, h),
+                      interpolation=cv2.INTER_CUBIC)
+    return cv2.add(base, rng.integers(0, 24, base.shape, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("w,h,size,n", [(1920, 1080, (416, 234), 2), (1920, 1080, (640, 360), 1),
+                                        (640, 480, (416, 312), 0), (3840, 2160, (416, 234), 3),
+                                        (832, 468, (416, 234), 1)])
+def test_halvings_counts_what_shrink_does(w, h, size, n):
+    assert halvings(w, h, size) == n
+
+
+@pytest.mark.parametrize("w,h,region", [(1920, 1080, None), (1280, 720, None), (640, 480, None),
+                                        (320, 240, None), (1080, 1920, None), (2592, 1944, None),
+                                        (1920, 1080, (0.25, 0.1, 0.9, 0.8))])
+def test_prepare_with_preview_is_prepare_and_resize_for_api_at_once(w, h, region):
+    # The shared halvings and the kept buffers change nothing: the same bytes, the same pixels.
+    scratch = Scratch()
+    for seed in (1, 2, 3):  # later frames reuse the first one's buffers
+        frame = camera_like(w, h, seed)
+        jpeg, preview = prepare_with_preview(frame, 416, 80, region, 640, scratch)
+        assert jpeg == prepare(frame, 416, 80, region)
+        assert np.array_equal(preview, resize_for_api(frame, 640))
+        assert not scratch.holds(preview)
+        assert not np.shares_memory(preview, frame) or preview is frame
+
+
+def test_prepare_with_preview_copies_a_frame_the_source_reuses():
+    frame = camera_like(640, 480)
+    _, preview = prepare_with_preview(frame, 416, 80, None, 640)
+    assert preview is frame  # nothing to shrink: the frame itself, when it is the caller's to give
+    _, preview = prepare_with_preview(frame, 416, 80, None, 640, frame_is_kept=True)
+    assert preview is not frame and np.array_equal(preview, frame)
+
+
+def test_scratch_writes_big_results_into_the_last_frames_buffer_and_keeps_few():
+    scratch = Scratch()
+    frame = camera_like(1920, 1080)
+    first = scratch.resize(frame, (960, 540))  # 1.5 MB: kept
+    again = scratch.resize(camera_like(1920, 1080, 2), (960, 540))
+    assert again is first and scratch.holds(again)
+    assert np.array_equal(again, cv2.resize(camera_like(1920, 1080, 2), (960, 540), interpolation=cv2.INTER_LINEAR))
+    small = scratch.resize(frame, (416, 234))  # 0.3 MB: allocated as usual, not kept
+    assert not scratch.holds(small)
+    grey = scratch.grey(frame)
+    assert scratch.holds(grey) and np.array_equal(grey, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    for w in range(1000, 1000 + 8 * 40, 40):  # sizes never seen again: the oldest are dropped
+        scratch.resize(frame, (w, 540))
+    assert len(scratch._kept) == Scratch.MAX_KEPT
+    scratch.clear()
+    assert not scratch.holds(again)

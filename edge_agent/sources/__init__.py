@@ -43,7 +43,12 @@ class FrameSource(Protocol):
         """Read the next frame (not decoded). False: failed, ended or stalled (see ``error``)."""
 
     def retrieve(self) -> np.ndarray | None:
-        """The grabbed frame: BGR pixels, or a JPEG's bytes (1-D uint8) when ``jpeg``."""
+        """The grabbed frame: BGR pixels, or a JPEG's bytes (1-D uint8) when ``jpeg``.
+        The pixels may be an array the next ``retrieve()`` writes into (``holds``)."""
+
+    def holds(self, image: np.ndarray) -> bool:
+        """Is ``image`` an array this source reuses for the next frame (so anything that
+        must outlive the next ``retrieve()`` is copied from it)?"""
 
     def frame_rate(self) -> float | None:
         """A file's own frame rate (for pacing), else None."""

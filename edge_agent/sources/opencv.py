@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from ..config import CameraConfig
+from ..encode import REUSE_MIN_BYTES
 from ..redact import redact_url
 from . import SourceKind, SourceSpec
 
@@ -166,6 +167,7 @@ class OpenCVSource:
         self.allow_jpeg = True  # turned off for good if this source's JPEGs do not decode on their own
         self.error: str | None = None
         self._cap: cv2.VideoCapture | None = None
+        self._kept: np.ndarray | None = None  # retrieve() writes big frames into the last one's array
         self._width = self._height = 0
         # decode: keyframes only? (auto starts so, learns the interval, and may change its mind)
         self._mode = cfg.decode
@@ -234,10 +236,20 @@ class OpenCVSource:
         return True
 
     def retrieve(self) -> np.ndarray | None:
+        """The grabbed frame. Pixels of a big frame are written into the last frame's
+        array (see ``holds``): a fresh 6 MB array per 1080p frame costs more in page
+        faults than the copy into it."""
         if self._cap is None:
             return None
-        ok, data = self._cap.retrieve()
-        return data if ok and data is not None else None
+        ok, data = self._cap.retrieve(self._kept)
+        if not ok or data is None:
+            return None
+        if not self.jpeg and data.nbytes >= REUSE_MIN_BYTES:
+            self._kept = data
+        return data
+
+    def holds(self, image: np.ndarray) -> bool:
+        return image is self._kept
 
     def frame_rate(self) -> float | None:
         if not self.is_file or self._cap is None:
@@ -269,6 +281,7 @@ class OpenCVSource:
         return f"all frames{every}"
 
     def close(self) -> None:
+        self._kept = None
         if self._cap is not None:
             self._cap.release()
             self._cap = None

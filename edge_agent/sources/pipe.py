@@ -141,6 +141,9 @@ class PipeSource:
     def retrieve(self) -> np.ndarray | None:
         return np.frombuffer(self._frame, np.uint8) if self._frame is not None else None
 
+    def holds(self, image: np.ndarray) -> bool:
+        return False  # a new bytes object per frame
+
     def frame_rate(self) -> float | None:
         return None
 
