@@ -258,6 +258,9 @@ class CaptureWorker:
                 # say True now and then, without a new frame. Either way: stalled.
                 return f"no frame for {stall:g} s"
             if not ok:
+                if source.is_file and self.cfg.loop and n > 0 and source.rewind():
+                    first_pos, n = None, 0  # play it again, paced from its first frame
+                    continue
                 return "ended" if source.is_file else (source.error or "read failed")
             if pace is not None:
                 # Play a file at its own frame rate, as a camera would deliver it: by the

@@ -58,8 +58,9 @@ class Taker:
         if len(self.frames) >= self.want:
             self.got.set()
 
-    def worker(self, source: str, *, image_size: int = 416, region=None) -> CaptureWorker:
-        cfg = CameraConfig(name="cam", source=source, fps=5, loop=True, stall_timeout=3, region=region)
+    def worker(self, source: str, *, image_size: int = 416, region=None, decode: str = "auto") -> CaptureWorker:
+        cfg = CameraConfig(name="cam", source=source, fps=5, loop=True, stall_timeout=3, region=region,
+                           decode=decode)
         return CaptureWorker(cfg, image_size=image_size, jpeg_quality=80, admission=self,
                              deliver=self.deliver,
                              on_event=lambda kind, detail: self.events.append(kind), open_timeout=5)
@@ -152,6 +153,36 @@ def test_a_frame_buffer_written_over_by_the_next_frame_never_leaves_the_capture_
         assert f.preview.shape[:2] == (640, 640)
         (b, g, r), _ = sent(f.jpeg)
         assert c == ("red" if r > 150 else "blue" if b > 150 else "other")
+
+
+def test_a_looping_file_is_rewound_not_reopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    video = make_video(tmp_path / "short.mp4", [("red", 0.3), ("blue", 0.3)], fps=10)
+    taker = Taker(every=1, want=30)  # five passes of six frames
+    worker = taker.worker(str(video), decode="all")
+    opens: list[int] = []
+    make = worker._make_source
+
+    def counting():
+        source = make()
+        real_open = source.open
+        source.open = lambda: opens.append(1) or real_open()
+        return source
+
+    monkeypatch.setattr(worker, "_make_source", counting)
+    frames = run(taker, worker)
+    assert len(opens) == 1 and taker.events == ["online"]
+    assert [colour(f.preview) for f in frames[:18]] == (["red"] * 3 + ["blue"] * 3) * 3
+
+
+def test_auto_learns_the_keyframe_interval_of_a_short_looping_file_across_its_passes(tmp_path: Path):
+    # Keyframes at 0 and 0.3 s (the cut), 0.6 s long: fewer than the three keyframes
+    # auto learns from in one pass, so it learns across them. A keyframe every 0.3 s
+    # against a look every 0.2 s (fps 5): every frame is decoded from then on.
+    video = make_video(tmp_path / "short.mp4", [("red", 0.3), ("blue", 0.3)], fps=10)
+    taker = Taker(every=1, want=40)
+    worker = taker.worker(str(video))
+    run(taker, worker)
+    assert worker.source_info == "all frames (keyframes every 0.3 s)"
 
 
 def test_mjpeg_that_libjpeg_cannot_read_falls_back_to_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

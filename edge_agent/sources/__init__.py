@@ -50,6 +50,10 @@ class FrameSource(Protocol):
         """Is ``image`` an array this source reuses for the next frame (so anything that
         must outlive the next ``retrieve()`` is copied from it)?"""
 
+    def rewind(self) -> bool:
+        """A file that loops: back to its first frame without reopening it (no new
+        probe, no new decoder). False if it cannot: it is then reopened."""
+
     def frame_rate(self) -> float | None:
         """A file's own frame rate (for pacing), else None."""
 

@@ -175,6 +175,7 @@ class OpenCVSource:
         self._choice: bool | None = None  # auto: keyframes only? (None: not learned yet)
         self._learned: float | None = None  # the keyframe interval, s (None: unknown or too long)
         self._learning: list[float] = []  # times of the first keyframes
+        self._pass_offset = 0.0  # a looping file: how far its earlier passes went (s), for _learn
         self._base_options = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
         self._base_threads = os.environ.get("OPENCV_FFMPEG_THREADS") or str(min(4, os.cpu_count() or 1))
         self.reopen_wanted = False  # auto decided to decode every frame: the capture thread reopens
@@ -218,7 +219,7 @@ class OpenCVSource:
                          and cap.set(cv2.CAP_PROP_FORMAT, -1))
             if self.jpeg:
                 self._keyframes = False  # every MJPEG frame is a keyframe
-        self._learning = []
+        self._learning, self._pass_offset = [], 0.0
         return None
 
     def grab(self) -> bool:
@@ -250,6 +251,22 @@ class OpenCVSource:
 
     def holds(self, image: np.ndarray) -> bool:
         return image is self._kept
+
+    def rewind(self) -> bool:
+        """Seek a file back to its start: a third of the CPU of reopening a 1080p H.264 file.
+        ``auto`` goes on learning across it: a clip shorter than three keyframes still
+        teaches the interval (the next pass's times continue after this one's end)."""
+        if not self.is_file or self._cap is None:
+            return False
+        fps, count = self.frame_rate(), self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        last = self.position()  # of the last frame decoded: with keyframes only, not the file's end
+        if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+            return False
+        if fps and count and math.isfinite(count) and count > 0:
+            self._pass_offset += count / fps
+        elif last is not None:
+            self._pass_offset += last + 1 / (fps or 25.0)
+        return True
 
     def frame_rate(self) -> float | None:
         if not self.is_file or self._cap is None:
@@ -294,9 +311,8 @@ class OpenCVSource:
     def _learn(self) -> None:
         """Keyframes only while learning: each grab is a keyframe. Their spacing (the
         file's timestamps, or arrival times on a live stream) is the interval."""
-        at = self.position() if self.is_file else self._clock()
-        if at is None:
-            at = self._clock()
+        at = self.position() if self.is_file else None
+        at = self._clock() if at is None else at + self._pass_offset
         self._learning.append(at)
         if len(self._learning) >= LEARN_KEYFRAMES:
             gaps = [b - a for a, b in zip(self._learning, self._learning[1:])]

@@ -144,6 +144,9 @@ class PipeSource:
     def holds(self, image: np.ndarray) -> bool:
         return False  # a new bytes object per frame
 
+    def rewind(self) -> bool:
+        return False  # a stream, not a file
+
     def frame_rate(self) -> float | None:
         return None
 
