@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers import AgentProc, Broker, agent_config  # noqa: E402
 from tools.standin_api import StandinApi, ThreadedStandin  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def flat_clip(path: Path, seconds: int = 20) -> Path:
@@ -70,10 +69,34 @@ def camera_like_clip(path: Path, seconds: int = 20, codec: str = "h264") -> Path
     return path
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime, all threads
+def thread_runtimes(pid: int) -> dict[int, int]:
+    """Each live thread's time on a CPU, ns (/proc/PID/task/TID/schedstat): exact, where
+    /proc/PID/stat's utime+stime count 10-ms ticks (an 8-s window of a process at 2 %
+    is ~16 ticks, so +-1 tick is +-6 %)."""
+    out: dict[int, int] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[int(tid)] = int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+            pass  # the thread just ended
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used by a process between two reads, to the nanosecond: the sum over
+    its threads of their schedstat runtime since the last read (a thread that started
+    meanwhile counts from zero; one that ended loses only its last part-window)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._last = thread_runtimes(pid)
+
+    def read(self) -> float:
+        now = thread_runtimes(self.pid)
+        used = sum(ns - self._last.get(tid, 0) for tid, ns in now.items())
+        self._last = now
+        return used / 1e9
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
@@ -149,15 +172,14 @@ class Sampled:
 
     def __init__(self, name: str, pid: int):
         self.name, self.pid, self.cpu = name, pid, []
-        self._last = cpu_seconds(pid)
+        self._meter = CpuMeter(pid)
 
     def restart(self) -> None:
-        self._last, self.cpu = cpu_seconds(self.pid), []
+        self._meter.read()
+        self.cpu = []
 
     def sample(self, dt: float) -> None:
-        now = cpu_seconds(self.pid)
-        self.cpu.append((now - self._last) / dt * 100)
-        self._last = now
+        self.cpu.append(self._meter.read() / dt * 100)
 
     def rss(self) -> dict[str, float]:
         return {k: rss_mb(self.pid, k) for k in ("VmRSS", "RssAnon", "RssFile")}

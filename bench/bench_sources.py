@@ -10,7 +10,7 @@ decode: a camera-like 1920x1080 25 fps H.264 clip (testsrc2's moving content plu
   run AT THE SAME TIME, one per mode: `decode: all` (the baseline: every frame
   decoded), `decode: keyframes` (FFmpeg's avdiscard=nonkey) and `decode: auto`,
   with one broker and one stand-in API (180 ms), sampled over the very same
-  windows: CPU (% of one core, user+system, all threads, from /proc/PID/stat),
+  windows: CPU (% of one core, all threads, from each thread's schedstat runtime),
   classifications/s (results on MQTT per camera), frame age (a result's
   captured_at against its arrival on MQTT, median: capture-to-MQTT, about the
   same in every mode; with keyframes only the frame taken is the next keyframe,
@@ -33,8 +33,12 @@ levers: what each memory lever is worth, side by side: the agent as shipped, the
   same agent with glibc's malloc defaults (EDGE_AGENT_MALLOC=glibc turns memory.py's
   tuning off), the same agent on a clip with x264's default 3 B-frames (a decoder
   holds more frames for those; and `decode: all` on it, for the CPU ratio there),
-  and a bare OpenCV reader of the same source (the agent's imports, no agent;
-  glibc's defaults).
+  and a bare OpenCV reader of the same source (the agent's imports, no agent):
+  with glibc's defaults, and with the agent's malloc settings (the least a reader
+  built on OpenCV holds for this source).
+The agent's modules are compiled to bytecode first (`compileall`), as `pip install`
+  does: run from source with PYTHONDONTWRITEBYTECODE set, each agent would compile
+  them at every start, and the compiler's leftovers add ~2 MB to its heap.
 
 Everything runs on 127.0.0.1: mosquitto, the stand-in API (tools/standin_api.py,
 not a model), the MJPEG camera, the agents as subprocesses. Figures vary with the
@@ -102,13 +106,22 @@ BARE_CAPTURE = textwrap.dedent("""
     # the given capture options, demux-only for MJPEG), play it at its pace, and
     # retrieve (decode) one frame per look interval. No HTTP, no MQTT, no agent; the
     # agent's imports, so that it minus the import floor is what the capture holds.
-    import os, sys, time, cv2, numpy as np
+    # BARE_TUNE=1: with the agent's malloc settings (memory.tune(), release() after an
+    # open), the least any reader of this kind holds.
+    import os, sys, time
+    tuned = bool(os.environ.get("BARE_TUNE"))
+    if tuned:
+        import edge_agent.memory as memory
+        memory.tune()
+    import cv2, numpy as np
     import aiohttp, paho.mqtt.client, yaml, edge_agent.agent
     source, options, look = sys.argv[1], sys.argv[2], float(sys.argv[3])
     def open_():
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
         cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
         raw = int(cap.get(cv2.CAP_PROP_FOURCC)) == int.from_bytes(b"MJPG", "little") and cap.set(cv2.CAP_PROP_FORMAT, -1)
+        if tuned:
+            memory.release()
         return cap, raw
     cap, raw = open_()
     start, first, next_look = time.monotonic(), None, 0.0
@@ -381,19 +394,21 @@ def bench_levers(work: Path, clip: Path, bclip: Path, frames: list[bytes], windo
     """What each lever is worth, all at once over the same windows: the agent as shipped;
     the same agent with glibc's malloc defaults (EDGE_AGENT_MALLOC=glibc: memory.py's
     tuning off); the same agent on a clip with B-frames; and a bare OpenCV reader of the
-    same source (no agent at all, glibc's defaults)."""
+    same source (no agent at all: with glibc's defaults, and with the agent's malloc
+    settings, the least an OpenCV reader of it holds)."""
     h264 = {"source": str(clip), "fps": 1, "loop": True, "decode": "keyframes"}
     kinds = [("1080p H.264 keyframes", [("agent, as shipped", h264, {}),
                                         ("agent, glibc malloc defaults", h264, {"EDGE_AGENT_MALLOC": "glibc"}),
                                         ("agent, clip with 3 B-frames", {**h264, "source": str(bclip)}, {}),
                                         ("agent, clip with 3 B-frames, decode: all",
                                          {**h264, "source": str(bclip), "decode": "all"}, {})],
-              (str(clip), "avdiscard;nonkey|threads;1", 1.0)),
+              (str(clip), "avdiscard;nonkey", 1.0, {"OPENCV_FFMPEG_THREADS": "1"})),  # as the agent opens it
              ("MJPEG 640x480 2/s", [("agent, as shipped", None, {}),
                                     ("agent, glibc malloc defaults", None, {"EDGE_AGENT_MALLOC": "glibc"})],
-              (None, "", 0.5))]
-    print(f"\n== levers: the agent as shipped, without memory.py's malloc tuning, on a B-frame clip, and a bare "
-          f"OpenCV reader; all at once, {windows} windows of {window_s:g} s")
+              (None, "", 0.5, {}))]
+    bare_kinds = [("bare OpenCV reader", {}), ("bare OpenCV reader, the agent's malloc settings", {"BARE_TUNE": "1"})]
+    print(f"\n== levers: the agent as shipped, without memory.py's malloc tuning, on a B-frame clip, and bare "
+          f"OpenCV readers; all at once, {windows} windows of {window_s:g} s")
     broker = Broker(work).start()
     rec = Recorder(broker.port, PREFIX)
     agents: list[AgentProc] = []
@@ -402,15 +417,16 @@ def bench_levers(work: Path, clip: Path, bclip: Path, frames: list[bytes], windo
     names: list[str] = []
     try:
         with ThreadedStandin(StandinApi(api_key=KEY, latency=0.18)) as api, CameraLikeMjpeg(frames, 15) as cam:
-            for k, (kind, variants, (bare_source, options, look)) in enumerate(kinds):
+            for k, (kind, variants, (bare_source, options, look, bare_env)) in enumerate(kinds):
                 for i, (label, camera, env) in enumerate(variants):
                     name = f"lever_{k}_{i}"
                     agents.append(start_agent(work, api, broker, name, camera or {"source": cam.url, "fps": 2},
                                               env=env))
                     rows.append((kind, label, agents[-1].proc.pid))
                     names.append(name)
-                bare.append(start_bare(work, bare_source or cam.url, options, look, {}))
-                rows.append((kind, "bare OpenCV reader", bare[-1].pid))
+                for label, env in bare_kinds:
+                    bare.append(start_bare(work, bare_source or cam.url, options, look, {**bare_env, **env}))
+                    rows.append((kind, label, bare[-1].pid))
             wait_until(lambda: all(rec.all(f"{n}/result") for n in names), 40, what="results from all")
             time.sleep(3)
             procs = [Watched(label, pid) for _, label, pid in rows]
@@ -422,7 +438,7 @@ def bench_levers(work: Path, clip: Path, bclip: Path, frames: list[bytes], windo
             b.wait()
         rec.close()
         broker.stop()
-    w = 62
+    w = 72
     print(f"  {'':{w}}{'CPU %':>7}{'anon MB':>9}{'USS MB':>8}{'RSS MB':>8}{'threads':>8}")
     cpu: dict[tuple[str, str], float] = {}
     for (kind, label, _), p in zip(rows, procs):
@@ -447,6 +463,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edge-agent-sources-") as tmp:
         work = Path(tmp)
         print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, kernel {os.uname().release}")
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "edge_agent")], check=True, timeout=120)
         clip = camera_like_1080p(work / "camera-like-1080p.mp4")
         print(f"clip: 1920x1080 25 fps H.264, {clip.stat().st_size * 8 / 20 / 1e6:.1f} Mbit/s, keyframe every 1 s, "
               f"no B-frames, 20 s")
