@@ -9,6 +9,7 @@ literally), and :func:`masked` prints a config that parses back to the same one.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import math
 import os
@@ -78,13 +79,16 @@ class BudgetConfig:
         return self.calls_per_day is not None or self.credits_per_day is not None
 
 
+KEY_TRANSPORTS = ("query", "header")  # the API key in the URL's query (Roboflow's way) or a header
+
+
 @dataclass(frozen=True)
 class ApiConfig:
     model: str
     url: str = "https://classify.roboflow.com"
     api_key: str = field(default="", repr=False)
     api_key_file: str | None = None
-    key_transport: str = "query"  # query | header
+    key_transport: str = "query"  # one of KEY_TRANSPORTS
     timeout: float = 10.0
     max_in_flight: int = 2
     image_size: int = 416
@@ -97,11 +101,14 @@ class ApiConfig:
     budget: BudgetConfig = BudgetConfig()
 
 
+MQTT_TLS_PORT = 8883
+
+
 @dataclass(frozen=True)
 class MqttConfig:
     topic_prefix: str
     host: str = "localhost"
-    port: int = 1883
+    port: int = 1883  # MQTT_TLS_PORT with tls
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: TlsConfig | None = None
@@ -121,6 +128,13 @@ class DecideConfig:
 
 
 Box = tuple[float, float, float, float]
+
+
+class DecodeMode(str, enum.Enum):
+    """``cameras[].decode``: which frames of an H.264/H.265 source FFmpeg decodes."""
+    AUTO = "auto"  # keyframes only when the camera looks no more often than they come
+    ALL = "all"
+    KEYFRAMES = "keyframes"
 
 
 @dataclass(frozen=True)
@@ -143,12 +157,11 @@ class CameraConfig:
     region: tuple[float, float, float, float] | None = None  # x1, y1, x2, y2 as fractions
     classes: tuple[str, ...] = ()  # a Home Assistant binary_sensor for each
     change: ChangeConfig = ChangeConfig()
-    decode: str = "auto"  # FFmpeg sources: auto | all | keyframes (see sources/opencv.py)
+    decode: DecodeMode = DecodeMode.AUTO  # FFmpeg sources (see sources/opencv.py)
     resolution: tuple[int, int] = (1280, 720)  # the Pi camera's (rpicam) capture size
     options: tuple[str, ...] = ()  # extra arguments for rpicam-vid, e.g. ["--rotation", "180"]
 
 
-DECODE_MODES = ("auto", "all", "keyframes")
 
 
 @dataclass(frozen=True)
@@ -456,7 +469,7 @@ def _api(sec: _Section, env_base: Path) -> ApiConfig:
     if not re.match(r"^https?://[^/\s]+", url):
         raise ConfigError(sec.key("url"), f"must be an http:// or https:// URL, got {redact_url(url)!r}")
     model = sec.str("model", required=True, pattern=MODEL_RE, hint="<dataset-slug>/<version>, e.g. garage-door/3")
-    key = sec.str("api_key", "")
+    key = sec.str("api_key", ApiConfig.api_key)
     key_file = sec.str("api_key_file")
     if key and key_file:
         raise ConfigError(sec.key("api_key_file"), "give api_key or api_key_file, not both")
@@ -474,7 +487,7 @@ def _api(sec: _Section, env_base: Path) -> ApiConfig:
         model=model or "",
         api_key=key or "",
         api_key_file=str(path) if key_file else None,  # resolved against the config's folder
-        key_transport=sec.choice("key_transport", "query", ("query", "header")),
+        key_transport=sec.choice("key_transport", ApiConfig.key_transport, KEY_TRANSPORTS),
         timeout=sec.num("timeout", ApiConfig.timeout, gt=0),
         max_in_flight=sec.num("max_in_flight", ApiConfig.max_in_flight, integer=True, ge=1, le=64),
         image_size=sec.num("image_size", ApiConfig.image_size, integer=True, ge=32, le=4096),
@@ -572,15 +585,15 @@ def _mqtt(sec: _Section, device_id: str) -> MqttConfig:
     tls = _tls(_Section(sec.key("tls"), sec.raw("tls"))) if "tls" in sec.data else None
     cfg = MqttConfig(
         topic_prefix=prefix,
-        host=sec.str("host", "localhost") or "localhost",
-        port=sec.num("port", 8883 if tls else 1883, integer=True, ge=1, le=65535),
+        host=sec.str("host", MqttConfig.host) or MqttConfig.host,
+        port=sec.num("port", MQTT_TLS_PORT if tls else MqttConfig.port, integer=True, ge=1, le=65535),
         username=username,
         password=password,
         tls=tls,
-        qos=sec.num("qos", 1, integer=True, ge=0, le=2),
+        qos=sec.num("qos", MqttConfig.qos, integer=True, ge=0, le=2),
         client_id=sec.str("client_id", f"edge-agent-{device_id}") or "",
-        keepalive=sec.num("keepalive", 30, integer=True, ge=5, le=3600),
-        max_pending=sec.num("max_pending", 1000, integer=True, ge=1, le=1_000_000),
+        keepalive=sec.num("keepalive", MqttConfig.keepalive, integer=True, ge=5, le=3600),
+        max_pending=sec.num("max_pending", MqttConfig.max_pending, integer=True, ge=1, le=1_000_000),
     )
     sec.done()
     return cfg
@@ -660,14 +673,14 @@ def _classes(sec: _Section, default: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 
 def _status(sec: _Section, base_dir: Path) -> StatusConfig:
-    listen = sec.str("listen", "127.0.0.1:8080") or ""
+    listen = sec.str("listen", StatusConfig().listen) or ""
     host, sep, port_text = listen.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(sec.key("listen"), f"must be HOST:PORT, e.g. 127.0.0.1:8080, got {listen!r}")
     raw_auth = sec.raw("auth")
     auth = _status_auth(_Section(sec.key("auth"), raw_auth), base_dir) if raw_auth is not None else None
-    cfg = StatusConfig(enabled=sec.bool("enabled", True), host=host, port=int(port_text), auth=auth,
+    cfg = StatusConfig(enabled=sec.bool("enabled", StatusConfig.enabled), host=host, port=int(port_text), auth=auth,
                        public=sec.bool("public", StatusConfig.public))
     sec.done()
     if cfg.enabled and not cfg.loopback and cfg.auth is None and not cfg.public:
@@ -701,10 +714,11 @@ def _status_auth(sec: _Section, base_dir: Path) -> StatusAuthConfig:
 
 
 def _homeassistant(sec: _Section) -> HomeAssistantConfig:
-    prefix = sec.str("prefix", "homeassistant") or ""
+    prefix = sec.str("prefix", HomeAssistantConfig.prefix) or ""
     if not prefix or any(c in prefix for c in "+#\0") or prefix.startswith("/") or prefix.endswith("/"):
         raise ConfigError(sec.key("prefix"), f"must be a topic without wildcards, got {prefix!r}")
-    cfg = HomeAssistantConfig(discovery=sec.bool("discovery", True), prefix=prefix, classes=_classes(sec),
+    cfg = HomeAssistantConfig(discovery=sec.bool("discovery", HomeAssistantConfig.discovery), prefix=prefix,
+                              classes=_classes(sec),
                               stale_unavailable=sec.bool("stale_unavailable", HomeAssistantConfig.stale_unavailable))
     sec.done()
     return cfg
@@ -726,13 +740,13 @@ def _camera(sec: _Section, decide_raw: dict[str, Any], decide_path: str,
         name=name or "",
         source=source,
         fps=sec.num("fps", CameraConfig.fps, gt=0, le=60),
-        loop=sec.bool("loop", False),
+        loop=sec.bool("loop", CameraConfig.loop),
         stall_timeout=sec.num("stall_timeout", CameraConfig.stall_timeout, gt=0),
         decide=_decide(_Section(decide_path, merged)),
         region=_region(sec),
         classes=_classes(sec, classes),
         change=_change(_Section(sec.key("change"), sec.raw("change"))),
-        decode=sec.choice("decode", CameraConfig.decode, DECODE_MODES),
+        decode=DecodeMode(sec.choice("decode", CameraConfig.decode.value, tuple(m.value for m in DecodeMode))),
         resolution=_resolution(sec),
         options=_options(sec),
     )
@@ -770,8 +784,8 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
             raise ConfigError(f"cameras[{i}].name", f"duplicate camera name {cam.name!r}")
         seen.add(cam.name)
         cameras.append(cam)
-    status_interval = root.num("status_interval", 30.0, gt=0)
-    summary = root.num("log_summary_interval", 300.0, ge=0)
+    status_interval = root.num("status_interval", Config.status_interval, gt=0)
+    summary = root.num("log_summary_interval", Config.log_summary_interval, ge=0)
     events_sec = _Section("events", root.raw("events"))
     events = EventsConfig(
         keep_days=events_sec.num("keep_days", EventsConfig.keep_days, gt=0, le=3650),
@@ -892,6 +906,8 @@ def masked(cfg: Config) -> dict[str, Any]:
     def conv(obj: Any) -> Any:
         if is_dataclass(obj):
             return {f.name: conv(getattr(obj, f.name)) for f in fields(obj) if getattr(obj, f.name) is not None}
+        if isinstance(obj, enum.Enum):
+            return obj.value
         if isinstance(obj, (tuple, list)):
             return [conv(x) for x in obj]
         return obj

@@ -9,8 +9,9 @@ from typing import Mapping
 import pytest
 import yaml
 
-from edge_agent.config import (MAX_CAMERAS, MAX_CONFIG_BYTES, MAX_KEY_FILE_BYTES, ConfigError, load_config, masked,
-                                parse_config)
+from edge_agent.config import (MAX_CAMERAS, MAX_CONFIG_BYTES, MAX_KEY_FILE_BYTES, MQTT_TLS_PORT, ApiConfig, CameraConfig,
+                                Config, ConfigError, DecideConfig, DecodeMode, EventsConfig, HomeAssistantConfig,
+                                MqttConfig, StatusConfig, load_config, masked, parse_config)
 
 GOOD = {
     "device_id": "garage-pi",
@@ -56,6 +57,22 @@ def test_good_config_and_defaults():
     assert (door.fps, door.loop, door.stall_timeout) == (2.0, False, 10.0)
     assert door.decide.confirm == 2 and gate.decide.confirm == 3
     assert gate.decide.min_confidence == 0.5  # per-camera override merges over the global decide
+
+
+def test_what_is_left_out_is_the_dataclass_default():
+    # Defaults live in one place, the dataclasses; the reader falls back to them.
+    minimal = {"api": {"model": "garage-door/3", "url": "http://127.0.0.1:9001"},
+               "cameras": [{"name": "door", "source": "0"}]}
+    cfg = parse_config(minimal, {})
+    assert cfg.api == ApiConfig(model="garage-door/3", url="http://127.0.0.1:9001")
+    assert cfg.mqtt == MqttConfig(topic_prefix=cfg.mqtt.topic_prefix, client_id=cfg.mqtt.client_id)
+    assert cfg.cameras[0] == CameraConfig(name="door", source="0")
+    assert cfg.cameras[0].decode is DecodeMode.AUTO
+    assert (cfg.status, cfg.homeassistant, cfg.events, cfg.decide) == (StatusConfig(), HomeAssistantConfig(),
+                                                                       EventsConfig(), DecideConfig())
+    assert (cfg.status_interval, cfg.log_summary_interval) == (Config.status_interval, Config.log_summary_interval)
+    assert parse_config({**minimal, "mqtt": {"tls": None}}, {}).mqtt.port == MQTT_TLS_PORT
+    assert masked(cfg)["cameras"][0]["decode"] == "auto"  # printed as the word it is written as
 
 
 @pytest.mark.parametrize("path,value,message", [

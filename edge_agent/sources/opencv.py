@@ -38,7 +38,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..config import CameraConfig
+from ..config import CameraConfig, DecodeMode
 from ..encode import REUSE_MIN_BYTES
 from ..redact import redact_url
 from . import SourceKind, SourceSpec
@@ -170,7 +170,7 @@ class OpenCVSource:
         self._kept: np.ndarray | None = None  # retrieve() writes big frames into the last one's array
         self._width = self._height = 0
         # decode: keyframes only? (auto starts so, learns the interval, and may change its mind)
-        self._mode = cfg.decode
+        self._mode = DecodeMode(cfg.decode)
         self._keyframes = False
         self._choice: bool | None = None  # auto: keyframes only? (None: not learned yet)
         self._learned: float | None = None  # the keyframe interval, s (None: unknown or too long)
@@ -195,7 +195,8 @@ class OpenCVSource:
         if self.spec.kind is SourceKind.DEVICE:
             cap = cv2.VideoCapture(self.spec.target, cv2.CAP_V4L2)
         else:
-            self._keyframes = self._mode == "keyframes" or (self._mode == "auto" and self._choice is not False)
+            self._keyframes = (self._mode is DecodeMode.KEYFRAMES
+                               or (self._mode is DecodeMode.AUTO and self._choice is not False))
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.stall_timeout * 1000)]
             with _open_lock:
@@ -225,7 +226,7 @@ class OpenCVSource:
     def grab(self) -> bool:
         assert self._cap is not None
         ok = self._cap.grab()
-        learning = self._keyframes and self._mode == "auto" and self._choice is None
+        learning = self._keyframes and self._mode is DecodeMode.AUTO and self._choice is None
         if not ok:
             self.error = "ended" if self.is_file else "read failed"
             if learning and not self.is_file:
@@ -290,9 +291,9 @@ class OpenCVSource:
             return "MJPEG, decoded only when taken"
         if self._keyframes:
             every = f", every {self._learned:.1f} s" if self._learned is not None else ""
-            learning = " (learning the interval)" if self._mode == "auto" and self._choice is None else ""
+            learning = " (learning the interval)" if self._mode is DecodeMode.AUTO and self._choice is None else ""
             return f"keyframes only{every}{learning}"
-        if self._mode == "auto" and self._choice is False and self._learned is None:
+        if self._mode is DecodeMode.AUTO and self._choice is False and self._learned is None:
             return f"all frames (keyframes more than {LEARN_WITHIN:g} s apart, or none)"
         every = f" (keyframes every {self._learned:.1f} s)" if self._learned is not None else ""
         return f"all frames{every}"
