@@ -240,6 +240,7 @@ class CaptureWorker:
         pace = (source.frame_rate() or DEFAULT_FILE_FPS) if source.is_file else None
         start = time.monotonic()
         first_pos: float | None = None
+        resume_at = 0.0  # a looping file's next pass starts no sooner than this
         n = 0
         first = True
         stall = self.cfg.stall_timeout
@@ -258,8 +259,9 @@ class CaptureWorker:
                 # say True now and then, without a new frame. Either way: stalled.
                 return f"no frame for {stall:g} s"
             if not ok:
-                if source.is_file and self.cfg.loop and n > 0 and source.rewind():
-                    first_pos, n = None, 0  # play it again, paced from its first frame
+                if source.is_file and self.cfg.loop and n > 0 and self._rewind(source):
+                    # Play it again from its first frame, due one frame after the end.
+                    first_pos, n, resume_at = None, 0, time.monotonic() + 1 / (pace or DEFAULT_FILE_FPS)
                     continue
                 return "ended" if source.is_file else (source.error or "read failed")
             if pace is not None:
@@ -267,7 +269,7 @@ class CaptureWorker:
                 # grabbed frame's timestamp when it has one (keyframes only skip the rest).
                 pos = source.position()
                 if first_pos is None:
-                    first_pos, start = pos, time.monotonic()
+                    first_pos, start = pos, max(time.monotonic(), resume_at)
                 due = start + (pos - first_pos) if pos is not None and first_pos is not None else start + n / pace
                 wait = due - time.monotonic()
                 if wait > 0:
@@ -293,6 +295,13 @@ class CaptureWorker:
                 continue
             self._take(now, slot)
         return "stopped"
+
+    def _rewind(self, source: FrameSource) -> bool:
+        self.busy_since = self._clock()  # a seek is a blocking call too (the watchdog's view)
+        try:
+            return source.rewind()
+        finally:
+            self.busy_since = None
 
     def _bad_frame(self, slot: Slot, what: str) -> None:
         """A taken frame that yields nothing to send: dropped, counted, logged once a run."""

@@ -113,7 +113,7 @@ class Scratch:
     capture thread that owns it (``prepare_with_preview`` copies when it would).
     """
 
-    MAX_KEPT = 4
+    MAX_KEPT = 6  # a 4K frame with a region goes through five big sizes
 
     def __init__(self) -> None:
         self._kept: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
@@ -142,7 +142,7 @@ class Scratch:
         return self._keep(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=dst))
 
     def holds(self, image: np.ndarray) -> bool:
-        return any(image is kept for kept in self._kept.values())
+        return any(np.may_share_memory(image, kept) for kept in self._kept.values())
 
     def clear(self) -> None:
         self._kept.clear()
@@ -208,15 +208,16 @@ def prepare_with_preview(frame: np.ndarray, longest: int, quality: int, region: 
     height, width = frame.shape[:2]
     preview_size = target_size(width, height, preview_longest)
     base = frame
+    api_size = target_size(width, height, longest)
     if region is None:
-        api_size = target_size(width, height, longest)
         for _ in range(min(halvings(width, height, api_size), halvings(width, height, preview_size))):
             base = resize(base, (base.shape[1] // 2, base.shape[0] // 2))
         api = shrink(base, api_size, resize)
     else:
         api = resize_for_api(crop(frame, region), longest, resize)
     jpeg = encode_jpeg(api, quality)
-    preview = shrink(base, preview_size, resize)
-    if (preview is frame and frame_is_kept) or (scratch is not None and scratch.holds(preview)):
+    # image_size 640: the API's image is the preview already (the same steps from the same base)
+    preview = api if region is None and api_size == preview_size else shrink(base, preview_size, resize)
+    if (frame_is_kept and np.may_share_memory(preview, frame)) or (scratch is not None and scratch.holds(preview)):
         preview = preview.copy()
     return jpeg, preview

@@ -16,7 +16,7 @@ import pytest
 
 import edge_agent.capture as capture
 from edge_agent.capture import CaptureWorker, Frame
-from edge_agent.config import CameraConfig
+from edge_agent.config import CameraConfig, DecodeMode
 from tests.helpers import make_video, wait_until
 from tests.streams import MjpegCamera
 
@@ -58,11 +58,12 @@ class Taker:
         if len(self.frames) >= self.want:
             self.got.set()
 
-    def worker(self, source: str, *, image_size: int = 416, region=None, decode: str = "auto") -> CaptureWorker:
+    def worker(self, source: str, *, image_size: int = 416, region=None,
+               decode: DecodeMode = DecodeMode.AUTO, on_snapshot=None) -> CaptureWorker:
         cfg = CameraConfig(name="cam", source=source, fps=5, loop=True, stall_timeout=3, region=region,
                            decode=decode)
         return CaptureWorker(cfg, image_size=image_size, jpeg_quality=80, admission=self,
-                             deliver=self.deliver,
+                             deliver=self.deliver, on_snapshot=on_snapshot,
                              on_event=lambda kind, detail: self.events.append(kind), open_timeout=5)
 
 
@@ -145,8 +146,17 @@ def test_a_frame_buffer_written_over_by_the_next_frame_never_leaves_the_capture_
     # capture thread must hand over a copy: each preview keeps its own frame's colour.
     video = make_video(tmp_path / "rb.mp4", [("red", 0.6), ("blue", 0.6)] * 2, size="640x640", fps=10)
     taker = Taker(every=1, want=20)
-    worker = taker.worker(str(video))
+    snapshots: list[bool] = []  # was each snapshot its own array, when it was handed over?
+
+    def on_snapshot(preview: np.ndarray, at: float) -> None:
+        snapshots.append(not worker.source.holds(preview) and colour(preview) != "other")
+        if len(snapshots) < 3:
+            worker.request_snapshot()
+
+    worker = taker.worker(str(video), decode=DecodeMode.ALL, on_snapshot=on_snapshot)
+    worker.request_snapshot()
     frames = run(taker, worker)
+    assert snapshots and all(snapshots)
     colours = [colour(f.preview) for f in frames]
     assert {"red", "blue"} <= set(colours)
     for f, c in zip(frames, colours):
@@ -158,7 +168,7 @@ def test_a_frame_buffer_written_over_by_the_next_frame_never_leaves_the_capture_
 def test_a_looping_file_is_rewound_not_reopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     video = make_video(tmp_path / "short.mp4", [("red", 0.3), ("blue", 0.3)], fps=10)
     taker = Taker(every=1, want=30)  # five passes of six frames
-    worker = taker.worker(str(video), decode="all")
+    worker = taker.worker(str(video), decode=DecodeMode.ALL)
     opens: list[int] = []
     make = worker._make_source
 
@@ -172,6 +182,28 @@ def test_a_looping_file_is_rewound_not_reopened(tmp_path: Path, monkeypatch: pyt
     frames = run(taker, worker)
     assert len(opens) == 1 and taker.events == ["online"]
     assert [colour(f.preview) for f in frames[:18]] == (["red"] * 3 + ["blue"] * 3) * 3
+
+
+def test_a_looping_file_whose_seek_misses_its_start_is_reopened_instead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # MPEG-TS seeks to the next keyframe, not the first frame: a rewind that lands
+    # late would skip the clip's first second at every loop. It is noticed on the
+    # first grab after the seek, and the file is reopened at each loop from then on.
+    video = make_video(tmp_path / "clip.ts", [("red", 1), ("blue", 1)], fps=10)
+    taker = Taker(every=1, want=60)  # three passes of twenty frames
+    worker = taker.worker(str(video), decode=DecodeMode.ALL)
+    opens: list[int] = []
+    make = worker._make_source
+
+    def counting():
+        source = make()
+        real_open = source.open
+        source.open = lambda: opens.append(1) or real_open()
+        return source
+
+    monkeypatch.setattr(worker, "_make_source", counting)
+    frames = run(taker, worker, timeout=30)
+    assert [colour(f.preview) for f in frames[:60]] == (["red"] * 10 + ["blue"] * 10) * 3
+    assert len(opens) >= 3 and not worker.source._seekable
 
 
 def test_auto_learns_the_keyframe_interval_of_a_short_looping_file_across_its_passes(tmp_path: Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.config import CameraConfig
+from edge_agent.config import CameraConfig, DecodeMode
 from edge_agent.sources import SourceKind, SourceSpec
 from edge_agent.sources.opencv import OpenCVSource, auto_keyframes, capture_options
 
@@ -50,7 +50,7 @@ def frames(source: OpenCVSource, n: int) -> list[float]:
 
 @pytest.mark.parametrize("mode,fps,every", [("all", 1, 0.04), ("keyframes", 4, 1.0), ("auto", 1, 1.0)])
 def test_what_each_mode_decodes(gop1: Path, mode: str, fps: float, every: float):
-    cfg = CameraConfig(name="cam", source=str(gop1), fps=fps, decode=mode)
+    cfg = CameraConfig(name="cam", source=str(gop1), fps=fps, decode=DecodeMode(mode))
     src = OpenCVSource(SourceSpec(SourceKind.FILE, str(gop1)), cfg, open_timeout=5, look_interval=lambda: 1 / fps)
     try:
         assert src.open() is None
@@ -67,7 +67,7 @@ def test_what_each_mode_decodes(gop1: Path, mode: str, fps: float, every: float)
 
 
 def test_auto_decodes_every_frame_when_the_camera_looks_more_often_than_keyframes(gop1: Path):
-    cfg = CameraConfig(name="cam", source=str(gop1), fps=4, decode="auto")
+    cfg = CameraConfig(name="cam", source=str(gop1), fps=4, decode=DecodeMode.AUTO)
     src = OpenCVSource(SourceSpec(SourceKind.FILE, str(gop1)), cfg, open_timeout=5, look_interval=lambda: 0.25)
     try:
         assert src.open() is None

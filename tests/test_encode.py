@@ -128,19 +128,19 @@ def test_halvings_counts_what_shrink_does(w, h, size, n):
     assert halvings(w, h, size) == n
 
 
+@pytest.mark.parametrize("longest", [416, 640])  # 640: the API image is the preview's size
 @pytest.mark.parametrize("w,h,region", [(1920, 1080, None), (1280, 720, None), (640, 480, None),
                                         (320, 240, None), (1080, 1920, None), (2592, 1944, None),
-                                        (1920, 1080, (0.25, 0.1, 0.9, 0.8))])
-def test_prepare_with_preview_is_prepare_and_resize_for_api_at_once(w, h, region):
+                                        (3840, 2160, (0.1, 0.1, 0.6, 0.9)), (1920, 1080, (0.25, 0.1, 0.9, 0.8))])
+def test_prepare_with_preview_is_prepare_and_resize_for_api_at_once(w, h, region, longest):
     # The shared halvings and the kept buffers change nothing: the same bytes, the same pixels.
     scratch = Scratch()
     for seed in (1, 2, 3):  # later frames reuse the first one's buffers
         frame = camera_like(w, h, seed)
-        jpeg, preview = prepare_with_preview(frame, 416, 80, region, 640, scratch)
-        assert jpeg == prepare(frame, 416, 80, region)
+        jpeg, preview = prepare_with_preview(frame, longest, 80, region, 640, scratch, frame_is_kept=True)
+        assert jpeg == prepare(frame, longest, 80, region)
         assert np.array_equal(preview, resize_for_api(frame, 640))
-        assert not scratch.holds(preview)
-        assert not np.shares_memory(preview, frame) or preview is frame
+        assert not scratch.holds(preview) and not np.shares_memory(preview, frame)
 
 
 def test_prepare_with_preview_copies_a_frame_the_source_reuses():

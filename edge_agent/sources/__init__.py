@@ -52,7 +52,9 @@ class FrameSource(Protocol):
 
     def rewind(self) -> bool:
         """A file that loops: back to its first frame without reopening it (no new
-        probe, no new decoder). False if it cannot: it is then reopened."""
+        probe, no new decoder). False if it cannot: it is then reopened. True is a
+        promise to try: a source whose next grab() finds the seek went wrong fails it
+        (the file is then reopened) and answers False from then on."""
 
     def frame_rate(self) -> float | None:
         """A file's own frame rate (for pacing), else None."""

@@ -174,8 +174,11 @@ class OpenCVSource:
         self._keyframes = False
         self._choice: bool | None = None  # auto: keyframes only? (None: not learned yet)
         self._learned: float | None = None  # the keyframe interval, s (None: unknown or too long)
-        self._learning: list[float] = []  # times of the first keyframes
-        self._pass_offset = 0.0  # a looping file: how far its earlier passes went (s), for _learn
+        self._learning: list[float] = []  # times of the keyframes seen (in this pass of a looping file)
+        self._gaps: list[float] = []  # between consecutive ones, over every pass (never across a loop)
+        self._seekable = True  # False once a rewind did not land on the file's first frame
+        self._rewound = False  # the next grab is the first after a rewind: check where it landed
+        self._first_pos: float | None = None  # a file's first frame (s)
         self._base_options = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
         self._base_threads = os.environ.get("OPENCV_FFMPEG_THREADS") or str(min(4, os.cpu_count() or 1))
         self.reopen_wanted = False  # auto decided to decode every frame: the capture thread reopens
@@ -220,13 +223,18 @@ class OpenCVSource:
                          and cap.set(cv2.CAP_PROP_FORMAT, -1))
             if self.jpeg:
                 self._keyframes = False  # every MJPEG frame is a keyframe
-        self._learning, self._pass_offset = [], 0.0
+        self._learning, self._gaps, self._first_pos, self._rewound = [], [], None, False
         return None
 
     def grab(self) -> bool:
         assert self._cap is not None
         ok = self._cap.grab()
-        learning = self._keyframes and self._mode is DecodeMode.AUTO and self._choice is None
+        learning = self._learning_now()
+        if self.is_file:
+            if self._rewound:
+                ok = self._landed(ok)
+            if ok and self._first_pos is None:
+                self._first_pos = self.position()
         if not ok:
             self.error = "ended" if self.is_file else "read failed"
             if learning and not self.is_file:
@@ -237,6 +245,22 @@ class OpenCVSource:
             self._learn()
         return True
 
+    def _learning_now(self) -> bool:
+        return self._keyframes and self._mode is DecodeMode.AUTO and self._choice is None
+
+    def _landed(self, grabbed: bool) -> bool:
+        """The first grab after a rewind: did the seek land on the file's first frame?
+        (MPEG-TS seeks to the next keyframe; a raw stream goes nowhere.) If not, the
+        file is reopened instead, now and at every later loop."""
+        self._rewound = False
+        pos, first, fps = self.position(), self._first_pos, self.frame_rate() or 25.0
+        if grabbed and (pos is None or first is None or pos <= first + 0.5 / fps):
+            return True
+        self._seekable = False
+        log.debug("%s: a seek to the start did not land on the first frame; reopening at each loop instead",
+                  self.cfg.name)
+        return False
+
     def retrieve(self) -> np.ndarray | None:
         """The grabbed frame. Pixels of a big frame are written into the last frame's
         array (see ``holds``): a fresh 6 MB array per 1080p frame costs more in page
@@ -246,27 +270,27 @@ class OpenCVSource:
         ok, data = self._cap.retrieve(self._kept)
         if not ok or data is None:
             return None
-        if not self.jpeg and data.nbytes >= REUSE_MIN_BYTES:
-            self._kept = data
+        self._kept = data if not self.jpeg and data.nbytes >= REUSE_MIN_BYTES else None
         return data
 
     def holds(self, image: np.ndarray) -> bool:
-        return image is self._kept
+        return self._kept is not None and np.may_share_memory(image, self._kept)
 
     def rewind(self) -> bool:
-        """Seek a file back to its start: a third of the CPU of reopening a 1080p H.264 file.
-        ``auto`` goes on learning across it: a clip shorter than three keyframes still
-        teaches the interval (the next pass's times continue after this one's end)."""
-        if not self.is_file or self._cap is None:
+        """Seek a file back to its start: a third of the CPU of reopening a 1080p H.264
+        file. ``auto`` goes on learning across passes: a clip with fewer than three
+        keyframes still teaches their interval (gaps are counted within a pass, never
+        across the loop); a pass with at most one is a sign they are as far apart as
+        the clip is long, so every frame is decoded."""
+        if not self.is_file or self._cap is None or not self._seekable:
             return False
-        fps, count = self.frame_rate(), self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        last = self.position()  # of the last frame decoded: with keyframes only, not the file's end
+        if self._learning_now() and len(self._learning) < 2:
+            self._decide(None)  # wants a reopen decoding every frame
+            return False
         if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+            self._seekable = False
             return False
-        if fps and count and math.isfinite(count) and count > 0:
-            self._pass_offset += count / fps
-        elif last is not None:
-            self._pass_offset += last + 1 / (fps or 25.0)
+        self._learning, self._rewound = [], True
         return True
 
     def frame_rate(self) -> float | None:
@@ -313,11 +337,13 @@ class OpenCVSource:
         """Keyframes only while learning: each grab is a keyframe. Their spacing (the
         file's timestamps, or arrival times on a live stream) is the interval."""
         at = self.position() if self.is_file else None
-        at = self._clock() if at is None else at + self._pass_offset
+        at = self._clock() if at is None else at
+        if self._learning:
+            self._gaps.append(at - self._learning[-1])
         self._learning.append(at)
-        if len(self._learning) >= LEARN_KEYFRAMES:
-            gaps = [b - a for a, b in zip(self._learning, self._learning[1:])]
-            self._decide(sorted(gaps)[len(gaps) // 2])
+        if len(self._gaps) >= LEARN_KEYFRAMES - 1:
+            gaps = sorted(self._gaps)
+            self._decide(gaps[len(gaps) // 2])
         elif len(self._learning) >= 2 and self._learning[-1] - self._learning[0] > LEARN_WITHIN:
             self._decide(None)
 
