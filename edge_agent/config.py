@@ -136,6 +136,9 @@ class DecodeMode(str, enum.Enum):
     ALL = "all"
     KEYFRAMES = "keyframes"
 
+    def __str__(self) -> str:  # the word, on every Python (3.11 changed str() of mixed-in enums)
+        return self.value
+
 
 @dataclass(frozen=True)
 class ChangeConfig:
@@ -160,8 +163,6 @@ class CameraConfig:
     decode: DecodeMode = DecodeMode.AUTO  # FFmpeg sources (see sources/opencv.py)
     resolution: tuple[int, int] = (1280, 720)  # the Pi camera's (rpicam) capture size
     options: tuple[str, ...] = ()  # extra arguments for rpicam-vid, e.g. ["--rotation", "180"]
-
-
 
 
 @dataclass(frozen=True)
