@@ -77,6 +77,9 @@ CPU_RATIO_MAX = 0.2
 ANON_H264_MAX = 50.0
 ANON_MJPEG_MAX = 40.0
 
+# The scripts import this checkout's edge_agent, as the agents (python -m, cwd=ROOT) do,
+# whatever checkout the venv's editable install points at.
+THIS_TREE = {"PYTHONPATH": str(ROOT)}
 # What `edge-agent run` sets before it imports anything (cli.py): the floor gets the same.
 AGENT_ENV = {"OPENCV_FFMPEG_CAPTURE_OPTIONS": "rtsp_transport;tcp", "OPENCV_FFMPEG_LOGLEVEL": "-8",
              "OPENCV_LOG_LEVEL": "ERROR", "OPENCV_FFMPEG_THREADS": str(min(4, os.cpu_count() or 1)),
@@ -227,7 +230,7 @@ def start_floor(work: Path) -> tuple[subprocess.Popen, str]:
     """The import floor process, and what each import added to its Anonymous (MB)."""
     script = work / "import_floor.py"
     script.write_text(IMPORT_FLOOR)
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env={**os.environ, **AGENT_ENV},
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env={**os.environ, **AGENT_ENV, **THIS_TREE},
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     breakdown = proc.stdout.readline().strip()
@@ -239,7 +242,7 @@ def start_bare(work: Path, source: str, options: str, look: float, env: dict[str
     script = work / "bare_capture.py"
     script.write_text(BARE_CAPTURE)
     return subprocess.Popen([sys.executable, str(script), source, options, str(look)], cwd=ROOT,
-                            env={**os.environ, **AGENT_ENV, **env})
+                            env={**os.environ, **AGENT_ENV, **THIS_TREE, **env})
 
 
 def start_agent(work: Path, api: Any, broker: Broker, name: str, camera: dict[str, Any],
