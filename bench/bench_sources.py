@@ -29,6 +29,10 @@ floor: a process that only imports the agent's dependencies (cv2, numpy, aiohttp
 Targets (the issue): keyframes <= 0.2x the CPU of `all`; `auto` picks keyframes
   here; Anonymous <= 50 MB for a 1080p H.264 camera in keyframe mode; Anonymous
   <= 40 MB for a 640x480 MJPEG camera at 2/s.
+take path: the capture thread's CPU per taken 1080p keyframe after its decode
+  (retrieve, the API's JPEG, the preview), fresh arrays for everything against the
+  kept buffers (sources/opencv.py, encode.Scratch) and the shared first halving,
+  interleaved frame by frame in one process with the agent's malloc settings.
 levers: what each memory lever is worth, side by side: the agent as shipped, the
   same agent with glibc's malloc defaults (EDGE_AGENT_MALLOC=glibc turns memory.py's
   tuning off), the same agent on a clip with x264's default 3 B-frames (a decoder
@@ -144,6 +148,54 @@ BARE_CAPTURE = textwrap.dedent("""
             if raw and ok:
                 data = cv2.imdecode(np.frombuffer(data.tobytes(), np.uint8), cv2.IMREAD_COLOR)
 """)
+
+
+TAKE_PATH = textwrap.dedent("""
+    # The capture thread's work on a taken 1080p keyframe, after the decode: retrieve
+    # (FFmpeg's YUV -> OpenCV's BGR -> our array), the API's JPEG and the preview. With
+    # the agent's malloc settings, two ways, interleaved frame by frame: fresh arrays
+    # for everything (how it was), and the kept buffers (OpenCVSource.retrieve into the
+    # last frame's array, encode.Scratch, the shared first halving). CPU of this thread.
+    import os, sys, time, statistics
+    import edge_agent.memory as memory
+    memory.tune()
+    from edge_agent.config import CameraConfig, DecodeMode
+    from edge_agent.encode import Scratch, prepare, prepare_with_preview, resize_for_api
+    from edge_agent.sources import SourceKind, SourceSpec
+    from edge_agent.sources.opencv import OpenCVSource
+    clip = sys.argv[1]
+    src = OpenCVSource(SourceSpec(SourceKind.FILE, clip), CameraConfig(name="cam", source=clip,
+                       decode=DecodeMode.KEYFRAMES), open_timeout=5, look_interval=lambda: 1.0)
+    scratch, fresh, kept = Scratch(), [], []
+    for _ in range(3):
+        src.open()
+        while src.grab():
+            t = time.thread_time()
+            if len(fresh) <= len(kept):
+                ok, image = src._cap.retrieve()
+                prepare(image, 416, 80), resize_for_api(image, 640)
+                fresh.append(time.thread_time() - t)
+            else:
+                image = src.retrieve()
+                prepare_with_preview(image, 416, 80, None, 640, scratch, src.holds(image))
+                kept.append(time.thread_time() - t)
+            del image
+        src.close()
+    print(f"{statistics.median(fresh) * 1000:.2f} {statistics.median(kept) * 1000:.2f} {len(fresh) + len(kept)}")
+""")
+
+
+def bench_take_path(work: Path, clip: Path) -> None:
+    script = work / "take_path.py"
+    script.write_text(TAKE_PATH)
+    out = subprocess.run([sys.executable, str(script), str(clip)], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, **AGENT_ENV, **THIS_TREE, "OPENCV_FFMPEG_THREADS": "1"},
+                         timeout=300, check=True).stdout.split()
+    fresh, kept, n = float(out[0]), float(out[1]), int(out[2])
+    print(f"\n== take path: a 1080p keyframe after its decode (retrieve, API JPEG, preview), capture thread CPU, "
+          f"median of {n} frames, interleaved")
+    print(f"  fresh arrays each frame {fresh:.2f} ms; kept buffers and one shared halving {kept:.2f} ms "
+          f"({fresh / kept:.2f}x less)")
 
 
 def camera_like_1080p(path: Path, seconds: int = 20, bframes: int = 0) -> Path:
@@ -471,6 +523,7 @@ def main() -> int:
         print(f"clip: 1920x1080 25 fps H.264, {clip.stat().st_size * 8 / 20 / 1e6:.1f} Mbit/s, keyframe every 1 s, "
               f"no B-frames, 20 s")
         frames = camera_like_jpegs(work)
+        bench_take_path(work, clip)
         decode_ok, _, floor_mem = bench_decode(work, clip, args.windows, args.window_seconds)
         mjpeg_ok = bench_mjpeg(work, frames, max(3, args.windows - 2), args.window_seconds * 0.75, floor_mem)
         bclip = camera_like_1080p(work / "camera-like-1080p-bframes.mp4", bframes=3)
