@@ -157,6 +157,13 @@ def halvings(width: int, height: int, size: tuple[int, int]) -> int:
     return n
 
 
+def halve(frame: np.ndarray, times: int, resize: Resize = _linear) -> np.ndarray:
+    """``frame`` halved ``times`` times (bilinear at exactly half size: 2x2 box averages)."""
+    for _ in range(times):
+        frame = resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2))
+    return frame
+
+
 def shrink(frame: np.ndarray, size: tuple[int, int], resize: Resize = _linear) -> np.ndarray:
     """Downscale to ``size``: halve while at least 2x too big, then bilinear.
 
@@ -167,8 +174,7 @@ def shrink(frame: np.ndarray, size: tuple[int, int], resize: Resize = _linear) -
     the CPU (INTER_AREA takes ~3 ms for 640x480 -> 416x312 with OpenCV 5, which was
     the largest cost per classified frame).
     """
-    for _ in range(halvings(frame.shape[1], frame.shape[0], size)):
-        frame = resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2))
+    frame = halve(frame, halvings(frame.shape[1], frame.shape[0], size), resize)
     if (frame.shape[1], frame.shape[0]) == size:
         return frame
     return resize(frame, size)
@@ -210,8 +216,7 @@ def prepare_with_preview(frame: np.ndarray, longest: int, quality: int, region: 
     base = frame
     api_size = target_size(width, height, longest)
     if region is None:
-        for _ in range(min(halvings(width, height, api_size), halvings(width, height, preview_size))):
-            base = resize(base, (base.shape[1] // 2, base.shape[0] // 2))
+        base = halve(frame, min(halvings(width, height, api_size), halvings(width, height, preview_size)), resize)
         api = shrink(base, api_size, resize)
     else:
         api = resize_for_api(crop(frame, region), longest, resize)

@@ -165,10 +165,8 @@ def test_a_frame_buffer_written_over_by_the_next_frame_never_leaves_the_capture_
         assert c == ("red" if r > 150 else "blue" if b > 150 else "other")
 
 
-def test_a_looping_file_is_rewound_not_reopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    video = make_video(tmp_path / "short.mp4", [("red", 0.3), ("blue", 0.3)], fps=10)
-    taker = Taker(every=1, want=30)  # five passes of six frames
-    worker = taker.worker(str(video), decode=DecodeMode.ALL)
+def count_opens(worker: CaptureWorker, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one each time the worker's source is opened."""
     opens: list[int] = []
     make = worker._make_source
 
@@ -179,6 +177,14 @@ def test_a_looping_file_is_rewound_not_reopened(tmp_path: Path, monkeypatch: pyt
         return source
 
     monkeypatch.setattr(worker, "_make_source", counting)
+    return opens
+
+
+def test_a_looping_file_is_rewound_not_reopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    video = make_video(tmp_path / "short.mp4", [("red", 0.3), ("blue", 0.3)], fps=10)
+    taker = Taker(every=1, want=30)  # five passes of six frames
+    worker = taker.worker(str(video), decode=DecodeMode.ALL)
+    opens = count_opens(worker, monkeypatch)
     frames = run(taker, worker)
     assert len(opens) == 1 and taker.events == ["online"]
     assert [colour(f.preview) for f in frames[:18]] == (["red"] * 3 + ["blue"] * 3) * 3
@@ -191,16 +197,7 @@ def test_a_looping_file_whose_seek_misses_its_start_is_reopened_instead(tmp_path
     video = make_video(tmp_path / "clip.ts", [("red", 1), ("blue", 1)], fps=10)
     taker = Taker(every=1, want=60)  # three passes of twenty frames
     worker = taker.worker(str(video), decode=DecodeMode.ALL)
-    opens: list[int] = []
-    make = worker._make_source
-
-    def counting():
-        source = make()
-        real_open = source.open
-        source.open = lambda: opens.append(1) or real_open()
-        return source
-
-    monkeypatch.setattr(worker, "_make_source", counting)
+    opens = count_opens(worker, monkeypatch)
     frames = run(taker, worker, timeout=30)
     assert [colour(f.preview) for f in frames[:60]] == (["red"] * 10 + ["blue"] * 10) * 3
     assert len(opens) >= 3 and not worker.source._seekable

@@ -315,7 +315,7 @@ class OpenCVSource:
             return "MJPEG, decoded only when taken"
         if self._keyframes:
             every = f", every {self._learned:.1f} s" if self._learned is not None else ""
-            learning = " (learning the interval)" if self._mode is DecodeMode.AUTO and self._choice is None else ""
+            learning = " (learning the interval)" if self._learning_now() else ""
             return f"keyframes only{every}{learning}"
         if self._mode is DecodeMode.AUTO and self._choice is False and self._learned is None:
             return f"all frames (keyframes more than {LEARN_WITHIN:g} s apart, or none)"
@@ -336,8 +336,9 @@ class OpenCVSource:
     def _learn(self) -> None:
         """Keyframes only while learning: each grab is a keyframe. Their spacing (the
         file's timestamps, or arrival times on a live stream) is the interval."""
-        at = self.position() if self.is_file else None
-        at = self._clock() if at is None else at
+        at = self.position() if self.is_file else self._clock()
+        if at is None:
+            at = self._clock()
         if self._learning:
             self._gaps.append(at - self._learning[-1])
         self._learning.append(at)
