@@ -20,14 +20,29 @@ together, never change the state. Measured by ``bench/bench_decide.py`` on six 5
 segments at fps 3 with confident mistakes (0.55-0.95) on a random share of
 results: see the README ("Deciding") for the figures and what they cost in lag.
 ``window: 1, votes: 1`` is the old rule (``confirm`` alone).
+
+An event is a change. After a restart the state starts undecided and is decided
+afresh from results; :meth:`Debouncer.remember` tells it the state decided before
+(kept by the caller: the event store). A first state of that same class is
+:attr:`Kind.RESUMED`: no event, and its ``since`` is the old one. Every other
+decided state is :attr:`Kind.CHANGE`.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 
 from .config import DecideConfig
+
+
+class Kind(Enum):
+    """What a decided state is to the one before it."""
+
+    CHANGE = "change"  # another class than before (or the very first state): an event
+    RESUMED = "resumed"  # the first state after a restart, the class decided before it: no event, old ``since``
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class State:
     votes: int = 0  # how many of the window voted for it when it was decided
     window: int = 0  # the results looked at
     confidences: tuple[float, ...] = field(default=())  # of the votes, oldest first
+    kind: Kind = Kind.CHANGE
 
 
 class Debouncer:
@@ -49,6 +65,15 @@ class Debouncer:
         self._run = 0
         self._run_start = 0.0
         self._since_change: int | None = None  # results since the gate last saw the picture change
+        self._before: tuple[str, float] | None = None  # (class, since) decided before a restart
+
+    def remember(self, cls: str, since: float) -> None:
+        """The state decided before a restart (the caller keeps it). It is not the state
+        now: the state is still decided from results. A first state of this class is
+        the same state resumed (:attr:`Kind.RESUMED`, ``since`` kept); another is a change."""
+        if self.state is None and isinstance(cls, str) and cls and isinstance(since, (int, float)) \
+                and math.isfinite(since):
+            self._before = (cls, float(since))
 
     @property
     def pending(self) -> bool:
@@ -85,7 +110,10 @@ class Debouncer:
         if self._run < self.cfg.confirm or (len(voters) < min(self.cfg.votes, self.cfg.window)
                                             and not seen_change):
             return None
-        since = min(voters[0][1], self._run_start)
+        since, kind = min(voters[0][1], self._run_start), Kind.CHANGE
+        if self.state is None and self._before is not None and self._before[0] == cls:
+            since, kind = self._before[1], Kind.RESUMED
+        self._before = None  # only the first state after a restart is compared with the one before it
         self.state = State(cls=cls, confidence=confidence, since=since, votes=len(voters),
-                           window=len(self._window), confidences=tuple(round(c, 4) for c, _ in voters))
+                           window=len(self._window), confidences=tuple(round(c, 4) for c, _ in voters), kind=kind)
         return self.state

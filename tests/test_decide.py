@@ -154,3 +154,44 @@ def test_a_flip_on_a_still_picture_still_needs_the_votes():
         d.feed("open", 0.9, 10.0 + i)
     assert d.feed("closed", 0.9, 20.0) is None and d.feed("closed", 0.9, 21.0) is None
     assert d.state.cls == "open"  # two mistakes in a row on a still picture do not switch it
+
+
+def test_after_a_restart_the_same_state_is_no_change_and_keeps_its_since():
+    """An event is a change: the state decided before a restart, decided again, is that
+    state resumed (no event), with its old ``since``."""
+    from edge_agent.decide import Kind
+
+    d = Debouncer(DecideConfig(min_confidence=0.5, confirm=2, **OLD))
+    d.remember("red", 1000.0)
+    assert d.state is None  # not the state yet: it is decided from results
+    assert d.feed("red", .9, 5000.0) is None
+    state = d.feed("red", .9, 5001.0)
+    assert state.cls == "red" and state.kind is Kind.RESUMED and state.since == 1000.0
+    # what follows is an ordinary change
+    d.feed("blue", .9, 5002.0)
+    state = d.feed("blue", .9, 5003.0)
+    assert state.cls == "blue" and state.kind is Kind.CHANGE and state.since == 5002.0
+    state = [d.feed("red", .9, 5004.0 + i) for i in range(2)][-1]
+    assert state.kind is Kind.CHANGE and state.since == 5004.0  # the remembered since is used once only
+
+
+def test_after_a_restart_another_state_is_a_change():
+    from edge_agent.decide import Kind
+
+    d = Debouncer(DecideConfig(min_confidence=0.5, confirm=2))  # the default 4 of 5
+    d.remember("red", 1000.0)
+    states = [s for s in (d.feed("blue", .9, 5000.0 + i) for i in range(6)) if s]
+    assert [(s.cls, s.kind, s.since) for s in states] == [("blue", Kind.CHANGE, 5000.0)]
+
+
+def test_remember_is_ignored_once_a_state_is_decided_and_for_nonsense():
+    from edge_agent.decide import Kind
+
+    d = Debouncer(DecideConfig(min_confidence=0.5, confirm=1, **OLD))
+    d.remember("red", float("nan"))
+    assert d.feed("red", .9, 10.0).kind is Kind.CHANGE
+    d.remember("blue", 1.0)  # too late: a state is decided
+    s = d.feed("blue", .9, 11.0)
+    assert s.kind is Kind.CHANGE and s.since == 11.0
+    fresh = Debouncer(DecideConfig(min_confidence=0.5, confirm=1, **OLD))
+    assert fresh.feed("red", .9, 1.0).kind is Kind.CHANGE  # nothing remembered: the first state is a change

@@ -430,3 +430,46 @@ def test_event_is_frozen():
     e = Event(1, "door", "open", None, 0.5, T0, False, False)
     with pytest.raises(AttributeError):
         e.id = 2  # type: ignore[misc]
+
+
+def test_the_state_decided_before_keeps_its_since_across_reopen(tmp_path: Path):
+    """What a restart compares its first decided state with: the class and since when it holds."""
+    path = tmp_path / "events.db"
+    s = opened(path)
+    assert s.decided_before("door") is None
+    s.add("door", "open", 0.9, T0 + 2, None, since=T0 + 1)
+    s.add("gate", "closed", 0.9, T0 + 5, None)  # no since given: the event's at
+    s.close()
+    s = opened(path)
+    assert s.decided_before("door") == ("open", T0 + 1)
+    assert s.decided_before("gate") == ("closed", T0 + 5)
+    assert s.last_state("door") == ("open", T0 + 2)  # unchanged: the event's at
+    with pytest.raises(ValueError):
+        s.add("door", "open", 0.9, T0, None, since=float("nan"))
+    s.close()
+
+
+def test_a_database_of_the_version_before_gets_the_since_table_and_stays_readable_by_it(tmp_path: Path):
+    path = tmp_path / "events.db"
+    s = opened(path)
+    s.add("door", "open", 0.9, T0 + 2, None, since=T0 + 1)
+    s.close()
+    c = sqlite3.connect(path)  # as the version before made it: no state_since table
+    c.execute("DROP TABLE state_since")
+    c.commit()
+    c.close()
+    s = opened(path)
+    assert not list(tmp_path.glob("*.corrupt-*"))  # not moved aside
+    assert s.decided_before("door") == ("open", T0 + 2)  # the best it knows: the event's at
+    s.add("door", "closed", 0.9, T0 + 4, None, since=T0 + 3)
+    s.close()
+    # The version before writes last_state only: a since of an older event is not used.
+    c = sqlite3.connect(path)
+    c.execute("INSERT INTO events (camera, class, previous, confidence, at) VALUES ('door', 'ajar', 'closed', 0.9, ?)",
+              (T0 + 6,))
+    c.execute("UPDATE last_state SET class = 'ajar', at = ?, event_id = (SELECT MAX(id) FROM events)", (T0 + 6,))
+    c.commit()
+    c.close()
+    s = opened(path)
+    assert s.decided_before("door") == ("ajar", T0 + 6)
+    s.close()

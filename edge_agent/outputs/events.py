@@ -49,12 +49,13 @@ class EventLog:
             self.store = None  # logged by the store; the agent runs without durability
             return False
 
-    async def add(self, camera: str, cls: str, confidence: float, at: float, thumbnail: bytes | None) -> Event | None:
+    async def add(self, camera: str, cls: str, confidence: float, at: float, thumbnail: bytes | None,
+                  since: float | None = None) -> Event | None:
         """The event, committed; None when it could not be stored (counted)."""
         if self.store is None:
             return None
         try:
-            event = await self._run(self._timed_add, camera, cls, confidence, at, thumbnail)
+            event = await self._run(self._timed_add, camera, cls, confidence, at, thumbnail, since)
         except (StoreError, ValueError):
             self.failures += 1
             return None
@@ -70,6 +71,15 @@ class EventLog:
         event = self.store.add(*args)
         self.add_seconds.append(time.perf_counter() - t0)
         return event
+
+    async def decided_before(self, camera: str) -> tuple[str, float] | None:
+        """``(class, since)`` of the camera's last decided state (before this start)."""
+        if self.store is None:
+            return None
+        try:
+            return await self._run(self.store.decided_before, camera)
+        except StoreError:
+            return None
 
     async def undelivered(self, after: int, limit: int) -> list[Event]:
         if self.store is None:

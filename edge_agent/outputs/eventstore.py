@@ -83,10 +83,23 @@ CREATE TABLE last_state (
 );
 """
 
+# Since when the last decided state holds (the capture of the first result that voted for it),
+# so a restart that decides the same state again keeps it. A table of its own, not a column of
+# last_state: a database of an earlier version gets it when opened (see _check), and an earlier
+# version still opens a database that has it (it checks only the tables it knows). A row is
+# used only while its event_id is last_state's (an earlier version may have moved on since).
+STATE_SINCE = """
+CREATE TABLE state_since (
+    camera TEXT PRIMARY KEY,
+    event_id INTEGER NOT NULL,
+    since REAL NOT NULL
+)"""
+
 COLUMNS = {
     "events": ["id", "camera", "class", "previous", "confidence", "at", "delivered"],
     "thumbnails": ["event_id", "jpeg"],
     "last_state": ["camera", "class", "at", "event_id"],
+    "state_since": ["camera", "event_id", "since"],
 }
 
 # SQLite primary result codes that mean "this file is damaged or not ours".
@@ -231,9 +244,13 @@ class EventStore:
                 raise _Corrupt(f"has schema version {version}, not {SCHEMA_VERSION}")
             else:
                 for table, cols in COLUMNS.items():
+                    if table == "state_since" and table not in tables:
+                        continue  # made by a version before it (nothing else differs): added below
                     have = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
                     if have != cols:
                         raise _Corrupt(f"has an unexpected table {table!r} ({', '.join(have) or 'missing'})")
+                if "state_since" not in tables:
+                    conn.execute(STATE_SINCE)
             # WAL is remembered in the file; synchronous is per connection: FULL fsyncs
             # the WAL at every commit, so a commit survives a power cut.
             conn.execute("PRAGMA journal_mode=WAL").fetchall()
@@ -253,7 +270,7 @@ class EventStore:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for stmt in SCHEMA.split(";"):  # not executescript(): it would COMMIT on its own
+            for stmt in SCHEMA.split(";") + [STATE_SINCE]:  # not executescript(): it would COMMIT on its own
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -342,11 +359,13 @@ class EventStore:
 
     # -- API -----------------------------------------------------------------------------
 
-    def add(self, camera: str, cls: str, confidence: float, at: float, thumbnail: bytes | None) -> Event:
+    def add(self, camera: str, cls: str, confidence: float, at: float, thumbnail: bytes | None,
+            since: float | None = None) -> Event:
         """Store one decided state change and return it; it is on disk when this returns.
 
         ``previous`` is the camera's last decided class kept here (None the first
-        time); that last state is updated in the same transaction.  A thumbnail over
+        time); that last state (with ``since``, the state's own start, ``at`` when not
+        given) is updated in the same transaction.  A thumbnail over
         256 KB or not a JPEG is refused (one warning; the event is stored without
         it).  When more than ``max_pending`` events are undelivered, the oldest are
         marked dropped (counted in ``dropped``, one warning per episode).  Raises
@@ -355,8 +374,10 @@ class EventStore:
         """
         camera, cls = str(camera)[:MAX_NAME], str(cls)[:MAX_NAME]
         confidence, at = float(confidence), float(at)
-        if not (math.isfinite(confidence) and math.isfinite(at)):
-            raise ValueError(f"confidence and at must be finite numbers, not {confidence!r}, {at!r}")
+        since = at if since is None else float(since)
+        if not (math.isfinite(confidence) and math.isfinite(at) and math.isfinite(since)):
+            raise ValueError(f"confidence, at and since must be finite numbers, not {confidence!r}, {at!r}, "
+                             f"{since!r}")
         if thumbnail is not None and (not isinstance(thumbnail, (bytes, bytearray, memoryview))
                                       or len(thumbnail) > MAX_THUMBNAIL or bytes(thumbnail[:2]) != b"\xff\xd8"):
             if not self._thumb_warned:
@@ -376,6 +397,9 @@ class EventStore:
             conn.execute("INSERT INTO last_state (camera, class, at, event_id) VALUES (?, ?, ?, ?) "
                          "ON CONFLICT(camera) DO UPDATE SET class = excluded.class, at = excluded.at, "
                          "event_id = excluded.event_id", (camera, cls, at, eid))
+            conn.execute("INSERT INTO state_since (camera, event_id, since) VALUES (?, ?, ?) "
+                         "ON CONFLICT(camera) DO UPDATE SET event_id = excluded.event_id, since = excluded.since",
+                         (camera, eid, since))
             over = self._pending + 1 - self.max_pending
             if over > 0:
                 conn.execute("UPDATE events SET delivered = 2 WHERE id IN (SELECT id FROM events "
@@ -396,6 +420,19 @@ class EventStore:
             row = conn.execute("SELECT class, at FROM last_state WHERE camera = ?",
                                (str(camera)[:MAX_NAME],)).fetchone()
         return (row[0], row[1]) if row else None
+
+    def decided_before(self, camera: str) -> tuple[str, float] | None:
+        """``(class, since)`` of the camera's last decided state, kept across restarts:
+        what a restart compares its first decided state with (the same class is no event,
+        and keeps this ``since``). ``since`` is the event's ``at`` for a state stored by
+        an earlier version."""
+        with self._use("read the last state", write=False) as conn:
+            row = conn.execute("SELECT l.class, l.at, s.since FROM last_state l LEFT JOIN state_since s "
+                               "ON s.camera = l.camera AND s.event_id = l.event_id WHERE l.camera = ?",
+                               (str(camera)[:MAX_NAME],)).fetchone()
+        if row is None:
+            return None
+        return row[0], float(row[1] if row[2] is None else row[2])
 
     def undelivered(self, limit: int = 100, after: int = 0) -> list[Event]:
         """The oldest undelivered events after id ``after``, in id order (the order to
