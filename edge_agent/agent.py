@@ -28,10 +28,11 @@ from .camera import CameraRuntime, Latest
 from .capture import CaptureWorker, Frame
 from .classify import ApiError, ApiGuard, ClassifyClient, Reply, new_session
 from .config import Config, ConfigError
+from .decide import Kind, State
 from .encode import encode_jpeg, resize_for_api
 from .episode import Episode
 from .health import assess
-from .messages import ResultMessage, StatusMessage, budget_payload, state_payload
+from .messages import ResultMessage, StatusMessage, budget_payload, confidence_payload, state_payload
 from .outputs.control import Command
 from .outputs.dispatch import Dispatcher, Output
 from .outputs.events import EventLog
@@ -45,7 +46,7 @@ from .supervise import supervise
 from .web.metrics import Metrics
 from .web.view import summary_line
 
-log = logging.getLogger("edge_agent.agent")
+log = logging.getLogger(__name__)
 
 WATCHDOG_PERIOD = 0.5
 STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop must fit in 5 s)
@@ -140,6 +141,7 @@ class Agent:
                     from None
         self.client, session = self._make_classifier(cfg)
         await self.events.open()
+        await self._remember_states()
         self.publisher = self._make_output(self, loop)
         self.outputs = Dispatcher([self.publisher])
         self.outputs.start()
@@ -157,6 +159,15 @@ class Agent:
             if server is not None:
                 await server.stop()
         return 0
+
+    async def _remember_states(self) -> None:
+        """The state each camera had before this start (the event store keeps it): a
+        restart that decides the same state again is no event and keeps its ``since``."""
+        for cam in self.cameras.values():
+            before = await self.events.decided_before(cam.name)
+            if before is not None:
+                cam.debouncer.remember(*before)
+                cam.previous_class = before[0]
 
     def threads_stuck(self) -> bool:
         """After the stop: is a capture thread still inside a blocking call?"""
@@ -253,34 +264,46 @@ class Agent:
         cam.stale_since = None
         # The change gate keeps calling until a started change is confirmed.
         cam.admission.note_result(agrees=not cam.debouncer.pending, decided=state is not None)
-        if state is None and was_stale and cam.debouncer.state is not None:
+        if state is None and was_stale and decided is not None:
             log.info("%s: the state is checked again (no longer stale)", cam.name)
             self.outputs.state(cam.name, self._state_payload(cam))
         if state is not None:
-            log.info("%s: state -> %s (confidence %.2f, %d of %d results)", cam.name, state.cls, state.confidence,
-                     state.votes, state.window)
+            if state.kind is Kind.RESUMED:
+                log.info("%s: state -> %s as before the restart (since %s; confidence %.2f, %d of %d results): "
+                         "no event", cam.name, state.cls,
+                         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.since)), state.confidence,
+                         state.votes, state.window)
+            else:
+                log.info("%s: state -> %s (confidence %.2f, %d of %d results)", cam.name, state.cls,
+                         state.confidence, state.votes, state.window)
             self.outputs.state(cam.name, self._state_payload(cam))
             self._publish_snapshot(cam, cam.latest.jpeg(cam.cfg.region))
-            self._spawn(self._record_event(cam, state.cls, state.confidence, frame.captured_at, frame.preview))
+            if state.kind is Kind.CHANGE:  # an event is a change: a state decided again after a restart is none
+                self._spawn(self._record_event(cam, state, frame.captured_at, frame.preview))
+            else:
+                cam.previous_class = state.cls
+        if decided is not None:
+            # Retained, after every result: Home Assistant's confidence sensor has a value at once
+            # after its own restart, while the state is sent only when it changes.
+            self.outputs.confidence(cam.name, confidence_payload(decided.cls, in_state or 0.0, frame.captured_at))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _record_event(self, cam: CameraRuntime, cls: str, confidence: float, at: float,
-                            preview: np.ndarray) -> None:
+    async def _record_event(self, cam: CameraRuntime, state: State, at: float, preview: np.ndarray) -> None:
         """A decided state change: committed to the event log, then published (and
         marked delivered when the broker acknowledges it)."""
         try:
             thumb = encode_jpeg(resize_for_api(preview, THUMBNAIL_SIZE), 70)
         except Exception:  # a picture is a nice-to-have; the event is not
             thumb = None
-        event = await self.events.add(cam.name, cls, confidence, at, thumb)
+        event = await self.events.add(cam.name, state.cls, state.confidence, at, thumb, since=state.since)
         if event is None:  # no durable log: published all the same, not kept
-            event = Event(id=int(time.time() * 1000), camera=cam.name, cls=cls, previous=cam.previous_class,
-                          confidence=confidence, at=at, delivered=False, has_thumbnail=False)
-        cam.previous_class = cls
+            event = Event(id=int(time.time() * 1000), camera=cam.name, cls=state.cls, previous=cam.previous_class,
+                          confidence=state.confidence, at=at, delivered=False, has_thumbnail=False)
+        cam.previous_class = state.cls
         self.outputs.event(event)
 
     def _state_payload(self, cam: CameraRuntime) -> bytes:

@@ -65,6 +65,15 @@ def state_payload(state: State, predictions: tuple[Prediction, ...] | None = Non
     return _json(body)
 
 
+def confidence_payload(cls: str, confidence: float, at: float) -> bytes:
+    """``{"class", "confidence", "at"}``: the newest result's confidence in the decided
+    class, and that result's capture time (epoch s). Retained and sent after every result
+    once a state is decided, so a subscriber that comes late (Home Assistant after its own
+    restart) reads the confidence as it is now, while the state itself is sent only when it
+    changes."""
+    return _json({"class": cls, "confidence": round(confidence, 6), "at": round(at, 3)})
+
+
 @dataclass(frozen=True)
 class StatusMessage:
     camera: str  # "online" | "offline"

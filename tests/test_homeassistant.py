@@ -24,9 +24,18 @@ CFG = parse_config({
 TOPICS = Topics(CFG.mqtt.topic_prefix)
 
 
-def render(template: str, payload: dict) -> str:
-    env = jinja2.Environment()
-    return env.from_string(template).render(value_json=payload, value=json.dumps(payload))
+def render(template: str, payload: dict | str) -> str:
+    """As Home Assistant renders an MQTT template: ``value`` the payload, ``value_json`` only
+    when it is JSON, the result stripped. Any use of an undefined value but an ``is defined``
+    test raises here (HA logs it: "'value_json' is undefined", even for its truth value)."""
+    value = payload if isinstance(payload, str) else json.dumps(payload)
+    variables = {"value": value}
+    try:
+        variables["value_json"] = json.loads(value)
+    except ValueError:
+        pass
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    return env.from_string(template).render(**variables).strip()
 
 
 def test_every_payload_is_valid_for_home_assistant():
@@ -61,12 +70,14 @@ def test_templates_render_the_state_as_home_assistant_would():
     cls = msgs["homeassistant/sensor/edge_agent_garage-pi/door_class/config"]
     assert render(cls["value_template"], state) == "open"
     assert cls["json_attributes_topic"] == TOPICS.state("door")
+    assert json.loads(render(cls["json_attributes_template"], state)) == state
     conf = msgs["homeassistant/sensor/edge_agent_garage-pi/door_confidence/config"]
-    # The confidence follows every result: the result's confidence in the decided class.
-    assert conf["state_topic"] == TOPICS.result("door")
-    result = {"top": "closed", "confidence": 0.6, "state": "open", "state_confidence": 0.4}
-    assert render(conf["value_template"], result) == "40.0" and conf["unit_of_measurement"] == "%"
-    assert render(conf["value_template"], {"top": "open", "confidence": 0.9}) == "None"  # no state yet: unknown
+    # The confidence follows every result (the newest one's confidence in the decided class), read
+    # from a retained topic, so Home Assistant has it right after its own restart.
+    assert conf["state_topic"] == TOPICS.confidence("door") == "edge_agent/garage-pi/door/confidence"
+    latest = {"class": "open", "confidence": 0.4, "at": 1700000100.0}
+    assert render(conf["value_template"], latest) == "40.0" and conf["unit_of_measurement"] == "%"
+    assert render(conf["value_template"], {"class": "open"}) == "None"  # no confidence at all: unknown
     is_open = msgs["homeassistant/binary_sensor/edge_agent_garage-pi/door_open/config"]
     is_closed = msgs["homeassistant/binary_sensor/edge_agent_garage-pi/door_closed/config"]
     assert render(is_open["value_template"], state) == is_open["payload_on"]
@@ -183,3 +194,45 @@ def test_every_config_names_its_entity_id_with_its_domain():
     msgs = dict(discovery_messages(CFG, TOPICS))
     assert msgs["homeassistant/sensor/edge_agent_garage-pi/door_class/config"]["default_entity_id"] == \
         "sensor.edge_agent_garage_pi_door_class"
+
+
+def test_every_entity_that_shows_a_value_reads_a_retained_topic():
+    """Home Assistant shows a value within seconds of its own restart only for topics the
+    broker keeps. The event entity is the exception by design: an event is not retained
+    (HA's event entity is stateless: it fires on a message and ignores a retained one)."""
+    retained = {TOPICS.availability} | {f(cam) for cam in ("door", "gate")
+                                        for f in (TOPICS.state, TOPICS.confidence, TOPICS.status, TOPICS.snapshot)}
+    for topic, p in discovery_messages(CFG, TOPICS):
+        component = topic.split("/")[1]
+        read = [p[k] for k in ("state_topic", "json_attributes_topic", "image_topic") if k in p]
+        read += [a["topic"] for a in p["availability"]]
+        if component == "event":
+            assert p["state_topic"] == TOPICS.event(topic.split("/")[3].rsplit("_", 1)[0])
+            read.remove(p["state_topic"])
+        if component == "button":
+            assert "state_topic" not in p  # it shows no value
+        assert read and set(read) <= retained, (topic, set(read) - retained)
+
+
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_every_template_tolerates_an_empty_payload(empty):
+    """A removed camera's retained topics are cleared with empty payloads: a template that
+    HA renders on one must not use the undefined value_json (HA logs an error), and must
+    render what HA ignores or reads as unavailable."""
+    for topic, p in discovery_messages(CFG, TOPICS):
+        for key in ("value_template", "json_attributes_template"):
+            if key in p:
+                out = render(p[key], empty)
+                if key == "json_attributes_template":
+                    assert out == "{}", (topic, out)  # not "Erroneous JSON"
+                else:
+                    assert out == "", (topic, key, out)  # HA ignores an empty state without a log line
+        for a in p["availability"]:
+            if "value_template" in a:
+                assert render(a["value_template"], empty) == "offline", topic
+    # and a payload that is JSON but not an object (a number, null) neither
+    for topic, p in discovery_messages(CFG, TOPICS):
+        for payload in ("42", "null", '"text"'):
+            for key in ("value_template", "json_attributes_template"):
+                if key in p and topic.split("/")[1] != "event":
+                    render(p[key], payload)

@@ -37,3 +37,12 @@ def test_state_and_status_payloads():
     body = json.loads(s.payload())
     assert {"camera", "api", "frames_dropped", "last_error"} <= body.keys()
     assert s.health() == ("online", "ok", None, True, 0.0, None)
+
+
+def test_confidence_topic_and_payload():
+    """The newest result's confidence in the decided class, retained for late subscribers."""
+    from edge_agent.messages import confidence_payload
+
+    assert Topics("edge_agent/garage-pi").confidence("door") == "edge_agent/garage-pi/door/confidence"
+    assert json.loads(confidence_payload("open", 0.4123456789, 1700000000.12345)) == {
+        "class": "open", "confidence": 0.412346, "at": 1700000000.123}

@@ -2,12 +2,20 @@
 
 One device per agent; per camera a sensor whose state is the decided class
 (attributes: the state message: confidence, since, predictions), a confidence
-sensor in %, an image entity showing the snapshot, a "Classify now" button, and
-a binary_sensor for each class listed in config; per agent, "API calls today"
-and "API credits today" sensors (read from the first camera's status, which
-carries the day's spend of all cameras). Every entity is available only while the agent is
-online *and* its camera is (``availability_mode: all``). ``unique_id``s are
-built from the device id and camera name, so they stay the same across restarts.
+sensor in % (the newest result's confidence in the decided class), an image entity
+showing the snapshot, a "Classify now" button, and a binary_sensor for each class
+listed in config; per agent, "API calls today" and "API credits today" sensors (read
+from the first camera's status, which carries the day's spend of all cameras). Every
+entity is available only while the agent is online *and* its camera is
+(``availability_mode: all``). ``unique_id``s are built from the device id and camera
+name, so they stay the same across restarts.
+
+Every entity that shows a value reads a retained topic (state, confidence, snapshot,
+status, availability), so Home Assistant has a value within seconds of its own restart.
+The event entity reads ``P/<camera>/event``, which is not retained by design: HA's event
+entity fires on a message (and ignores a retained one), it keeps no value of its own.
+Every template tolerates an empty payload (a removed camera's topics being cleared):
+it renders nothing, which HA ignores without a log line, or "offline".
 
 Field names and types follow Home Assistant's MQTT schemas
 (homeassistant/components/mqtt/{schemas,config,sensor,binary_sensor,image}.py);
@@ -24,12 +32,35 @@ from .. import __version__
 from ..config import CameraConfig, Config
 from .topics import Topics
 
-CAMERA_AVAILABLE = "{{ 'online' if value_json.camera == 'online' else 'offline' }}"
-STATE_CONFIDENCE = ("{{ (value_json.state_confidence * 100) | round(1) if value_json.state_confidence is defined "
-                    "and value_json.state_confidence is not none else 'None' }}")
-EVENT_TEMPLATE = ("{{ {'event_type': value_json['class'], 'previous': value_json.previous, "
-                  "'confidence': value_json.confidence, 'at': value_json.at, 'id': value_json.id} | tojson }}")
-STATE_FRESH = "{{ 'offline' if value_json.stale | default(false) else 'online' }}"
+# Every template tolerates an empty payload (a retained topic being cleared: ``value_json``
+# is then undefined) and renders nothing, which Home Assistant ignores without a log line,
+# or "offline". Only ``is defined`` tests touch a value that may be undefined: HA logs any
+# other use of one (even its truth value).
+CAMERA_AVAILABLE = "{{ 'online' if value_json is defined and value_json.camera == 'online' else 'offline' }}"
+# The newest result's confidence in the decided class, from the retained P/<camera>/confidence.
+CONFIDENCE = ("{% if value_json is not defined %}{% elif value_json.confidence is defined "
+              "and value_json.confidence is not none %}{{ (value_json.confidence * 100) | round(1) }}"
+              "{% else %}None{% endif %}")
+STATE_CLASS = "{{ value_json['class'] if value_json is defined and value_json['class'] is defined else '' }}"
+# The attributes: the state message; {} for an empty one (HA logs "Erroneous JSON" for a payload
+# that is not a JSON object).
+STATE_ATTRIBUTES = "{{ value if value_json is defined and value_json is mapping else '{}' }}"
+EVENT_TEMPLATE = ("{% if value_json is defined %}{{ {'event_type': value_json['class'], 'previous': value_json.previous, "
+                  "'confidence': value_json.confidence, 'at': value_json.at, 'id': value_json.id} | tojson }}{% endif %}")
+STATE_FRESH = ("{{ 'online' if value_json is defined and value_json is mapping and not (value_json.stale | default(false)) "
+               "else 'offline' }}")
+
+
+def day_spend(field: str) -> str:
+    """A budget sensor's template (the day's spend is in every camera's status)."""
+    return ("{% if value_json is defined %}{{ value_json.budget." + field + " if value_json.budget is defined "
+            "else 0 }}{% endif %}")
+
+
+def is_class(cls: str) -> str:
+    """A binary sensor's template: ON while ``cls`` is the state; nothing for an empty payload."""
+    return ("{% if value_json is defined and value_json['class'] is defined %}"
+            "{{ 'ON' if value_json['class'] == " + json.dumps(cls) + " else 'OFF' }}{% endif %}")
 
 
 def slug(text: str) -> str:
@@ -108,8 +139,9 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             "name": f"{cam.name} class",
             "icon": "mdi:cctv",
             "state_topic": state,
-            "value_template": "{{ value_json['class'] }}",
+            "value_template": STATE_CLASS,
             "json_attributes_topic": state,  # stale, stale_since and votes are attributes
+            "json_attributes_template": STATE_ATTRIBUTES,
         }
         if cfg.homeassistant.stale_unavailable:  # opted in: unavailable while unchecked
             cls_sensor["availability"] = cls_sensor["availability"] + [{"topic": state, "value_template": STATE_FRESH}]
@@ -118,9 +150,10 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             **_common(cfg, topics, cam, "confidence", "sensor"),
             "name": f"{cam.name} confidence",
             "icon": "mdi:percent",
-            # Each result's confidence in the decided class (not only the one that decided it).
-            "state_topic": topics.result(cam.name),
-            "value_template": STATE_CONFIDENCE,
+            # The newest result's confidence in the decided class (not only the one that decided it),
+            # retained: a value right after Home Assistant's own restart.
+            "state_topic": topics.confidence(cam.name),
+            "value_template": CONFIDENCE,
             "unit_of_measurement": "%",
             "state_class": "measurement",
         }))
@@ -156,7 +189,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
                 **_common(cfg, topics, cam, f"is_{key}", "binary_sensor"),
                 "name": f"{cam.name} {cls}",
                 "state_topic": state,
-                "value_template": "{{ 'ON' if value_json['class'] == %s else 'OFF' }}" % json.dumps(cls),
+                "value_template": is_class(cls),
                 "payload_on": "ON",
                 "payload_off": "OFF",
             }))
@@ -168,7 +201,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             "name": name,
             "icon": icon,
             "state_topic": status,
-            "value_template": "{{ value_json.budget.%s if value_json.budget is defined else 0 }}" % field,
+            "value_template": day_spend(field),
             "state_class": "total_increasing",
             "entity_category": "diagnostic",
         }))

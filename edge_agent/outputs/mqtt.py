@@ -9,6 +9,9 @@ Home Assistant discovery, and the control topics.
 * Control messages (``set/…``, ``snapshot/request``, ``classify``) are parsed here
   and handed to the agent's ``Controls``; anyone on the broker may send anything,
   so bad input costs at most a log line a minute.
+* A camera no longer in the config: its discovery configs are cleared first, its
+  retained state, status and snapshot only once Home Assistant has dropped the
+  entities that read them (``removal.py`` decides when), so HA logs nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from ..redact import bounded
 from .control import Command, parse_command
 from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
 from .publish import MqttPublisher
+from .removal import Removals, topics_named
 from .topics import Topics
 
-log = logging.getLogger("edge_agent.mqtt")
+log = logging.getLogger(__name__)
 
 REPUBLISH_SETTLE = 0.5  # s after Home Assistant's birth before republishing (births coalesce)
 REPUBLISH_MIN_INTERVAL = 10.0  # s between two republishes for births
@@ -65,10 +69,11 @@ class MqttOutput:
         # Our own retained status topics: one of a camera no longer in the config is cleared,
         # with that camera's state and snapshot (as its discovery configs are).
         subscriptions = self.topics.control_filters + (f"{self.topics.prefix}/+/status",)
-        self._cleared: set[str] = set()
+        self._removals = Removals()
+        self._removal_due: asyncio.TimerHandle | None = None
         if cfg.homeassistant.discovery:
             subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
-        retained = len(self.discovery) + 3 * cameras + 1
+        retained = len(self.discovery) + 4 * cameras + 1
         self.publisher = MqttPublisher(cfg.mqtt, self.topics, loop, on_connect=self._on_connect,
                                        subscriptions=subscriptions, on_message=self.on_message,
                                        retained_burst=2 * retained + FORWARD_PAGE + 16)
@@ -87,6 +92,10 @@ class MqttOutput:
     async def stop(self) -> None:
         if self._republish_due is not None:
             self._republish_due.cancel()
+        if self._removal_due is not None:
+            self._removal_due.cancel()
+        for camera, topics in self._removals.flush():  # not left behind (the templates tolerate it)
+            self._clear(camera, topics)
         if self._forwarding is not None:
             self._forwarding.cancel()
         await self.publisher.stop()
@@ -99,6 +108,9 @@ class MqttOutput:
 
     def status(self, camera: str, payload: bytes) -> None:
         self._retain(self.topics.status(camera), payload)
+
+    def confidence(self, camera: str, payload: bytes) -> None:
+        self._retain(self.topics.confidence(camera), payload)
 
     def snapshot(self, camera: str, jpeg: bytes) -> None:
         self._retain(self.topics.snapshot(camera), jpeg)
@@ -149,6 +161,7 @@ class MqttOutput:
 
     def _on_connect(self) -> None:
         self._republish()
+        self._schedule_removals()
         if self.events is not None:
             if self._forwarding is not None:
                 self._forwarding.cancel()
@@ -193,11 +206,19 @@ class MqttOutput:
         if cfg.homeassistant.discovery and topic.endswith("/config"):
             if is_stale(cfg, self._discovery_topics, topic, payload):
                 log.info("removing the Home Assistant entity of %s (no longer in the config)", topic)
+                self._removals.config_clearing(topic, topics_named(payload))
                 self.publisher.publish(topic, b"", retain=True)
+            elif not payload:  # a config cleared, ours echoed back: Home Assistant has it too
+                self._removals.config_cleared(topic, self._now())
+                self._schedule_removals()
             return
         gone = self._removed_camera(topic, payload, retained)
         if gone is not None:
-            self._clear(gone)
+            if self._removals.camera_gone(gone, (self.topics.state(gone), self.topics.confidence(gone),
+                                                 self.topics.snapshot(gone), self.topics.status(gone)), self._now()):
+                log.info("camera %r is no longer in the config: its Home Assistant entities are removed first, "
+                         "its retained state, confidence, snapshot and status cleared once they are gone", gone[:40])
+                self._schedule_removals()
             return
         parsed = self.topics.parse_control(topic)
         if parsed is None:
@@ -224,7 +245,7 @@ class MqttOutput:
         if not (retained and payload and topic.startswith(prefix) and topic.endswith("/status")):
             return None
         camera = topic[len(prefix):-len("/status")]
-        if not camera or "/" in camera or self.controls.has_camera(camera) or camera in self._cleared:
+        if not camera or "/" in camera or self.controls.has_camera(camera) or self._removals.pending(camera):
             return None
         try:  # only this device's: agents may share a prefix with cameras of their own
             if json.loads(payload).get("device") != self.cfg.device_id:
@@ -233,11 +254,33 @@ class MqttOutput:
             return None
         return camera
 
-    def _clear(self, camera: str) -> None:
-        self._cleared.add(camera)
-        log.info("clearing the retained state, status and snapshot of camera %r (no longer in the config)",
-                 camera[:40])
-        for topic in (self.topics.state(camera), self.topics.status(camera), self.topics.snapshot(camera)):
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    def _schedule_removals(self) -> None:
+        """Look again when the next removed camera's topics may be cleared."""
+        if self._removal_due is not None:
+            self._removal_due.cancel()
+            self._removal_due = None
+        now = self._now()
+        at = self._removals.next_check(now)
+        if at is not None:
+            self._removal_due = asyncio.get_running_loop().call_later(max(0.0, at - now) + 0.01,
+                                                                     self._clear_due)
+
+    def _clear_due(self) -> None:
+        self._removal_due = None
+        if not self.publisher.connected:
+            return  # looked at again on the next connect
+        for camera, topics in self._removals.due(self._now()):
+            self._clear(camera, topics)
+        self._schedule_removals()
+
+    def _clear(self, camera: str, topics: list[str]) -> None:
+        log.info("clearing the retained %s of camera %r (no longer in the config)",
+                 ", ".join(t.rsplit("/", 1)[-1] for t in topics), camera[:40])
+        for topic in topics:
             self.publisher.publish(topic, b"", retain=True)
 
     def _bad_control(self, line: str) -> None:

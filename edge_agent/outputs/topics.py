@@ -19,6 +19,9 @@ class Topics:
     def state(self, camera: str) -> str:
         return f"{self.prefix}/{camera}/state"
 
+    def confidence(self, camera: str) -> str:
+        return f"{self.prefix}/{camera}/confidence"
+
     def status(self, camera: str) -> str:
         return f"{self.prefix}/{camera}/status"
 

@@ -1,0 +1,76 @@
+"""Every entity Home Assistant shows reads a retained topic: a subscriber that comes after
+the last result (Home Assistant after its own restart, with the change gate on and a still
+picture, so no result follows) still gets the confidence, the state and the rest."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from tests.helpers import AgentProc, Broker, Recorder, agent_config, wait_until
+from tools.standin_api import StandinApi, ThreadedStandin
+
+KEY = "rf_retained_SECRET_6"
+PREFIX = "edge_agent/test"
+
+
+def _ha_render(template: str, payload: bytes) -> str:
+    value = payload.decode()
+    variables = {"value": value}
+    try:
+        variables["value_json"] = json.loads(value)
+    except ValueError:
+        pass
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(template).render(**variables).strip()
+
+
+@pytest.mark.timeout(90)
+def test_a_late_subscriber_gets_the_confidence_from_a_retained_topic(tmp_path: Path, videos, broker: Broker,
+                                                                     recorder: Recorder):
+    with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY, gate=True,
+                           cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 3, "loop": True,
+                                     "classes": ["red", "blue"]}])
+        agent = AgentProc(tmp_path, cfg)
+        try:
+            recorder.wait_for("cam/state", timeout=30)
+            # The gate on and a still picture: results stop once the state is decided.
+            wait_until(lambda: recorder.last("cam/result") and time.monotonic() - recorder.last("cam/result").at > 3,
+                       30, what="the results to stop")
+            last = recorder.last("cam/result").json()
+            late = Recorder(broker.port, PREFIX)
+            ha = Recorder(broker.port, "homeassistant")
+            try:
+                time.sleep(1.5)
+                assert late.all("cam/result") == []  # results are not retained: the late one gets none
+                got = late.last("cam/confidence")
+                assert got is not None and got.retain
+                assert got.json() == {"class": last["state"], "confidence": last["state_confidence"],
+                                      "at": last["captured_at"]}
+                # Every entity of the camera that shows a value reads a topic the late one has.
+                retained = {m.topic: m.payload for m in late.all() if m.retain and m.payload}
+                configs = [m.json() for m in ha.all() if m.payload and "_cam_" in m.json().get("unique_id", "")]
+                assert len(configs) >= 6
+                for c in configs:
+                    if "command_topic" in c:
+                        continue  # the button shows no value
+                    if c["unique_id"].endswith("_change"):
+                        continue  # the event entity: events are not retained (HA's event entity is stateless)
+                    read = c.get("state_topic") or c.get("image_topic")
+                    assert read in retained, (c["unique_id"], read)
+                    rendered = _ha_render(c["value_template"], retained[read]) if "value_template" in c else "image"
+                    assert rendered not in ("", "None"), (c["unique_id"], rendered)
+                    if c["unique_id"].endswith("_confidence"):
+                        assert float(rendered) == round(last["state_confidence"] * 100, 1)
+            finally:
+                late.close()
+                ha.close()
+        finally:
+            agent.signal(signal.SIGTERM)
+            assert agent.wait(10) == 0
+            agent.close()
