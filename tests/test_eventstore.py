@@ -19,7 +19,7 @@ T0 = 1_700_000_000.0
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == "edge_agent.eventstore" and r.levelno >= logging.WARNING]
+            if r.name.startswith("edge_agent.outputs.event") and r.levelno >= logging.WARNING]
 
 
 def opened(path: Path, **kw) -> EventStore:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from ..config import EventsConfig
 from .eventstore import Event, EventStore, StoreError
 
-log = logging.getLogger("edge_agent.eventstore")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 PRUNE_EVERY = 3600.0  # s between retention passes
 NO_STATS = {"events": 0, "undelivered": 0, "dropped": 0, "bytes": 0}

@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterable, Iterator
 from ..episode import Episode
 from ..store import fsync_dir
 
-log = logging.getLogger("edge_agent.eventstore")
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MAX_NAME = 200  # chars of a camera or class name kept (they come from the agent's config)
