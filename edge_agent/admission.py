@@ -8,9 +8,12 @@ camera's capture thread, and each refusal is counted where it is shown:
    *looks*), the API is not backing off, the day's budget is not spent, and one
    of the shared in-flight places is free. It hands out a :class:`Slot`.
 2. ``decide(slot, thumb, now)``, after the frame is decoded and before it is
-   encoded: the change gate (``change.py``) and the budget's pacing. Why call?
-   Someone asked (``ON_DEMAND``); the picture changed since the last classified
-   frame, or there is none yet (``CHANGE``); the decision is still waiting for
+   encoded: the change gate (``change.py``: the look's luma and chroma
+   thumbnails, and ``now`` for the light's history) and the budget's pacing. Why
+   call? Someone asked (``ON_DEMAND``); the picture changed since the last
+   classified frame, in brightness or colour, or the whole picture's light
+   stepped (lights on or off, IR mode, a covered lens), or there is no classified
+   frame yet (``CHANGE``); the decision is still waiting for
    confirming results (``CONFIRM``: the gate lets them through, at most
    ``MAX_CONFIRM`` per still picture); or nothing was classified for
    ``heartbeat`` seconds (``HEARTBEAT``). No reason, or the budget says not yet:
@@ -23,6 +26,7 @@ A slot is released exactly once, whichever thread and path gets there first.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -31,9 +35,11 @@ from typing import Callable
 import numpy as np
 
 from .budget import Budget, Priority, Reservation
-from .change import ChangeDetector
+from .change import ChangeDetector, Thumb, Verdict
 from .config import CameraConfig
 from .rate import RateGate
+
+log = logging.getLogger(__name__)
 
 MAX_CONFIRM = 8  # confirming calls on a picture that no longer changes, before the gate gives up on it
 
@@ -183,8 +189,10 @@ class Admission:
     def needs_thumbnail(self) -> bool:
         return self.gate_on and not self._now_wanted.is_set()
 
-    def decide(self, slot: Slot, thumb: np.ndarray | None, now: float, wall: float | None = None) -> bool:
-        """Door 2, after decoding: call the API for this frame? If not, the slot is released."""
+    def decide(self, slot: Slot, thumb: Thumb | np.ndarray | None, now: float, wall: float | None = None) -> bool:
+        """Door 2, after decoding: call the API for this frame? If not, the slot is released.
+        ``thumb``: the gate's thumbnails of the frame (``change.thumbnails``; a bare
+        greyscale one is compared on brightness alone), None when not asked for."""
         reason, changed = self._reason(thumb, now, wall)
         if reason is None:
             self.unchanged += 1
@@ -204,12 +212,13 @@ class Admission:
         slot.reason, slot.reservation = reason, reservation
         slot.picture_changed = changed
         if thumb is not None:
-            self.detector.set_reference(thumb)
+            self.detector.set_reference(thumb, now)
         self.last_call = now
         self.calls[reason.name.lower()] += 1
         return True
 
-    def _reason(self, thumb: np.ndarray | None, now: float, wall: float | None) -> tuple[Priority | None, bool]:
+    def _reason(self, thumb: Thumb | np.ndarray | None, now: float,
+                wall: float | None) -> tuple[Priority | None, bool]:
         """Why call, and whether the gate saw the picture change (evidence the decision uses)."""
         if self._now_wanted.is_set():
             return Priority.ON_DEMAND, False
@@ -218,7 +227,10 @@ class Admission:
         if self._forget:
             self._forget = False
             self.detector.reset()
-        if self.detector.changed(thumb):
+        verdict = self.detector.look(thumb, now)
+        if verdict is Verdict.STEP:
+            log.debug("%s: the whole picture's light stepped (%s)", self.cfg.name, self.detector.light())
+        if verdict.changed:
             self._confirms = 0
             self._agreeing = 0
             self.last_change_at = wall if wall is not None else time.time()

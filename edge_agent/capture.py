@@ -41,9 +41,9 @@ except AttributeError:  # pragma: no cover - very old OpenCV builds
 from . import memory
 from .admission import Admission, Slot
 from .backoff import Backoff
-from .change import thumbnail
+from .change import thumbnails
 from .config import CameraConfig
-from .encode import Scratch, decode_jpeg, decode_jpeg_grey, jpeg_scale, prepare_with_preview, resize_for_api
+from .encode import Scratch, decode_jpeg, decode_jpeg_colour_8, jpeg_scale, prepare_with_preview, resize_for_api
 from .episode import Episode
 from .sources import MAX_FRAME_BYTES, FrameSource, make_source, parse_source
 
@@ -336,12 +336,12 @@ class CaptureWorker:
                 return
             image = thumb = None
             if self.admission.needs_thumbnail():
-                if self.decode_on_take:  # a 1/8 greyscale decode: a skipped frame is never decoded in full
-                    grey = decode_jpeg_grey(data)
-                    thumb = thumbnail(grey, self.cfg.region) if grey is not None else None
+                if self.decode_on_take:  # a 1/8 colour decode: a skipped frame is never decoded in full
+                    small = decode_jpeg_colour_8(data)
+                    thumb = thumbnails(small, self.cfg.region) if small is not None else None
                 else:
                     image = data
-                    thumb = thumbnail(image, self.cfg.region, self._scratch)
+                    thumb = thumbnails(image, self.cfg.region, self._scratch)
             if not self.admission.decide(slot, thumb, now, captured_at):
                 return  # unchanged, or the budget said not now: counted by the admission
             if image is None:

@@ -1,44 +1,88 @@
-"""Did the picture change meaningfully since the last classified frame? (pure, no I/O)
+"""Did the picture change meaningfully since the last classified frame? (pure, no I/O, clock passed in)
 
 The change gate sends a frame to the billed API only when it differs from the
-frame last classified (the *reference*). Both are reduced to a tiny greyscale
-:func:`thumbnail` (longest side :data:`THUMB_SIDE`), and :class:`ChangeDetector`
-counts the share of thumbnail pixels that differ:
+frame last classified (the *reference*). Both are reduced to a tiny
+:func:`thumbnails` pair, brightness and colour (longest side :data:`THUMB_SIDE`),
+and :class:`ChangeDetector` answers each look with a :class:`Verdict`:
 
-1. **Downscale** (box averaging: 2x2 halvings, then ``INTER_AREA``): a thumbnail
-   pixel averages ~100 frame pixels, which removes sensor noise (sigma 8 -> <1) and
-   JPEG noise, and makes anything smaller than ~1/64 of the picture (a blinking
-   LED) small; then a light 3x3 blur forgives sub-pixel shifts of sharp edges.
-2. **Match the light globally**: the current thumbnail is modelled as
-   ``gain * reference + offset`` (clipped to 0..255, as the camera clips), so a
-   lighting change of any size between the reference and now (dusk, auto-exposure
-   gain and offset, IR night mode dropping the colour) cancels out. The fit starts
-   from the quartiles (robust to a change of up to ~25 % of the picture) and is
-   refined by least squares on the pixels that did not change, so a large object
-   does not bend the fit and hide itself.
-3. **Per-pixel test**: a pixel differs when it is further from the prediction
-   than :data:`PIXEL_THRESHOLD` times the (re-lit) reference's standard deviation,
-   and never by less than :data:`MIN_PIXEL_DIFF` grey levels, so a near-uniform or
-   dark picture does not turn its noise into "change" (like Frigate's contrast
-   normalisation, the test is relative to the scene's own contrast).
-   :meth:`ChangeDetector.share` is the share of the non-ignored pixels that differ;
-   the picture *changed* when that share is at least ``change.threshold``.
+1. **Downscale** (box averaging: 2x2 halvings of the BGR pixels, then
+   ``INTER_AREA``), then split into luma (Y, the greyscale thumbnail) and chroma
+   (Cr and Cb, 128 = no colour): a thumbnail pixel averages ~100 frame pixels,
+   which removes sensor noise (sigma 8 -> <1) and JPEG noise, and makes anything
+   smaller than ~1/64 of the picture (a blinking LED) small; then a light 3x3
+   blur forgives sub-pixel shifts of sharp edges. A greyscale source (or a
+   caller with only a grey image) gives luma alone, and is compared on luma alone.
+2. **Match the light globally**, luma and chroma alike: the current luma is
+   modelled as ``gain * reference + offset`` (clipped to 0..255, as the camera
+   clips), each chroma channel as ``saturation * reference + tint * reference luma
+   + shift`` (exposure scales chroma; a white-balance drift shifts all chroma
+   together, in proportion to brightness; a colour fading out of the picture is a
+   saturation going to 0). So a lighting change of any size between the
+   reference and now (dusk, auto-exposure gain and offset, white-balance drift,
+   IR night mode dropping the colour) cancels out *in this comparison*. Each fit
+   starts from the quartiles (robust to a change of up to ~25 % of the picture)
+   and is refined by least squares on the pixels that did not change, so a large
+   object does not bend the fit and hide itself. The saturation is never
+   negative and the tint is bounded (:data:`MAX_TINT`), so no fit can turn red
+   into green.
+3. **Per-pixel test**: a pixel differs when its luma is further from the
+   prediction than :data:`PIXEL_THRESHOLD` times the (re-lit) reference's standard
+   deviation, and never by less than :data:`MIN_PIXEL_DIFF` grey levels (like
+   Frigate's contrast normalisation, the test is relative to the scene's own
+   contrast), *or* when either chroma channel is further from its prediction than
+   :data:`PIXEL_THRESHOLD` times that channel's spread, and never by less than
+   :data:`MIN_CHROMA_DIFF`. :meth:`ChangeDetector.share` is the share of the
+   non-ignored pixels that differ; the picture *changed* (``Verdict.CHANGED``)
+   when that share is at least ``change.threshold``. A red panel turning green
+   at the same brightness differs in chroma by ~180 levels.
+4. **A step of the whole picture's light** (``Verdict.STEP``). Step 2 cancels
+   any global change, so lights switched on or off, the IR switch, a covered
+   lens or a full-frame colour change would never fire on their own. The
+   detector therefore keeps the *light* of each recent look (the mean and
+   spread of luma, Cr and Cb over the compared pixels: :class:`Light`) with the
+   time the caller passed in, and tells a step from a fade by time: a step is a
+   change of light of at least :data:`STEP_LEVELS` between a look ``b`` and a
+   later look ``a`` at least :data:`STEP_TIME` after it (or the next look, when
+   looks are further apart), where the light had been steady before ``b`` (the
+   change over the ``STEP_TIME`` before ``b`` is at most :data:`SETTLE_RATIO` of
+   the step: a fade already under way is no step) and holds after ``a`` (the
+   look after ``a`` differs from it by at most ``SETTLE_RATIO`` of the step: a
+   one-look flash, or a fade still going, is no step). ``b`` is never older than
+   the reference, so once a step fired and a frame was classified (that frame
+   becomes the reference) it does not fire again. A step found is reported at
+   every look until a reference is set (a call the budget deferred is not lost).
+   Its lag: the look after the first look in the new light (one look interval:
+   0.5 s at ``fps: 2``). A fade of 20 s changes the light by ~4 levels a second
+   at ``fps: 2`` and by the same amount from look to look at any rate, so it
+   never looks steady-then-step-then-steady. At low rates the detector can only
+   see what it samples: a camera looking every 5 s still tells a 20-s fade (four
+   similar changes in a row) from a step; one looking every 10 s or less often
+   takes a fade lasting at most about one look interval for a step (one call).
 
 Ignore boxes (``change.ignore``, e.g. a timestamp overlay) are ``x, y, w, h``
 fractions of the whole frame; when the camera has a ``region`` (``x1, y1, x2, y2``
 fractions: only that crop is classified, so only that crop is compared), they are
 converted into the region's coordinates and clipped; a box outside it is
 irrelevant. Ignored pixels count neither as changed nor in the total, nor in the
-light fit.
+light fit, nor in the light of a look.
 
-Limits: the comparison is greyscale, so a change of colour alone (a red object
-replaced by a green one of the same brightness) is not seen. A change of lighting
-in part of the picture only (a lamp lighting one corner), and an exposure rise
-that saturates more than ~10 % of the picture, do count as change. Digit changes
-of a small timestamp average out in the thumbnail even without an ignore box.
+Limits: a colour change smaller than :data:`MIN_CHROMA_DIFF` in Cr or Cb (a
+subtle hue shift) is not seen, and a change of colour that is global (the whole
+picture's tint, not one object's) is a lighting change: it fires only as a step.
+A change of lighting in part of the picture only (a lamp lighting one corner), and
+an exposure rise that saturates more than ~10 % of the picture, do count as
+change. A flash lasting two looks or more (headlights sweeping for a second at
+``fps: 2``) is a step. Digit changes of a small timestamp average out in the
+thumbnail even without an ignore box.
 """
 
 from __future__ import annotations
+
+import bisect
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -52,41 +96,95 @@ one thumbnail pixel is 1/3072 of the picture, fine enough for a 1 % threshold.""
 
 PIXEL_THRESHOLD = 0.5
 """A pixel differs when it is further than this many standard deviations of the
-picture from what the reference predicts (see the module docstring)."""
+picture (of the channel: luma, Cr or Cb) from what the reference predicts."""
 
 MIN_PIXEL_DIFF = 6.0
-"""Grey levels: a pixel never differs by less, however flat or dark the picture."""
+"""Grey levels: a pixel's luma never differs by less, however flat or dark the picture."""
+
+MIN_CHROMA_DIFF = 16.0
+"""Levels of Cr or Cb (0..255, 128 = grey): a pixel's colour never differs by less.
+Sensor and JPEG noise are < 2 in a thumbnail; a 2-px shake moves a coloured edge's
+pixel by a few; red (255, 0, 0) to green (0, 128, 0) is 180 in Cr."""
 
 MAX_GAIN = 16.0
-"""The largest lighting gain fitted (4 stops); below 0 the fit is taken as 0."""
+"""The largest lighting gain fitted (4 stops), luma and chroma saturation; below 0 the fit is taken as 0."""
+
+MAX_TINT = 0.5
+"""The largest chroma shift per grey level of the reference's luma that the fit
+explains as white balance (``tint``, either sign). A 20 % change of the red gain
+is ~0.12."""
 
 FIT_ROUNDS = 1
 """Least-squares refits of the light after the quartile start (one was measured enough)."""
 
+STEP_LEVELS = 16.0
+"""How far the light must move to be a step: the Euclidean distance of two looks'
+:class:`Light` (means and spreads of luma, Cr and Cb, in levels). Lights on or
+off, a covered lens and the IR switch move it by 40-200; a full-frame colour change
+by ~100-180; sensor and JPEG noise by < 0.5; a 20-s fade to 40 % by ~4 a second."""
+
+STEP_TIME = 1.0
+"""Seconds: a step is the change of light within about this long (the look before
+it is the latest at least this long before the first look in the new light)."""
+
+SETTLE_RATIO = 1 / 3
+"""Before a step the light moved by at most this share of the step (over
+``STEP_TIME``), and after it by at most this share (to the next look)."""
+
+MAX_LOOKS = 96
+"""Looks of light remembered: more than 2 * ``STEP_TIME`` at 30 looks a second."""
+
 BLUR = (3, 3)
 
 
-def thumbnail(image: np.ndarray, region: Region | None = None, scratch: Scratch | None = None) -> np.ndarray:
-    """A tiny, lightly blurred greyscale thumbnail (uint8) of ``region`` of ``image``.
+class Verdict(enum.Enum):
+    """What one look found (:meth:`ChangeDetector.look`)."""
 
-    ``image`` is BGR ``(H, W, 3)`` or greyscale ``(H, W)`` pixels of any size: a full
-    frame, or one already reduced, e.g. a JPEG decoded at 1/8 size in greyscale
-    with ``cv2.IMREAD_REDUCED_GRAYSCALE_8`` (libjpeg then averages 8x8 blocks, the
-    same as this function's halvings do, so the two give nearly the same
-    thumbnail). The longest side is at most :data:`THUMB_SIDE`, aspect kept, never
-    upscaled. ``region`` is ``(x1, y1, x2, y2)`` as fractions of ``image``.
-    ``scratch``: the capture thread's kept buffers for the big in-between images
-    (the greyscale copy of a 1080p frame is 2 MB); the thumbnail itself is new.
-    """
-    if image.ndim == 3 and image.shape[2] == 3:
-        # Crop (a view), then grey before the downscale: cheaper than after it.
-        image = (scratch.grey(crop(image, region)) if scratch is not None
-                 else cv2.cvtColor(crop(image, region), cv2.COLOR_BGR2GRAY))
-    elif image.ndim == 2:
-        image = crop(image, region)
-    else:
-        raise ValueError(f"expected BGR (H, W, 3) or greyscale (H, W) pixels, got shape {image.shape}")
-    h, w = image.shape
+    SAME = "same"  # nothing worth a call: still, noise, or the light changing slowly
+    CHANGED = "changed"  # part of the picture differs from the reference (or there is none yet)
+    STEP = "step"  # the whole picture's light stepped within about a second and stayed
+
+    @property
+    def changed(self) -> bool:
+        return self is not Verdict.SAME
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """One look's thumbnails: luma and, from a colour source, chroma; all the same
+    ``(h, w)`` uint8 shape, longest side at most :data:`THUMB_SIDE`."""
+
+    grey: np.ndarray  # Y, 0..255
+    cr: np.ndarray | None = None  # Cr, 128 = no colour; None: a greyscale source
+    cb: np.ndarray | None = None  # Cb, likewise
+
+    @property
+    def has_colour(self) -> bool:
+        return self.cr is not None and self.cb is not None
+
+
+@dataclass(frozen=True)
+class Light:
+    """The light of one look: mean and spread (standard deviation) of luma, Cr and
+    Cb over the compared pixels, in levels (0..255)."""
+
+    luma_mean: float
+    luma_std: float
+    cr_mean: float = 128.0
+    cr_std: float = 0.0
+    cb_mean: float = 128.0
+    cb_std: float = 0.0
+
+    def distance(self, other: "Light") -> float:
+        """How far the light moved between two looks, in levels (Euclidean)."""
+        return math.sqrt((self.luma_mean - other.luma_mean) ** 2 + (self.luma_std - other.luma_std) ** 2
+                         + (self.cr_mean - other.cr_mean) ** 2 + (self.cr_std - other.cr_std) ** 2
+                         + (self.cb_mean - other.cb_mean) ** 2 + (self.cb_std - other.cb_std) ** 2)
+
+
+def _small(image: np.ndarray, scratch: Scratch | None) -> np.ndarray:
+    """``image`` (grey or BGR) box-averaged down to thumbnail size, aspect kept."""
+    h, w = image.shape[:2]
     size = target_size(w, h, THUMB_SIDE)
     tw, th = size
     # Exact 2x2 box averages while at least 2x too big (bilinear at exactly half
@@ -98,7 +196,36 @@ def thumbnail(image: np.ndarray, region: Region | None = None, scratch: Scratch 
                  else cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR))
     if (w, h) != size:
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return cv2.GaussianBlur(image, BLUR, 0)
+    return image
+
+
+def thumbnails(image: np.ndarray, region: Region | None = None, scratch: Scratch | None = None) -> Thumb:
+    """The tiny, lightly blurred luma and chroma thumbnails of ``region`` of ``image``.
+
+    ``image`` is BGR ``(H, W, 3)`` or greyscale ``(H, W)`` pixels of any size: a full
+    frame, or one already reduced, e.g. a JPEG decoded at 1/8 size with
+    ``cv2.IMREAD_REDUCED_COLOR_8`` (libjpeg then averages 8x8 blocks, the same as
+    this function's halvings do, so the two give nearly the same thumbnails). A
+    greyscale image gives luma alone. The longest side is at most
+    :data:`THUMB_SIDE`, aspect kept, never upscaled. ``region`` is ``(x1, y1, x2,
+    y2)`` as fractions of ``image``. ``scratch``: the capture thread's kept buffers
+    for the big in-between images (the first halving of a 1080p frame is 1.5 MB);
+    the thumbnails themselves are new.
+    """
+    if image.ndim == 3 and image.shape[2] == 3:
+        # Box-average the colour pixels, then convert the few left: cheaper than a
+        # full-size conversion, and Y of the averages is the average of Y.
+        small = _small(crop(image, region), scratch)
+        y, cr, cb = cv2.split(cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb), BLUR, 0))
+        return Thumb(y, cr, cb)
+    if image.ndim == 2:
+        return Thumb(cv2.GaussianBlur(_small(crop(image, region), scratch), BLUR, 0))
+    raise ValueError(f"expected BGR (H, W, 3) or greyscale (H, W) pixels, got shape {image.shape}")
+
+
+def thumbnail(image: np.ndarray, region: Region | None = None, scratch: Scratch | None = None) -> np.ndarray:
+    """The luma thumbnail alone (uint8 ``(h, w)``): :func:`thumbnails` without the colour."""
+    return thumbnails(image, region, scratch).grey
 
 
 def ignore_mask(shape: tuple[int, ...], ignore: tuple[Box, ...], region: Region | None = None) -> np.ndarray:
@@ -129,13 +256,33 @@ def ignore_mask(shape: tuple[int, ...], ignore: tuple[Box, ...], region: Region 
     return keep
 
 
+@dataclass(frozen=True)
+class _RefChannel:
+    """One channel of the reference (luma, Cr or Cb), prepared for fitting."""
+
+    u8: np.ndarray  # the thumbnail channel
+    f: np.ndarray  # as float32, flat
+    std: float  # over the compared pixels
+    quartiles: np.ndarray  # 25th, 50th and 75th percentile levels
+
+    @classmethod
+    def of(cls, channel: np.ndarray, keep: np.ndarray | None) -> "_RefChannel":
+        u8 = np.ascontiguousarray(channel, np.uint8)
+        return cls(u8, u8.astype(np.float32).ravel(), float(cv2.meanStdDev(u8, mask=keep)[1][0, 0]),
+                   _quartiles(u8, keep))
+
+
 class ChangeDetector:
-    """Compares thumbnails against one reference thumbnail (the last classified frame).
+    """Compares thumbnails against one reference (the last classified frame), and
+    remembers the light of recent looks to tell a step of light from a fade.
 
     ``threshold`` is the share (0..1) of the non-ignored picture that must differ;
     ``ignore`` and ``region`` are as in the camera's config (``change.ignore``,
-    ``region``). Thumbnails must come from :func:`thumbnail` with the same
-    ``region``.
+    ``region``). Thumbnails must come from :func:`thumbnails` (or, luma alone, from
+    :func:`thumbnail`) with the same ``region``. :meth:`look` is the gate's call
+    (it keeps time: ``now`` is the caller's clock, monotonic seconds);
+    :meth:`share` and :meth:`changed` compare one thumbnail with the reference and
+    keep nothing.
     """
 
     def __init__(self, threshold: float, ignore: tuple[Box, ...] = (), region: Region | None = None):
@@ -144,49 +291,127 @@ class ChangeDetector:
         self.threshold = threshold
         self.ignore = tuple(ignore)
         self.region = region
-        self._masks: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
-        self._ref: np.ndarray | None = None  # the reference thumbnail (uint8)
-        self._ref_f = self._ref_sq = np.empty(0, np.float32)  # as float32, and squared
-        self._ref_std = 0.0
-        self._ref_quartiles = np.zeros(3)
+        self._masks: dict[tuple[int, int], tuple[np.ndarray | None, int]] = {}
+        self._ref: Thumb | None = None
+        self._ref_y: _RefChannel | None = None
+        self._ref_sq = np.empty(0, np.float32)  # the reference luma squared (float32, 2-D)
+        self._ref_yf = np.empty(0, np.float32)  # the reference luma as float32 (2-D)
+        self._ref_chroma: tuple[_RefChannel, _RefChannel] | None = None
+        self._fit_rows = np.empty((6, 0), np.float32)  # the chroma fit's rows (see _chroma_fit)
+        self._ref_at = -math.inf  # the clock at the reference's look
+        # The light of recent looks (look), oldest first, and when they were.
+        self._times: deque[float] = deque(maxlen=MAX_LOOKS)
+        self._lights: deque[Light] = deque(maxlen=MAX_LOOKS)
+        self._stepped = False  # a step was found and no frame has been classified since
 
     @property
     def has_reference(self) -> bool:
         return self._ref is not None
 
-    def set_reference(self, thumb: np.ndarray) -> None:
-        """Compare later thumbnails with this one (call it when a frame is classified)."""
-        keep, _ = self._mask(thumb.shape)
-        self._ref = np.ascontiguousarray(thumb, np.uint8)
-        self._ref_f = self._ref.astype(np.float32)
-        self._ref_sq = cv2.multiply(self._ref_f, self._ref_f)
-        self._ref_std = float(cv2.meanStdDev(self._ref, mask=keep)[1][0, 0])
-        self._ref_quartiles = _quartiles(self._ref, keep)
+    def set_reference(self, thumb: Thumb | np.ndarray, now: float | None = None) -> None:
+        """Compare later thumbnails with this one (call it when a frame is classified).
+        ``now``: the clock at its look (default: the latest look's)."""
+        thumb = _as_thumb(thumb)
+        keep, _ = self._mask(thumb.grey.shape)
+        self._ref = thumb
+        self._ref_y = _RefChannel.of(thumb.grey, keep)
+        self._ref_yf = self._ref_y.f.reshape(thumb.grey.shape)
+        self._ref_sq = cv2.multiply(self._ref_yf, self._ref_yf)
+        self._ref_chroma = ((_RefChannel.of(thumb.cr, keep), _RefChannel.of(thumb.cb, keep))
+                            if thumb.cr is not None and thumb.cb is not None else None)
+        if self._ref_chroma is not None:
+            cr_ref, cb_ref = self._ref_chroma
+            self._fit_rows = np.vstack([cr_ref.f - 128, cb_ref.f - 128, self._ref_y.f - 128,
+                                        np.ones_like(cr_ref.f), np.empty((2, cr_ref.f.size), np.float32)])
+        self._ref_at = now if now is not None else (self._times[-1] if self._times else -math.inf)
+        self._stepped = False
 
     def reset(self) -> None:
         """Forget the reference: the next thumbnail counts as changed."""
         self._ref = None
+        self._stepped = False
 
-    def share(self, thumb: np.ndarray) -> float:
-        """Share (0..1) of the non-ignored thumbnail that differs from the reference;
-        1.0 when there is no reference or the shapes differ; 0.0 when all is ignored."""
+    # -- the gate ---------------------------------------------------------------------
+
+    def look(self, thumb: Thumb | np.ndarray, now: float) -> Verdict:
+        """One look of the gate at ``now`` (the caller's monotonic clock, seconds):
+        did the picture change since the reference, or the whole picture's light step?"""
+        thumb = _as_thumb(thumb)
+        keep, _ = self._mask(thumb.grey.shape)
+        self._remember(now, _light(thumb, keep))
+        if self.share(thumb) >= self.threshold:
+            return Verdict.CHANGED
+        if self._stepped or self._stepped_now():
+            self._stepped = True
+            return Verdict.STEP
+        return Verdict.SAME
+
+    def light(self) -> Light | None:
+        """The light of the latest look (None before the first)."""
+        return self._lights[-1] if self._lights else None
+
+    def _remember(self, now: float, light: Light) -> None:
+        if self._times and now < self._times[-1]:
+            self._times.clear()  # the clock went back (a caller's new clock): start again
+            self._lights.clear()
+        self._times.append(now)
+        self._lights.append(light)
+
+    def _stepped_now(self) -> bool:
+        """Did the light step between a look ``b`` and the previous look ``a``, after
+        being steady before ``b``, and hold from ``a`` to this look?"""
+        times, lights = self._times, self._lights
+        if len(times) < 3:
+            return False
+        t_a, a, now = times[-2], lights[-2], lights[-1]
+        ib = bisect.bisect_right(times, t_a - STEP_TIME, 0, len(times) - 2) - 1
+        if ib < 0 or times[ib] < self._ref_at:
+            return False  # no look a step before, or only one before the reference
+        step = lights[ib].distance(a)
+        if step < STEP_LEVELS or a.distance(now) > SETTLE_RATIO * step:
+            return False  # too small, or not holding (a flash, or a fade going on)
+        before = bisect.bisect_right(times, times[ib] - STEP_TIME, 0, ib) - 1
+        return before < 0 or lights[before].distance(lights[ib]) <= SETTLE_RATIO * step
+
+    # -- one comparison ---------------------------------------------------------------
+
+    def share(self, thumb: Thumb | np.ndarray) -> float:
+        """Share (0..1) of the non-ignored thumbnail that differs from the reference,
+        in luma or in colour; 1.0 when there is no reference or the shapes differ;
+        0.0 when all is ignored. Colour is compared when both have it."""
+        thumb = _as_thumb(thumb)
         ref = self._ref
-        if ref is None or ref.shape != thumb.shape:
+        if ref is None or ref.grey.shape != thumb.grey.shape:
             return 1.0
-        keep, count = self._mask(thumb.shape)
+        keep, count = self._mask(thumb.grey.shape)
         if count == 0:
             return 0.0
+        differs, gain = self._luma_differs(thumb.grey, keep, count)
+        if self._ref_chroma is not None and thumb.cr is not None and thumb.cb is not None:
+            differs |= self._chroma_differs(thumb.cr, thumb.cb, differs, gain, keep, count)
+        return int(np.count_nonzero(differs)) / count
+
+    def changed(self, thumb: Thumb | np.ndarray) -> bool:
+        """Does the picture differ enough from the reference to classify it again?
+        (One comparison; :meth:`look` also sees steps of the light.)"""
+        return self.share(thumb) >= self.threshold
+
+    def _luma_differs(self, thumb: np.ndarray, keep: np.ndarray | None, count: int) -> tuple[np.ndarray, float]:
+        """The pixels whose luma differs from the re-lit reference (bool, ignored ones
+        False), and the gain fitted."""
+        ref = self._ref_y
+        assert ref is not None
         # Today's light: thumb ~ gain * ref + offset. Start from the quartiles (robust
         # to a change of up to ~25 % of the picture), then refit by least squares on
         # the pixels that did not change.
-        (r1, r2, r3), (c1, c2, c3) = self._ref_quartiles, _quartiles(thumb, keep)
-        gain = _clamp_gain((c3 - c1) / (r3 - r1) if r3 > r1 else 0.0)
+        (r1, r2, r3), (c1, c2, c3) = ref.quartiles, _quartiles(thumb, keep)
+        gain = _clamp((c3 - c1) / (r3 - r1) if r3 > r1 else 0.0, 0.0, MAX_GAIN)
         offset = c2 - gain * r2
         for round_ in range(FIT_ROUNDS + 1):
             # The reference as it would look in today's light; uint8 saturation
             # clips at 0 and 255 like the camera does.
-            expected = cv2.addWeighted(ref, gain, ref, 0.0, offset)
-            limit = max(PIXEL_THRESHOLD * gain * self._ref_std, MIN_PIXEL_DIFF)
+            expected = cv2.addWeighted(ref.u8, gain, ref.u8, 0.0, offset)
+            limit = max(PIXEL_THRESHOLD * gain * ref.std, MIN_PIXEL_DIFF)
             differs = cv2.absdiff(thumb, expected) > limit
             if keep is not None:
                 differs &= keep.view(bool)
@@ -195,22 +420,67 @@ class ChangeDetector:
             inliers = ~differs if keep is None else keep.view(bool) & ~differs
             if np.count_nonzero(inliers) < count // 4:
                 break  # most of the picture changed: no better fit to be had
-            gain, offset = self._fit(thumb, inliers.view(np.uint8))
-        return int(np.count_nonzero(differs)) / count
+            gain, offset = self._luma_fit(thumb, inliers.view(np.uint8))
+        return differs, gain
 
-    def changed(self, thumb: np.ndarray) -> bool:
-        """Did the picture change enough since the reference to classify it again?"""
-        return self.share(thumb) >= self.threshold
-
-    def _fit(self, thumb: np.ndarray, inliers: np.ndarray) -> tuple[float, float]:
+    def _luma_fit(self, thumb: np.ndarray, inliers: np.ndarray) -> tuple[float, float]:
         """Least squares ``thumb ~ gain * ref + offset`` over the ``inliers`` mask."""
         cur = thumb.astype(np.float32)
-        mr = cv2.mean(self._ref_f, inliers)[0]
+        mr = cv2.mean(self._ref_yf, inliers)[0]
         mc = cv2.mean(cur, inliers)[0]
         var = cv2.mean(self._ref_sq, inliers)[0] - mr * mr
-        cov = cv2.mean(cv2.multiply(self._ref_f, cur), inliers)[0] - mr * mc
-        gain = _clamp_gain(cov / var if var > 1e-6 else 0.0)
+        cov = cv2.mean(cv2.multiply(self._ref_yf, cur), inliers)[0] - mr * mc
+        gain = _clamp(cov / var if var > 1e-6 else 0.0, 0.0, MAX_GAIN)
         return gain, mc - gain * mr
+
+    def _chroma_differs(self, cr: np.ndarray, cb: np.ndarray, luma_differs: np.ndarray, gain: float,
+                        keep: np.ndarray | None, count: int) -> np.ndarray:
+        """The pixels whose colour differs from the reference's in today's light (bool,
+        ignored ones False). Each channel: ``saturation * ref + tint * ref luma + shift``,
+        from the quartiles (tint 0), then least squares on the pixels that changed in
+        neither luma nor colour."""
+        assert self._ref_chroma is not None and self._ref_y is not None
+        channels = tuple(zip(self._ref_chroma, (cr, cb)))
+        fits = [_chroma_start(ref, cur, gain, keep) for ref, cur in channels]
+        for round_ in range(FIT_ROUNDS + 1):
+            differs = None
+            for (ref, cur), (sat, tint, shift) in zip(channels, fits):
+                expected = cv2.addWeighted(ref.u8, sat, self._ref_y.u8, tint, shift)
+                limit = max(PIXEL_THRESHOLD * sat * ref.std, MIN_CHROMA_DIFF)
+                d = cv2.absdiff(cur, expected) > limit
+                differs = d if differs is None else differs | d
+            assert differs is not None
+            if keep is not None:
+                differs &= keep.view(bool)
+            if round_ == FIT_ROUNDS or not differs.any():
+                break  # (the start explains every pixel's colour: the still picture's usual case)
+            inliers = ~(differs | luma_differs)
+            if keep is not None:
+                inliers &= keep.view(bool)
+            if np.count_nonzero(inliers) < count // 4:
+                break  # most of the picture changed: no better fit to be had
+            fits = self._chroma_fit(cr, cb, inliers, fits)
+        return differs
+
+    def _chroma_fit(self, cr: np.ndarray, cb: np.ndarray, inliers: np.ndarray,
+                    starts: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+        """Least squares, each chroma channel ``~ sat * ref + tint * ref luma + shift``
+        over the ``inliers`` (bool), from one weighted product of all the sums
+        (a boolean selection of the pixels costs more than the whole fit)."""
+        rows = self._fit_rows  # ref Cr, ref Cb, ref luma, 1, Cr, Cb; all but the ones less 128
+        np.subtract(cr.ravel(), 128.0, out=rows[4])
+        np.subtract(cb.ravel(), 128.0, out=rows[5])
+        weights = inliers.ravel().view(np.uint8).astype(np.float32)
+        g = ((rows * weights) @ rows.T).tolist()
+        n = g[3][3]
+        mean = [g[i][3] / n for i in range(6)]
+
+        def cov(i: int, j: int) -> float:
+            return g[i][j] / n - mean[i] * mean[j]
+
+        return [_solve(cov(u, u), cov(2, 2), cov(u, 2), cov(u, v), cov(2, v),
+                       mean[u] + 128, mean[2] + 128, mean[v] + 128, start)
+                for (u, v), start in zip(((0, 4), (1, 5)), starts)]
 
     def _mask(self, shape: tuple[int, ...]) -> tuple[np.ndarray | None, int]:
         """The compared pixels as a uint8 0/1 mask (None: all of them) and their
@@ -224,12 +494,64 @@ class ChangeDetector:
         return cached
 
 
-def _clamp_gain(gain: float) -> float:
-    return min(MAX_GAIN, max(0.0, float(gain)))
+def _as_thumb(thumb: Thumb | np.ndarray) -> Thumb:
+    """A bare greyscale thumbnail (:func:`thumbnail`) is a Thumb without colour."""
+    return thumb if isinstance(thumb, Thumb) else Thumb(np.ascontiguousarray(thumb, np.uint8))
+
+
+def _light(thumb: Thumb, keep: np.ndarray | None) -> Light:
+    mean, std = cv2.meanStdDev(thumb.grey, mask=keep)
+    if thumb.cr is None or thumb.cb is None:
+        return Light(float(mean[0, 0]), float(std[0, 0]))
+    cr_mean, cr_std = cv2.meanStdDev(thumb.cr, mask=keep)
+    cb_mean, cb_std = cv2.meanStdDev(thumb.cb, mask=keep)
+    return Light(float(mean[0, 0]), float(std[0, 0]), float(cr_mean[0, 0]), float(cr_std[0, 0]),
+                 float(cb_mean[0, 0]), float(cb_std[0, 0]))
+
+
+_MIN_SPREAD = 2.0  # levels: a channel's interquartile range below this has no shape to fit a gain to
+_MIN_VAR = 0.25  # levels squared: a channel this flat among the inliers fits no slope
+
+
+def _chroma_start(ref: _RefChannel, cur: np.ndarray, gain: float,
+                  keep: np.ndarray | None) -> tuple[float, float, float]:
+    """(saturation, tint, shift) from the quartiles; a colourless reference takes the
+    luma's gain (exposure scales colour as it scales brightness)."""
+    (r1, r2, r3), (c1, c2, c3) = ref.quartiles, _quartiles(cur, keep)
+    sat = _clamp((c3 - c1) / (r3 - r1) if r3 - r1 >= _MIN_SPREAD else gain, 0.0, MAX_GAIN)
+    return sat, 0.0, c2 - sat * r2
+
+
+def _solve(suu: float, syy: float, suy: float, suv: float, syv: float, mu: float, my: float, mv: float,
+           start: tuple[float, float, float]) -> tuple[float, float, float]:
+    """``v ~ sat * u + tint * y + shift`` from the (per-pixel) covariances and means of
+    u (the reference chroma), y (its luma) and v (today's chroma), with sat >= 0 and
+    |tint| <= MAX_TINT; a channel with no spread keeps the start's saturation."""
+    has_u, has_y = suu >= _MIN_VAR, syy >= _MIN_VAR
+    sat, tint = start[0], 0.0
+    det = suu * syy - suy * suy
+    if has_u and has_y and det > 1e-6 * suu * syy:
+        sat, tint = (suv * syy - syv * suy) / det, (syv * suu - suv * suy) / det
+        if not 0.0 <= sat <= MAX_GAIN:  # refit the tint with the saturation held at its bound
+            sat = _clamp(sat, 0.0, MAX_GAIN)
+            tint = (syv - sat * suy) / syy
+        elif abs(tint) > MAX_TINT:  # and the other way round
+            tint = _clamp(tint, -MAX_TINT, MAX_TINT)
+            sat = _clamp((suv - tint * suy) / suu, 0.0, MAX_GAIN)
+    elif has_u:
+        sat = _clamp(suv / suu, 0.0, MAX_GAIN)
+    elif has_y:
+        tint = (syv - sat * suy) / syy
+    tint = _clamp(tint, -MAX_TINT, MAX_TINT)
+    return sat, tint, mv - sat * mu - tint * my
+
+
+def _clamp(value: float, lo: float, hi: float) -> float:
+    return min(hi, max(lo, float(value)))
 
 
 def _quartiles(thumb: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """25th, 50th and 75th percentile grey levels (from the histogram: fast)."""
+    """25th, 50th and 75th percentile levels (from the histogram: fast)."""
     cum = cv2.calcHist([thumb], [0], mask, [256], [0, 256]).ravel().cumsum()
     return np.searchsorted(cum, cum[-1] * _QUARTERS).astype(np.float64)
 

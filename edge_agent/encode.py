@@ -97,6 +97,14 @@ def decode_jpeg_grey(data: np.ndarray | bytes) -> np.ndarray | None:
     return cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
+def decode_jpeg_colour_8(data: np.ndarray | bytes) -> np.ndarray | None:
+    """A camera's JPEG as BGR at 1/8 size, for the change gate's luma and chroma
+    thumbnails; None when not a JPEG. libjpeg decodes only each 8x8 block's average
+    (as for the greyscale 1/8 decode): +5-15 % over that, and half a full decode."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data.reshape(-1)
+    return cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_8 | cv2.IMREAD_IGNORE_ORIENTATION)
+
+
 def _linear(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
 
