@@ -1,14 +1,22 @@
-"""An HTTP MJPEG camera on loopback (multipart/x-mixed-replace, as IP cameras and
-ESP32-CAMs serve it), for capture tests."""
+"""Cameras on loopback for capture tests: an HTTP MJPEG camera
+(multipart/x-mixed-replace, as IP cameras and ESP32-CAMs serve it), and an RTSP
+camera sending H.264 (GStreamer's RTSP server, ``tests/rtsp_server.py``)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 
@@ -89,3 +97,48 @@ class MjpegCamera:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+
+class RtspCamera:
+    """tests/rtsp_server.py in the system Python (GStreamer's RTSP server): H.264 at
+    10 fps with a keyframe every ``gop`` frames; ``schedule`` ``[("blue", 5), ...]``:
+    each client's stream turns to these colours after these seconds."""
+
+    def __init__(self, port: int, colour: str, *, gop: int = 10, schedule: tuple[tuple[str, float], ...] = (),
+                 password: str = "rtsp-pw"):
+        self.port, self.colour, self.gop, self.schedule, self.password = port, colour, gop, schedule, password
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, colour: str | None = None) -> "RtspCamera":
+        self.colour = colour or self.colour
+        args = ["/usr/bin/python3", str(ROOT / "tests/rtsp_server.py"), str(self.port), self.colour, str(self.gop)]
+        if self.schedule:
+            args.append(",".join(f"{c}:{s:g}" for c, s in self.schedule))
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == b"ready", line
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def url(self) -> str:
+        return f"rtsp://admin:{self.password}@127.0.0.1:{self.port}/cam"
+
+
+def need_gst() -> None:
+    """Skip (fail in CI) without GStreamer's RTSP server and the system Python's bindings."""
+    r = subprocess.run(["/usr/bin/python3", "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+                       capture_output=True, timeout=30)
+    if r.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("GStreamer's RTSP server must be installed in CI (scripts/setup.sh does)")
+        pytest.skip("gir1.2-gst-rtsp-server-1.0 / python3-gi not installed")

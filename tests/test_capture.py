@@ -203,15 +203,15 @@ def test_a_looping_file_whose_seek_misses_its_start_is_reopened_instead(tmp_path
     assert len(opens) >= 3 and not worker.source._seekable
 
 
-def test_auto_learns_the_keyframe_interval_of_a_short_looping_file_across_its_passes(tmp_path: Path):
-    # Keyframes at 0 and 0.3 s (the cut), 0.6 s long: fewer than the three keyframes
-    # auto learns from in one pass, so it learns across them. A keyframe every 0.3 s
-    # against a look every 0.2 s (fps 5): every frame is decoded from then on.
+def test_auto_decodes_every_frame_of_a_short_looping_file_whose_keyframes_it_cannot_time(tmp_path: Path):
+    # Keyframes at 0 and 0.3 s (the cut), 0.6 s long: a pass shows one key flag, so
+    # no interval is known and every frame is decoded, at every pass, without a reopen.
     video = make_video(tmp_path / "short.mp4", [("red", 0.3), ("blue", 0.3)], fps=10)
     taker = Taker(every=1, want=40)
     worker = taker.worker(str(video))
-    run(taker, worker)
-    assert worker.source_info == "all frames (keyframes every 0.3 s)"
+    frames = run(taker, worker)
+    assert worker.source_info == "all frames (keyframes too far apart, or none)"
+    assert [colour(f.preview) for f in frames[:12]] == (["red"] * 3 + ["blue"] * 3) * 2
 
 
 def test_mjpeg_that_libjpeg_cannot_read_falls_back_to_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -1,16 +1,26 @@
-"""decode: all | keyframes | auto for FFmpeg sources: the pure rules, and the real
-thing on H.264 files whose keyframe interval is known."""
+"""decode: all | keyframes | auto for FFmpeg sources: the pure rules, the real
+thing on H.264 files whose keyframe interval is known, and end to end: ``auto``
+(the default) never decodes less than the camera needs, on a file with ffmpeg's
+default GOP and on a live RTSP camera with a keyframe every 8 s."""
 
 from __future__ import annotations
 
+import logging
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from edge_agent.config import CameraConfig, DecodeMode
 from edge_agent.sources import SourceKind, SourceSpec
-from edge_agent.sources.opencv import OpenCVSource, auto_keyframes, capture_options
+from edge_agent.sources.opencv import OpenCVSource, auto_keyframes, capture_options, file_interval, stream_interval
+from tests.helpers import AgentProc, agent_config, free_port
+from tests.streams import RtspCamera, need_gst
+from tools.standin_api import StandinApi, ThreadedStandin
+
+GATE = False  # the defaults' change gate: on once it sees a whole-picture step
 
 
 def test_capture_options_add_keyframes_to_what_the_user_set():
@@ -27,6 +37,33 @@ def test_capture_options_add_keyframes_to_what_the_user_set():
 ])
 def test_auto_keeps_keyframes_only_when_the_camera_looks_no_more_often(interval, look, keyframes):
     assert auto_keyframes(interval, look) is keyframes
+
+
+def test_a_files_interval_is_its_longest_gap_tail_included():
+    assert file_interval([0.8, 1.8, 2.8], end=4.0) == pytest.approx(1.0)  # tail 1.2 - 0.5 slack = 0.7
+    assert file_interval([0.8, 1.8, 2.8], end=8.0) == pytest.approx(4.7)  # no keyframe in the last 5 s
+    assert file_interval([1.0, 2.0, 6.0, 7.0], end=None) == pytest.approx(4.0)  # one long gap decides
+    assert file_interval([3.667], end=12.0) is None  # ffmpeg's default GOP: a keyframe at a cut only
+    assert file_interval([], end=5.0) is None
+
+
+def test_a_streams_interval_is_the_median_of_its_gaps():
+    assert stream_interval([1.0, 1.2, 0.98]) == pytest.approx(1.0)
+    assert stream_interval([1.0, 1.1]) == pytest.approx(1.1)  # two gaps: the longer decides
+
+
+@pytest.fixture(scope="module")
+def default_gop(tmp_path_factory) -> Path:
+    """The issue's repro: 12 s of red, blue, green from ffmpeg's default H.264 settings
+    (keyframes at 0 and 4 s only, the first scene cut; none for the last 8 s)."""
+    path = tmp_path_factory.mktemp("decode") / "rgb.mp4"
+    cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error"]
+    for colour in ("red", "blue", "green"):
+        cmd += ["-f", "lavfi", "-i", f"color=c={colour}:s=640x480:r=15:d=4"]
+    cmd += ["-filter_complex", "[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]", "-map", "[v]", "-pix_fmt", "yuv420p",
+            str(path)]
+    subprocess.run(cmd, check=True, timeout=120)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -48,38 +85,108 @@ def frames(source: OpenCVSource, n: int) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("mode,fps,every", [("all", 1, 0.04), ("keyframes", 4, 1.0), ("auto", 1, 1.0)])
-def test_what_each_mode_decodes(gop1: Path, mode: str, fps: float, every: float):
-    cfg = CameraConfig(name="cam", source=str(gop1), fps=fps, decode=DecodeMode(mode))
-    src = OpenCVSource(SourceSpec(SourceKind.FILE, str(gop1)), cfg, open_timeout=5, look_interval=lambda: 1 / fps)
+def source(path: Path, mode: str, fps: float) -> OpenCVSource:
+    cfg = CameraConfig(name="cam", source=str(path), fps=fps, decode=DecodeMode(mode))
+    return OpenCVSource(SourceSpec(SourceKind.FILE, str(path)), cfg, open_timeout=5, look_interval=lambda: 1 / fps)
+
+
+def whole_pass(src: OpenCVSource) -> list[float]:
+    """Positions of every frame grabbed until the file ends."""
+    return frames(src, 100_000)
+
+
+@pytest.mark.parametrize("mode,fps,every", [("all", 1, 0.04), ("keyframes", 4, 1.0), ("auto", 1, 0.04)])
+def test_what_each_mode_decodes_at_open(gop1: Path, mode: str, fps: float, every: float):
+    src = source(gop1, mode, fps)
     try:
         assert src.open() is None
         got = frames(src, 5)
         assert not src.reopen_wanted
         gaps = [b - a for a, b in zip(got, got[1:])]
         assert gaps and all(abs(g - every) < 0.02 for g in gaps), got
-        if mode != "all":
-            assert src.info().startswith("keyframes only")
+        assert src.info().startswith("keyframes only" if mode == "keyframes" else "all frames")
     finally:
         src.close()
-    if mode == "auto":
-        assert "every 1.0 s" in src.info()
+
+
+def test_auto_plays_a_files_first_pass_whole_then_keyframes_only_when_they_are_enough(gop1: Path):
+    src = source(gop1, "auto", 1)
+    try:
+        assert src.open() is None
+        assert len(whole_pass(src)) == 200  # 8 s at 25 fps: nothing dropped while learning
+        assert not src.rewind() and src.reopen_wanted  # decided at the loop: reopen keyframes-only
+        assert src.open() is None
+        assert [round(p, 2) for p in whole_pass(src)] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        assert src.info() == "keyframes only, every 1.0 s"
+        assert src.rewind() and not src.reopen_wanted  # decided once: later loops are seeks
+    finally:
+        src.close()
 
 
 def test_auto_decodes_every_frame_when_the_camera_looks_more_often_than_keyframes(gop1: Path):
-    cfg = CameraConfig(name="cam", source=str(gop1), fps=4, decode=DecodeMode.AUTO)
-    src = OpenCVSource(SourceSpec(SourceKind.FILE, str(gop1)), cfg, open_timeout=5, look_interval=lambda: 0.25)
+    src = source(gop1, "auto", 4)
     try:
         assert src.open() is None
-        frames(src, 3)  # keyframes 0, 1, 2 s: the interval is learned
-        assert src.reopen_wanted
-        src.close()
-        assert src.open() is None
+        assert len(whole_pass(src)) == 200
+        assert src.rewind() and not src.reopen_wanted  # all frames already: a plain loop
         got = frames(src, 4)
         assert [round(b - a, 2) for a, b in zip(got, got[1:])] == [0.04, 0.04, 0.04]
         assert src.info() == "all frames (keyframes every 1.0 s)"
     finally:
         src.close()
+
+
+def test_auto_never_shortens_a_file_with_ffmpegs_default_gop(default_gop: Path):
+    src = source(default_gop, "auto", 3)
+    try:
+        assert src.open() is None
+        got = whole_pass(src)
+        assert len(got) == 180 and got[-1] == pytest.approx(11.93, abs=0.01)  # all 12 s
+        assert src.rewind() and not src.reopen_wanted
+        assert len(whole_pass(src)) == 180  # and every later pass too
+        assert src.info() == "all frames (keyframes too far apart, or none)"
+    finally:
+        src.close()
+
+
+def test_explicit_keyframes_on_a_file_says_once_that_frames_are_skipped(default_gop: Path,
+                                                                       caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.INFO, logger="edge_agent.capture")
+    src = source(default_gop, "keyframes", 3)
+    try:
+        for _ in range(2):
+            assert src.open() is None
+            assert len(whole_pass(src)) == 2  # 0 and 4 s: skipped by choice
+            src.close()
+    finally:
+        src.close()
+    said = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(said) == 1 and "decode: keyframes" in said[0]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_live_stream_whose_keyframes_spread_out_goes_back_to_every_frame():
+    # Keyframes only, chosen at a keyframe a second, then the encoder stretches its GOP
+    # (a "smart codec" on a still scene): a keyframe 3 s after the last.
+    clock = Clock()
+    cfg = CameraConfig(name="cam", source="rtsp://127.0.0.1:1/cam", fps=1, decode=DecodeMode.AUTO)
+    src = OpenCVSource(SourceSpec(SourceKind.STREAM, cfg.source), cfg, open_timeout=1, look_interval=lambda: 1.0,
+                       clock=clock)  # not opened: no timestamps, so the clock times the keyframes
+    src._keyframes, src._choice, src._learned = True, True, 1.0  # as after a switch
+    for t in (0.0, 1.0, 2.0, 3.05):
+        clock.now = 100 + t
+        src._watch()
+    assert not src.reopen_wanted  # a little jitter is no reason
+    clock.now += 3.0
+    src._watch()
+    assert src.reopen_wanted and src._choice is None  # every frame again, learned anew
 
 
 def test_the_agent_says_how_it_decodes(tmp_path: Path, gop1: Path, broker, recorder):
@@ -100,3 +207,92 @@ def test_the_agent_says_how_it_decodes(tmp_path: Path, gop1: Path, broker, recor
             assert agent.wait(10) == 0
             agent.close()
     assert agent.log().count("decoding keyframes only") == 1  # said once, not at every loop of the file
+
+
+def states(recorder) -> list[str]:
+    """The decided classes in the order published, each once (a republish is no change)."""
+    out: list[str] = []
+    for m in recorder.all("cam/state"):
+        if m.payload and (not out or m.json()["class"] != out[-1]):
+            out.append(m.json()["class"])
+    return out
+
+
+def test_auto_plays_a_default_gop_file_to_its_end_and_sees_every_state(tmp_path: Path, default_gop: Path, broker,
+                                                                       recorder):
+    # The defaults (decode auto, change gate on), fps 3, no loop: the file plays its
+    # whole 12 s and each of its three states is decided.
+    with ThreadedStandin(StandinApi(api_key="k" * 12)) as api:
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12, gate=GATE,
+                           cameras=[{"name": "cam", "source": str(default_gop), "fps": 3, "loop": False}])
+        agent = AgentProc(tmp_path, cfg)
+        try:
+            online = recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "online", timeout=20)
+            assert agent.wait(40) == 0  # the agent stops once its only file has ended
+            played = time.monotonic() - online.at
+        finally:
+            agent.close()
+    assert played >= 11.0, played  # at its own rate, to its end (it stopped after 4 s)
+    assert "video file ended" in agent.log()
+    assert states(recorder) == ["red", "blue", "green"]
+
+
+def test_auto_on_a_live_camera_with_a_keyframe_every_8_s_misses_no_change(tmp_path: Path, broker, recorder):
+    # An IP camera in a "smart codec" mode: a keyframe every 8 s (80 frames at 10 fps),
+    # no scene-cut keyframes. The picture turns blue at 6 s and green at 11 s, between
+    # keyframes (0, 8, 16 s). auto decodes every frame from the open: no change waits
+    # for a keyframe. (Before: keyframes only while learning; blue was seen at 8 s,
+    # green not until long after, and the first reopen started the stream again.)
+    need_gst()
+    cam = RtspCamera(free_port(), "red", gop=80, schedule=(("blue", 6), ("green", 5))).start()
+    try:
+        with ThreadedStandin(StandinApi(api_key="k" * 12)) as api:
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12, gate=GATE,
+                               cameras=[{"name": "cam", "source": cam.url(), "fps": 2}])
+            agent = AgentProc(tmp_path, cfg)
+            try:
+                online = recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "online", timeout=30)
+                first = recorder.wait_for("cam/state", timeout=15)
+                # confirm 2 at fps 2: the votes take 0.5 s; the first state within ~2 s of them
+                assert first.at - online.at <= 2.5 and first.json()["class"] == "red"
+                green = recorder.wait_for("cam/state", lambda m: m.json()["class"] == "green", timeout=20)
+                st = recorder.wait_for("cam/status", lambda m: "too far apart" in (m.json()["decode"] or ""),
+                                       after=first.at, timeout=10)
+                assert st.json()["camera"] == "online"
+                blue = next(m for m in recorder.all("cam/state") if m.json()["class"] == "blue")
+                assert 4.0 <= green.json()["since"] - blue.json()["since"] <= 6.0  # 5 s apart in the stream
+            finally:
+                agent.signal(signal.SIGTERM)
+                assert agent.wait(10) == 0
+                agent.close()
+    finally:
+        cam.stop()
+    assert states(recorder) == ["red", "blue", "green"]
+    assert "decoding keyframes only" not in agent.log()
+
+
+def test_auto_on_a_live_camera_with_a_keyframe_a_second_turns_keyframes_only(tmp_path: Path, broker, recorder):
+    # A keyframe a second and a look a second: learned while decoding every frame,
+    # then reopened keyframes-only; results go on.
+    need_gst()
+    cam = RtspCamera(free_port(), "red", gop=10).start()
+    try:
+        with ThreadedStandin(StandinApi(api_key="k" * 12)) as api:
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12,
+                               cameras=[{"name": "cam", "source": cam.url(), "fps": 1}])
+            agent = AgentProc(tmp_path, cfg)
+            try:
+                st = recorder.wait_for("cam/status", lambda m: (m.json()["decode"] or "").startswith(
+                    "keyframes only"), timeout=30)
+                assert "every 1.0 s" in st.json()["decode"]
+                recorder.wait_for("cam/result", after=st.at, timeout=10)
+                learning = [m for m in recorder.all("cam/status") if "learning" in (m.json()["decode"] or "")]
+                assert learning and learning[0].at < st.at  # it decoded every frame first
+            finally:
+                agent.signal(signal.SIGTERM)
+                assert agent.wait(10) == 0
+                agent.close()
+    finally:
+        cam.stop()
+    log = agent.log()
+    assert log.count("decoding keyframes only") == 1 and "camera offline" not in log

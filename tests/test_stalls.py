@@ -5,9 +5,7 @@ MQTT shows, and that no secret leaked into anything the agent emitted."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -15,8 +13,8 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.helpers import ROOT, AgentProc, Broker, Msg, Recorder, agent_config, free_port, wait_until
-from tests.streams import MjpegCamera
+from tests.helpers import AgentProc, Broker, Msg, Recorder, agent_config, free_port, wait_until
+from tests.streams import MjpegCamera, RtspCamera, need_gst
 from tools.standin_api import StandinApi, ThreadedStandin
 
 KEY = "rf_stalls_SECRET_key_2718"
@@ -25,49 +23,10 @@ PREFIX = "edge_agent/test"
 STALL = 3.0  # stall_timeout in these tests
 
 
-class RtspCamera:
-    """tests/rtsp_server.py in the system Python (GStreamer's RTSP server)."""
-
-    def __init__(self, port: int, colour: str):
-        self.port, self.colour = port, colour
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, colour: str | None = None) -> "RtspCamera":
-        self.colour = colour or self.colour
-        self.proc = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests/rtsp_server.py"), str(self.port),
-                                      self.colour], stdout=subprocess.PIPE)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line.strip() == b"ready", line
-        return self
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def url(self, password: str = CAM_PW) -> str:
-        return f"rtsp://admin:{password}@127.0.0.1:{self.port}/cam"
-
-
-def gst_available() -> bool:
-    r = subprocess.run(["/usr/bin/python3", "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
-                       capture_output=True, timeout=30)
-    return r.returncode == 0
-
-
 @pytest.fixture
 def rtsp() -> Iterator[RtspCamera]:
-    if not gst_available():
-        if os.environ.get("CI"):
-            pytest.fail("GStreamer's RTSP server must be installed in CI (scripts/setup.sh does)")
-        pytest.skip("gir1.2-gst-rtsp-server-1.0 / python3-gi not installed")
-    cam = RtspCamera(free_port(), "red").start()
+    need_gst()
+    cam = RtspCamera(free_port(), "red", password=CAM_PW).start()
     yield cam
     cam.stop()
 

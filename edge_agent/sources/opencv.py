@@ -9,10 +9,16 @@ How little is decoded:
 * H.264/H.265 must be decoded frame by frame, as later frames are built on
   earlier ones, unless only keyframes are decoded: FFmpeg's ``avdiscard`` =
   ``nonkey`` (``decode: keyframes``) drops every other frame before the decoder.
-  ``decode: auto`` opens keyframes-only, learns the keyframe interval from the
-  first keyframes and keeps it when the camera looks no more often than that
-  (1/fps); otherwise it reopens decoding every frame. Keyframes-only frames are at
-  most one keyframe interval old.
+  ``decode: auto`` never decodes less than the camera needs: every open of a live
+  stream, and a file's first pass, decode every frame, and the keyframe interval
+  is learned meanwhile from the packets' key flags (``CAP_PROP_LRF_HAS_KEY_FRAME``),
+  so nothing is dropped while learning. Keyframes-only is turned on (by a reopen;
+  for a file, at its loop) only once the interval is known to be no longer than
+  the camera's look interval (1/fps): a stream after two intervals (their median),
+  a file after a whole pass (its longest gap, its tail included), so a file is
+  never shortened. Keyframes-only frames are at most one keyframe interval old,
+  and a live stream whose keyframes later come further apart (a "smart codec"
+  stretching its GOP on a still scene) goes back to decoding every frame.
 * V4L2 devices decode only in ``retrieve()`` already; ``decode`` does not apply.
 
 OpenCV reads FFmpeg's options from ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` when a capture
@@ -50,9 +56,10 @@ V4L2_MAJOR = 81  # Linux's character-device major number for video4linux
 PROBE_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
 DEFAULT_CAPTURE_OPTIONS = "rtsp_transport;tcp"  # no lost UDP packets (smeared frames) on Wi-Fi
 KEYFRAMES_OPTION = "avdiscard;nonkey"
-LEARN_KEYFRAMES = 3  # keyframes seen before ``auto`` decides (two intervals)
-LEARN_WITHIN = 12.0  # s: no second keyframe by then: the interval is too long for keyframes-only
+LEARN_GAPS = 2  # keyframe intervals a live stream is timed over before ``auto`` decides (their median)
 AUTO_MARGIN = 1.05  # keyframes-only when the interval is at most 5 % over the look interval
+TAIL_SLACK = 0.5  # s: a file's frames after its last key flag also hold the decoder's few frames of delay
+TOO_FAR = 2.0  # keyframes-only: a gap over this many intervals (and looks) goes back to every frame
 
 _open_lock = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide, read at open
 
@@ -152,6 +159,27 @@ def auto_keyframes(keyframe_interval: float | None, look_interval: float) -> boo
     return keyframe_interval is not None and keyframe_interval <= look_interval * AUTO_MARGIN
 
 
+def file_interval(keys: list[float], end: float | None) -> float | None:
+    """A file's keyframe interval for ``auto``, from one whole pass decoded frame by
+    frame (pure): the longest gap between the positions (s) of the key flags seen,
+    and from the last one to the end of the file (less the decoder's delay, which
+    makes a flag show a few frames early). None: fewer than two keyframes were seen
+    (they are as far apart as the file is long): every frame is decoded."""
+    if len(keys) < 2:
+        return None
+    gaps = [b - a for a, b in zip(keys, keys[1:])]
+    if end is not None:
+        gaps.append(max(0.0, end - keys[-1] - TAIL_SLACK))
+    return max(gaps)
+
+
+def stream_interval(gaps: list[float]) -> float:
+    """A live stream's keyframe interval, from arrival times (pure): the median of
+    the gaps, so one late packet does not decide."""
+    ordered = sorted(gaps)
+    return ordered[len(ordered) // 2]
+
+
 class OpenCVSource:
     """A ``cv2.VideoCapture`` as a :class:`~edge_agent.sources.FrameSource`."""
 
@@ -169,19 +197,21 @@ class OpenCVSource:
         self._cap: cv2.VideoCapture | None = None
         self._kept: np.ndarray | None = None  # retrieve() writes big frames into the last one's array
         self._width = self._height = 0
-        # decode: keyframes only? (auto starts so, learns the interval, and may change its mind)
+        # decode: keyframes only? (auto decodes every frame until it has learned the interval)
         self._mode = DecodeMode(cfg.decode)
-        self._keyframes = False
+        self._keyframes = False  # this open reads keyframes only
         self._choice: bool | None = None  # auto: keyframes only? (None: not learned yet)
         self._learned: float | None = None  # the keyframe interval, s (None: unknown or too long)
-        self._learning: list[float] = []  # times of the keyframes seen (in this pass of a looping file)
-        self._gaps: list[float] = []  # between consecutive ones, over every pass (never across a loop)
+        self._keys: list[float] = []  # auto, learning: times of the key flags seen (this open, or pass)
+        self._last_key: float | None = None  # auto, keyframes only: when the last keyframe came
+        self._started: float | None = None  # when this open's (or pass's) first frame came
+        self._said_skipping = False  # decode: keyframes on a file: said once that frames are skipped
         self._seekable = True  # False once a rewind did not land on the file's first frame
         self._rewound = False  # the next grab is the first after a rewind: check where it landed
         self._first_pos: float | None = None  # a file's first frame (s)
         self._base_options = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
         self._base_threads = os.environ.get("OPENCV_FFMPEG_THREADS") or str(min(4, os.cpu_count() or 1))
-        self.reopen_wanted = False  # auto decided to decode every frame: the capture thread reopens
+        self.reopen_wanted = False  # auto changes how it decodes: the capture thread reopens
 
     # -- the protocol --------------------------------------------------------------
 
@@ -189,17 +219,26 @@ class OpenCVSource:
         return self.spec.describe()
 
     def open(self) -> str | None:
+        asked, self.reopen_wanted = self.reopen_wanted, False
+        if self._mode is DecodeMode.AUTO and not self.is_file and not asked:
+            # A new connection (start, or after an outage) may meet another encoder
+            # setting: decode every frame and learn again. A reopen auto asked for keeps
+            # what it learned; a file is the same file at every pass.
+            self._choice = None
         self.error = not_a_camera(self.spec)
         if self.error is None and self.spec.kind is SourceKind.STREAM:
             self.error = probe_stream(str(self.spec.target), self.open_timeout)
         if self.error is not None:
             return self.error
-        self.reopen_wanted = False
         if self.spec.kind is SourceKind.DEVICE:
             cap = cv2.VideoCapture(self.spec.target, cv2.CAP_V4L2)
         else:
             self._keyframes = (self._mode is DecodeMode.KEYFRAMES
-                               or (self._mode is DecodeMode.AUTO and self._choice is not False))
+                               or (self._mode is DecodeMode.AUTO and self._choice is True))
+            if self._mode is DecodeMode.KEYFRAMES and self.is_file and not self._said_skipping:
+                self._said_skipping = True
+                log.info("%s: decode: keyframes on a video file: the frames between keyframes are skipped, "
+                         "as chosen (decode: auto or all plays every frame)", self.cfg.name)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.stall_timeout * 1000)]
             with _open_lock:
@@ -223,13 +262,13 @@ class OpenCVSource:
                          and cap.set(cv2.CAP_PROP_FORMAT, -1))
             if self.jpeg:
                 self._keyframes = False  # every MJPEG frame is a keyframe
-        self._learning, self._gaps, self._first_pos, self._rewound = [], [], None, False
+        self._keys, self._last_key, self._started = [], None, None
+        self._first_pos, self._rewound = None, False
         return None
 
     def grab(self) -> bool:
         assert self._cap is not None
         ok = self._cap.grab()
-        learning = self._learning_now()
         if self.is_file:
             if self._rewound:
                 ok = self._landed(ok)
@@ -237,16 +276,21 @@ class OpenCVSource:
                 self._first_pos = self.position()
         if not ok:
             self.error = "ended" if self.is_file else "read failed"
-            if learning and not self.is_file:
-                # No keyframe within the read timeout: too far apart for keyframes only.
-                self._decide(None)
             return False
-        if learning:
-            self._learn()
+        if self._learning_now():
+            self._learn(bool(self._cap.get(cv2.CAP_PROP_LRF_HAS_KEY_FRAME)))
+        elif self._watching_now():
+            self._watch()
         return True
 
     def _learning_now(self) -> bool:
-        return self._keyframes and self._mode is DecodeMode.AUTO and self._choice is None
+        """auto, not decided yet: every frame is decoded, and key flags are timed."""
+        return (self._mode is DecodeMode.AUTO and self._choice is None and not self._keyframes
+                and not self.jpeg and self.spec.kind is not SourceKind.DEVICE)
+
+    def _watching_now(self) -> bool:
+        """auto chose keyframes only on a live stream: do they still come as often?"""
+        return self._keyframes and self._mode is DecodeMode.AUTO and not self.is_file
 
     def _landed(self, grabbed: bool) -> bool:
         """The first grab after a rewind: did the seek land on the file's first frame?
@@ -278,19 +322,20 @@ class OpenCVSource:
 
     def rewind(self) -> bool:
         """Seek a file back to its start: a third of the CPU of reopening a 1080p H.264
-        file. ``auto`` goes on learning across passes: a clip with fewer than three
-        keyframes still teaches their interval (gaps are counted within a pass, never
-        across the loop); a pass with at most one is a sign they are as far apart as
-        the clip is long, so every frame is decoded."""
-        if not self.is_file or self._cap is None or not self._seekable:
+        file. ``auto`` decides here, after a whole first pass decoded frame by frame
+        (``file_interval``); choosing keyframes only reopens the file once, so."""
+        if not self.is_file or self._cap is None:
             return False
-        if self._learning_now() and len(self._learning) < 2:
-            self._decide(None)  # wants a reopen decoding every frame
+        if self._learning_now():
+            self._decide(file_interval(self._keys, self._end))
+            if self.reopen_wanted:
+                return False  # reopened keyframes-only, from the start
+        if not self._seekable:
             return False
         if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
             self._seekable = False
             return False
-        self._learning, self._rewound = [], True
+        self._keys, self._started, self._rewound = [], None, True
         return True
 
     def frame_rate(self) -> float | None:
@@ -315,10 +360,11 @@ class OpenCVSource:
             return "MJPEG, decoded only when taken"
         if self._keyframes:
             every = f", every {self._learned:.1f} s" if self._learned is not None else ""
-            learning = " (learning the interval)" if self._learning_now() else ""
-            return f"keyframes only{every}{learning}"
+            return f"keyframes only{every}"
+        if self._learning_now():
+            return "all frames (learning the keyframe interval)"
         if self._mode is DecodeMode.AUTO and self._choice is False and self._learned is None:
-            return f"all frames (keyframes more than {LEARN_WITHIN:g} s apart, or none)"
+            return "all frames (keyframes too far apart, or none)"
         every = f" (keyframes every {self._learned:.1f} s)" if self._learned is not None else ""
         return f"all frames{every}"
 
@@ -333,20 +379,57 @@ class OpenCVSource:
 
     # -- decode: auto --------------------------------------------------------------
 
-    def _learn(self) -> None:
-        """Keyframes only while learning: each grab is a keyframe. Their spacing (the
-        file's timestamps, or arrival times on a live stream) is the interval."""
-        at = self.position() if self.is_file else self._clock()
-        if at is None:
-            at = self._clock()
-        if self._learning:
-            self._gaps.append(at - self._learning[-1])
-        self._learning.append(at)
-        if len(self._gaps) >= LEARN_KEYFRAMES - 1:
-            gaps = sorted(self._gaps)
-            self._decide(gaps[len(gaps) // 2])
-        elif len(self._learning) >= 2 and self._learning[-1] - self._learning[0] > LEARN_WITHIN:
-            self._decide(None)
+    @property
+    def _end(self) -> float | None:
+        """A file's position after its last frame (s), when known."""
+        pos, fps = self.position(), self.frame_rate()
+        return pos + 1 / fps if pos is not None and fps else pos
+
+    def _now(self) -> float:
+        """The grabbed frame's timestamp (s), else the clock. Timestamps, not arrival
+        times: FFmpeg hands over the seconds of stream it read while probing a live
+        stream in a burst, and a busy machine makes arrivals uneven."""
+        ms = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else None
+        return ms / 1000 if ms is not None and math.isfinite(ms) and ms >= 0 else self._clock()
+
+    def _learn(self, key: bool) -> None:
+        """Every frame is decoded while learning; the frames whose packet is a keyframe
+        are timed. A live stream decides after ``LEARN_GAPS`` intervals, or as soon as
+        one interval is clearly too long (it would decide so anyway); a file decides
+        at the end of the pass (``rewind``), having seen every gap."""
+        at = self._now()
+        if self._started is None or at < self._started or (self._keys and at < self._keys[-1]):
+            self._started, self._keys = at, []  # the first frame, or the timestamps went back: start again
+        if self.is_file:
+            if key:
+                self._keys.append(at)
+            return
+        look = self._look_interval() * AUTO_MARGIN
+        since = self._keys[-1] if self._keys else self._started
+        if at - since > TOO_FAR * look + 1.0:
+            self._decide(None)  # no keyframe for that long: keyframes only would miss frames
+            return
+        if not key:
+            return
+        self._keys.append(at)
+        gaps = [b - a for a, b in zip(self._keys, self._keys[1:])]
+        if len(gaps) >= LEARN_GAPS:
+            self._decide(stream_interval(gaps))
+
+    def _watch(self) -> None:
+        """Keyframes only on a live stream: each grab is a keyframe. One much later than
+        the interval learned means the encoder stretched its GOP: every frame is
+        decoded again (a reopen), and the interval learned anew."""
+        at = self._now()
+        last, self._last_key = self._last_key, at
+        if last is None or self._learned is None or at < last:
+            return
+        gap = at - last
+        if gap > TOO_FAR * max(self._learned, self._look_interval()):
+            log.info("%s: a keyframe %.1f s after the last (they came every %.1f s): decoding every frame "
+                     "until the interval is learned again", self.cfg.name, gap, self._learned)
+            self._choice, self._learned = None, None
+            self.reopen_wanted = True
 
     def _decide(self, interval: float | None) -> None:
         look = self._look_interval()
@@ -355,7 +438,7 @@ class OpenCVSource:
         if keep:
             log.info("%s: keyframes every %.1f s, a look every %.1f s: decoding keyframes only",
                      self.cfg.name, interval, look)
+            self.reopen_wanted = True  # a reopen reads keyframes only
         else:
-            what = f"every {interval:.1f} s" if interval is not None else f"more than {LEARN_WITHIN:g} s apart"
+            what = f"every {interval:.1f} s" if interval is not None else "too far apart, or none"
             log.info("%s: keyframes %s, a look every %.1f s: decoding every frame", self.cfg.name, what, look)
-            self.reopen_wanted = True
