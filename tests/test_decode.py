@@ -20,8 +20,6 @@ from tests.helpers import AgentProc, agent_config, free_port
 from tests.streams import RtspCamera, need_gst
 from tools.standin_api import StandinApi, ThreadedStandin
 
-GATE = False  # the defaults' change gate: on once it sees a whole-picture step
-
 
 def test_capture_options_add_keyframes_to_what_the_user_set():
     assert capture_options(None, False) == "rtsp_transport;tcp"
@@ -223,7 +221,7 @@ def test_auto_plays_a_default_gop_file_to_its_end_and_sees_every_state(tmp_path:
     # The defaults (decode auto, change gate on), fps 3, no loop: the file plays its
     # whole 12 s and each of its three states is decided.
     with ThreadedStandin(StandinApi(api_key="k" * 12)) as api:
-        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12, gate=GATE,
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12, gate=True,
                            cameras=[{"name": "cam", "source": str(default_gop), "fps": 3, "loop": False}])
         agent = AgentProc(tmp_path, cfg)
         try:
@@ -247,7 +245,7 @@ def test_auto_on_a_live_camera_with_a_keyframe_every_8_s_misses_no_change(tmp_pa
     cam = RtspCamera(free_port(), "red", gop=80, schedule=(("blue", 6), ("green", 5))).start()
     try:
         with ThreadedStandin(StandinApi(api_key="k" * 12)) as api:
-            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12, gate=GATE,
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12, gate=True,
                                cameras=[{"name": "cam", "source": cam.url(), "fps": 2}])
             agent = AgentProc(tmp_path, cfg)
             try:
