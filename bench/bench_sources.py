@@ -367,8 +367,9 @@ def bench_decode(work: Path, clip: Path, windows: int,
             floor, breakdown = start_floor(work)
             # warm-up: every camera classifying, and auto's choice made
             wait_until(lambda: all(rec.all(f"cam_{m}/result") for m in MODES), 30, what="results from all three")
+            # (auto decodes a file's whole first pass, 20 s, before it may choose keyframes only)
             wait_until(lambda: "learning" not in decode_of(rec, "cam_auto")
-                       and decode_of(rec, "cam_auto") != "(no status)", 20, what="auto to decide")
+                       and decode_of(rec, "cam_auto") != "(no status)", 45, what="auto to decide")
             time.sleep(3)
             procs = [Watched(m, a.proc.pid) for m, a in zip(MODES, agents)]
             fl = Watched("floor", floor.pid)
