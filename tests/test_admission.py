@@ -3,11 +3,12 @@ passes, and a slot that is released exactly once whichever path gets there first
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from edge_agent.admission import MAX_CONFIRM, Admission, InFlight
 from edge_agent.budget import Budget
-from edge_agent.change import thumbnail
+from edge_agent.change import thumbnail, thumbnails
 from edge_agent.config import BudgetConfig, CameraConfig, ChangeConfig
 
 RNG = np.random.default_rng(3)
@@ -23,11 +24,12 @@ def admission(*, fps: float = 2, inflight: int = 2, gate: bool = True, heartbeat
 
 
 def look(a: Admission, frame: np.ndarray, now: float) -> str | None:
-    """One grabbed frame through both doors; the reason of the call, or None."""
+    """One grabbed frame through both doors, as the capture thread does it (luma and
+    chroma thumbnails); the reason of the call, or None."""
     slot = a.open(now)
     if slot is None:
         return None
-    if not a.decide(slot, thumbnail(frame) if a.needs_thumbnail() else None, now):
+    if not a.decide(slot, thumbnails(frame) if a.needs_thumbnail() else None, now):
         return None
     slot.finish(credits=None, reached=True)
     return slot.reason.name.lower() if slot.reason is not None else None
@@ -127,3 +129,40 @@ def test_after_a_change_the_gate_wants_confirm_agreeing_results_in_a_row():
     a.note_result(agrees=True)
     a.note_result(agrees=True)  # confirm (2) in a row agree: settled
     assert look(a, STILL, 1.5) is None
+
+
+def textured(seed: int = 5) -> np.ndarray:
+    """A grey, textured 320x240 scene (smooth enough for a thumbnail, as a camera's is)."""
+    rng = np.random.default_rng(seed)
+    grey = cv2.resize(rng.integers(40, 220, (12, 16), dtype=np.uint8), (320, 240), interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR).astype(np.float32)
+
+
+def shot(radiance: np.ndarray, seed: int, gain: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(radiance * gain + rng.normal(0, 4, radiance.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_colour_change_at_equal_brightness_is_a_change():
+    base = textured()
+    red, green = base.copy(), base.copy()
+    red[60:180, 80:240] = (0, 0, 255)  # RGB (255, 0, 0): luma 76
+    green[60:180, 80:240] = (0, 128, 0)  # RGB (0, 128, 0): luma 75
+    a = admission()
+    assert look(a, shot(red, 1), 0.0) == "change"
+    assert look(a, shot(red, 2), 0.5) is None
+    assert look(a, shot(green, 3), 1.0) == "change"
+    assert look(a, shot(green, 4), 1.5) is None
+
+
+def test_lights_on_is_one_call_a_slow_fade_none():
+    base = textured()
+    a = admission()
+    reasons = {t: look(a, shot(base, i, gain=0.3 if t < 5.2 else 1.0), t)
+               for i, t in enumerate(x * 0.5 for x in range(21))}
+    assert [t for t, r in reasons.items() if r] == [0.0, 6.0]  # the first look; the look after 5.5, the first lit
+    b = admission()
+    fade = [look(b, shot(base, i, gain=1.0 - 0.6 * min(1.0, t / 20)), t)
+            for i, t in enumerate(x * 0.5 for x in range(51))]
+    assert fade[0] == "change" and fade[1:] == [None] * 50
+    assert b.calls["change"] == 1 and b.unchanged == 50

@@ -2,7 +2,9 @@
 
 A scene is a float "radiance" picture (gradients, coloured rectangles, fine
 texture); a capture adds sensor noise (sigma 8), optional gain/offset (lighting,
-auto-exposure) and JPEG compression. Every random draw is seeded."""
+auto-exposure) and JPEG compression. Every random draw is seeded. Pairs of
+frames test one comparison (``share``); sequences of looks on a clock test what
+needs time (``look``: a step of the whole picture's light against a fade)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.change import THUMB_SIDE, ChangeDetector, ignore_mask, thumbnail
+from edge_agent.change import (MAX_LOOKS, STEP_TIME, THUMB_SIDE, ChangeDetector, Light, Thumb, Verdict, ignore_mask,
+                               thumbnail, thumbnails)
 from edge_agent.config import ChangeConfig
 
 W, H = 640, 480
@@ -21,6 +24,8 @@ THRESHOLD = ChangeConfig().threshold
 CLOCK_AT = (10, 8)  # top left of the 120x20 timestamp overlay
 CLOCK_BOX = (CLOCK_AT[0] / W, CLOCK_AT[1] / H, 120 / W, 20 / H)  # x, y, w, h fractions
 LED_AT = (560, 60)
+PANEL = (115, 86, 525, 394)  # x1, y1, x2, y2: 41 % of the frame
+RED, GREEN = (0, 0, 255), (0, 128, 0)  # BGR of RGB (255, 0, 0) and (0, 128, 0): luma 76 and 75
 
 
 @lru_cache(maxsize=None)
@@ -123,6 +128,36 @@ def with_clock(radiance: np.ndarray, seed: int, text: str, quality: int = 80) ->
     return cv2.imdecode(jpeg(overlaid, quality), cv2.IMREAD_COLOR)
 
 
+def panel(radiance: np.ndarray, bgr: tuple[int, int, int]) -> np.ndarray:
+    """An indicator panel of 41 % of the frame in one flat colour (a charger, a door lamp)."""
+    out = radiance.copy()
+    x1, y1, x2, y2 = PANEL
+    out[y1:y2, x1:x2] = bgr
+    return out
+
+
+def white_balance(radiance: np.ndarray, blue: float, red: float) -> np.ndarray:
+    """The camera's white balance moved: blue and red gains against green."""
+    return radiance * np.array([blue, 1.0, red], np.float32)
+
+
+def colourless(radiance: np.ndarray) -> np.ndarray:
+    """The same scene without its colour (the IR night mode's picture): luma in all three channels."""
+    return np.repeat((radiance @ np.array([0.114, 0.587, 0.299], np.float32))[..., None], 3, axis=2)
+
+
+def shaken(radiance: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    return cv2.warpAffine(np.ascontiguousarray(radiance), np.float32([[1, 0, dx], [0, 1, dy]]), (W, H),
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def lamp(radiance: np.ndarray) -> np.ndarray:
+    """A lamp lights the top left quarter of the picture: a partial lighting change."""
+    out = radiance.copy()
+    out[:H // 2, :W // 2] *= 1.7
+    return np.clip(out, 0, 250)
+
+
 class Case(NamedTuple):
     ref: np.ndarray
     cur: np.ndarray
@@ -146,6 +181,14 @@ def _cases() -> dict[str, Case]:
                                   ignore=(CLOCK_BOX,)),
         "clock, no ignore box": Case(with_clock(s, 8, "08:59:59"), with_clock(s, 9, "09:00:00"), False),
         "region: person outside": Case(ref, capture(person(s, cx=150), 10), False, region=(0.5, 0.0, 1.0, 1.0)),
+        "white balance warmer": Case(ref, capture(white_balance(s, 0.8, 1.2), 30), False),
+        "white balance cooler": Case(ref, capture(white_balance(s, 1.2, 0.85), 31), False),
+        "IR mode: colour gone": Case(ref, capture(colourless(s), 32), False),
+        "colour half faded": Case(ref, capture(0.5 * s + 0.5 * colourless(s), 33), False),
+        "shake 2 px": Case(ref, capture(shaken(s, 2, 1), 34), False),
+        "shake 1-2 px, red panel": Case(capture(panel(s, RED), 35), capture(shaken(panel(s, RED), -1, 2), 36), False),
+        "red panel, white balance": Case(capture(panel(s, RED), 35), capture(white_balance(panel(s, RED), 0.8, 1.2), 37),
+                                         False),
         # --- must fire
         "person enters (15%)": Case(ref, capture(person(s), 11), True),
         "car enters (10%)": Case(ref, capture(car(s), 12), True),
@@ -155,6 +198,9 @@ def _cases() -> dict[str, Case]:
         "2% patch, contrast 60": Case(ref, capture(contrasting_patch(s, 100, 300, 178, 378), 17), True),
         "region: person inside": Case(ref, capture(person(s, cx=480), 18), True, region=(0.5, 0.0, 1.0, 1.0)),
         "person enters at dusk": Case(ref, capture(person(s), 19, gain=0.4), True),
+        "panel red -> green, equal luma": Case(capture(panel(s, RED), 20), capture(panel(s, GREEN), 21), True),
+        "panel green -> red at dusk": Case(capture(panel(s, GREEN), 22), capture(panel(s, RED), 23, gain=0.4), True),
+        "lamp lights a corner": Case(ref, capture(lamp(s), 24), True),
     }
 
 
@@ -174,17 +220,20 @@ def cases() -> dict[str, Case]:
 
 def measure(case: Case) -> float:
     det = ChangeDetector(THRESHOLD, case.ignore, case.region)
-    det.set_reference(thumbnail(case.ref, case.region))
-    return det.share(thumbnail(case.cur, case.region))
+    det.set_reference(thumbnails(case.ref, case.region))
+    return det.share(thumbnails(case.cur, case.region))
 
 
 # ----------------------------------------------------------------------- outcomes
 
 QUIET = [
     "sensor noise", "jpeg q90 -> q60", "dusk: 60% darker", "auto-exposure brighter", "auto-exposure darker",
-    "LED blink", "clock, ignore box", "clock, no ignore box", "region: person outside"]
+    "LED blink", "clock, ignore box", "clock, no ignore box", "region: person outside",
+    "white balance warmer", "white balance cooler", "IR mode: colour gone", "colour half faded", "shake 2 px",
+    "shake 1-2 px, red panel", "red panel, white balance"]
 FIRES = ["person enters (15%)", "car enters (10%)", "door opens", "scene change", "3% patch, contrast 60",
-         "2% patch, contrast 60", "region: person inside", "person enters at dusk"]
+         "2% patch, contrast 60", "region: person inside", "person enters at dusk",
+         "panel red -> green, equal luma", "panel green -> red at dusk", "lamp lights a corner"]
 
 
 @pytest.mark.parametrize("name", QUIET)
@@ -213,17 +262,29 @@ def test_every_case_is_covered():
     assert sorted(QUIET + FIRES) == sorted(cases())
 
 
+def test_the_equal_luma_panel_is_equal_in_luma():
+    """What the colour comparison is for: the panel's two colours are one grey level
+    apart, so the luma thumbnails alone see nothing (the share on luma is 0)."""
+    s = scene(1)
+    assert abs(luma(panel(s, RED), *PANEL) - luma(panel(s, GREEN), *PANEL)) < 1.5
+    case = cases()["panel red -> green, equal luma"]
+    det = ChangeDetector(THRESHOLD)
+    det.set_reference(thumbnail(case.ref))
+    assert det.share(thumbnail(case.cur)) < THRESHOLD / 2
+    assert 0.35 <= measure(case) <= 0.5  # with colour: about the panel's 41 %
+
+
 @pytest.mark.parametrize("name", QUIET + FIRES)
-def test_reduced_greyscale_jpeg_decode_decides_the_same(name):
-    """An MJPEG frame decoded at 1/8 size in greyscale gives the same decision as
-    the full BGR decode of the same JPEG."""
+def test_reduced_colour_jpeg_decode_decides_the_same(name):
+    """An MJPEG frame decoded at 1/8 size (libjpeg's cheapest decode, in colour)
+    gives the same decision as the full BGR decode of the same JPEG."""
     case = cases()[name]
     ref, cur = jpeg(case.ref), jpeg(case.cur)
     shares = []
-    for flag in (cv2.IMREAD_COLOR, cv2.IMREAD_REDUCED_GRAYSCALE_8):
+    for flag in (cv2.IMREAD_COLOR, cv2.IMREAD_REDUCED_COLOR_8):
         det = ChangeDetector(THRESHOLD, case.ignore, case.region)
-        det.set_reference(thumbnail(cv2.imdecode(ref, flag), case.region))
-        shares.append(det.share(thumbnail(cv2.imdecode(cur, flag), case.region)))
+        det.set_reference(thumbnails(cv2.imdecode(ref, flag), case.region))
+        shares.append(det.share(thumbnails(cv2.imdecode(cur, flag), case.region)))
     full, reduced = shares
     assert (full >= THRESHOLD) == (reduced >= THRESHOLD) == case.fires
     assert abs(full - reduced) < 0.01
@@ -235,6 +296,11 @@ def test_thumbnail_of_full_and_reduced_decode_nearly_equal():
     reduced = thumbnail(cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8), None)
     assert full.shape == reduced.shape == (48, 64)
     assert np.abs(full.astype(int) - reduced.astype(int)).max() <= 2
+    full_t = thumbnails(cv2.imdecode(buf, cv2.IMREAD_COLOR), None)
+    colour_t = thumbnails(cv2.imdecode(buf, cv2.IMREAD_REDUCED_COLOR_8), None)
+    for a, b in ((full_t.grey, colour_t.grey), (full_t.cr, colour_t.cr), (full_t.cb, colour_t.cb)):
+        assert a is not None and b is not None and a.shape == b.shape == (48, 64)
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 3
 
 
 # ----------------------------------------------------------------------- thumbnail
@@ -249,6 +315,17 @@ def test_thumbnail_shape_and_type():
     assert abs(int(thumbnail(frame, None).mean()) - int(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).mean())) <= 1
     with pytest.raises(ValueError):
         thumbnail(np.zeros((10, 10, 4), np.uint8), None)
+
+
+def test_thumbnails_carry_colour_unless_the_picture_is_grey():
+    frame = capture(panel(scene(1), RED), 1)
+    t = thumbnails(frame, None)
+    assert t.has_colour and t.grey.shape == t.cr.shape == t.cb.shape == (48, 64)
+    x, y = (PANEL[0] + PANEL[2]) // 20, (PANEL[1] + PANEL[3]) // 20  # the panel's middle, in thumbnail pixels
+    assert t.cr[y, x] > 230 and abs(int(t.grey[y, x]) - 76) <= 4  # red: Cr high, luma 76
+    g = thumbnails(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), None)
+    assert not g.has_colour and g.cr is None
+    assert np.abs(g.grey.astype(int) - t.grey.astype(int)).max() <= 2
 
 
 def test_thumbnail_of_a_region_is_the_crop():
@@ -334,3 +411,163 @@ def test_ignore_box_works_inside_a_region():
     assert measure(Case(ref, cur, False, ignore=(box,), region=region)) == 0.0
     elsewhere = (0.1, 0.1, box[2], box[3])  # outside the region: irrelevant
     assert measure(Case(ref, cur, True, ignore=(elsewhere,), region=region)) >= 0.1
+
+
+# ----------------------------------------------------------------------- looks on a clock
+
+def ramp(t: float, t0: float, t1: float, a: float, b: float) -> float:
+    """``a`` until ``t0``, ``b`` from ``t1``, linear in between (a step when t1 == t0)."""
+    if t < t0:
+        return a
+    if t >= t1:
+        return b
+    return a + (b - a) * (t - t0) / (t1 - t0)
+
+
+def looks(every: float, until: float) -> list[float]:
+    return [round(i * every, 3) for i in range(int(until / every) + 1)]
+
+
+def watch(frame_at, times: list[float], det: ChangeDetector | None = None) -> list[tuple[float, Verdict]]:
+    """The gate's looks as the admission makes them: a look that fires is classified,
+    so its thumbnails become the reference. Returns every look that fired, with its
+    time (the first always does: there is no reference yet)."""
+    det = det or ChangeDetector(THRESHOLD)
+    fired = []
+    for i, t in enumerate(times):
+        thumb = thumbnails(frame_at(t, i))
+        verdict = det.look(thumb, t)
+        if verdict.changed:
+            det.set_reference(thumb, t)
+            fired.append((t, verdict))
+    return fired
+
+
+def solid(bgr: tuple[int, int, int]) -> np.ndarray:
+    out = np.empty((H, W, 3), np.float32)
+    out[:] = bgr
+    return out
+
+
+STEP_AT = 10.2  # between the looks at 10.0 and 10.5 (fps 2)
+GLOBAL_STEPS = {
+    "lights on": lambda t, i: capture(scene(1), 500 + i, gain=ramp(t, STEP_AT, STEP_AT, 0.35, 1.0)),
+    "lights off": lambda t, i: capture(scene(1), 500 + i, gain=ramp(t, STEP_AT, STEP_AT, 1.0, 0.3)),
+    "lens covered": lambda t, i: capture(scene(1), 500 + i, gain=ramp(t, STEP_AT, STEP_AT, 1.0, 0.02)),
+    "IR night mode switches on": lambda t, i: capture(scene(1) if t < STEP_AT else 1.2 * colourless(scene(1)), 500 + i),
+    "lights switch on within 0.8 s": lambda t, i: capture(scene(1), 500 + i, gain=ramp(t, 9.8, 10.6, 0.35, 1.0)),
+    "full frame red -> green": lambda t, i: capture(solid(RED if t < STEP_AT else GREEN), 500 + i),
+}
+
+
+@pytest.mark.parametrize("name", list(GLOBAL_STEPS))
+def test_a_step_of_the_whole_pictures_light_fires_once(name):
+    """The light fit cancels a uniform change of the whole picture in any one
+    comparison; the looks' history tells a step (within about a second, then
+    holding) from a fade. It fires at the look after the first in the new light,
+    once: that frame becomes the reference."""
+    fired = watch(GLOBAL_STEPS[name], looks(0.5, 20.0))
+    assert fired[0] == (0.0, Verdict.CHANGED)  # no reference yet
+    assert len(fired) == 2, fired
+    t, verdict = fired[1]
+    assert verdict in (Verdict.STEP, Verdict.CHANGED)
+    assert STEP_AT < t <= 11.5  # at most two looks after the step (one after a 0.8-s one has ended)
+
+
+def test_a_sudden_step_is_a_step_not_a_change_of_part_of_the_picture():
+    fired = watch(GLOBAL_STEPS["lights on"], looks(0.5, 20.0))
+    assert fired == [(0.0, Verdict.CHANGED), (11.0, Verdict.STEP)]  # 10.5 is the first look in the new light
+
+
+def test_a_step_seen_by_a_camera_looking_every_5_s():
+    fired = watch(lambda t, i: capture(scene(1), 500 + i, gain=ramp(t, 22.0, 22.0, 0.35, 1.0)), looks(5.0, 60.0))
+    assert fired == [(0.0, Verdict.CHANGED), (30.0, Verdict.STEP)]  # 25 s is the first look in the new light
+
+
+SLOW = {
+    "20-s fade to 40 %, fps 2": (lambda t, i: capture(scene(1), 600 + i, gain=ramp(t, 3, 23, 1.0, 0.4)),
+                                 looks(0.5, 30.0)),
+    "20-s fade to 40 %, a look every 5 s": (lambda t, i: capture(scene(1), 600 + i, gain=ramp(t, 3, 23, 1.0, 0.4)),
+                                            looks(5.0, 45.0)),
+    "20-s fade, every 5 s, other phase": (lambda t, i: capture(scene(1), 600 + i, gain=ramp(t, 1, 21, 1.0, 0.4)),
+                                          looks(5.0, 45.0)),
+    "20-s brightening, fps 1": (lambda t, i: capture(scene(1), 600 + i, gain=ramp(t, 3, 23, 0.4, 1.0)),
+                                looks(1.0, 30.0)),
+    "auto-exposure drift over 4 s": (lambda t, i: capture(scene(1), 600 + i, gain=ramp(t, 3, 7, 1.0, 1.3),
+                                                          offset=ramp(t, 3, 7, 0, -25)), looks(0.5, 12.0)),
+    "white balance drift over 10 s": (lambda t, i: capture(white_balance(scene(1), ramp(t, 3, 13, 1, 0.8),
+                                                                         ramp(t, 3, 13, 1, 1.2)), 600 + i),
+                                      looks(0.5, 16.0)),
+    "IR mode: colour fades out over 5 s": (lambda t, i: capture(ramp(t, 3, 8, 1, 0) * scene(1)
+                                                                + ramp(t, 3, 8, 0, 1) * colourless(scene(1)), 600 + i),
+                                           looks(0.5, 12.0)),
+    "one-look flash": (lambda t, i: capture(scene(1), 600 + i, gain=1.15 if t == 5.0 else 1.0), looks(0.5, 10.0)),
+    "one-look dip": (lambda t, i: capture(scene(1), 600 + i, gain=0.4 if t == 5.0 else 1.0), looks(0.5, 10.0)),
+    "LED blinks, clock ticks": (lambda t, i: clock(capture(led(scene(1), i % 2 == 0), 600 + i, quality=None),
+                                                   f"09:00:{i:02d}"), looks(0.5, 10.0)),
+    "equal-luma panel stays red": (lambda t, i: capture(panel(scene(1), RED), 600 + i), looks(0.5, 10.0)),
+}
+
+
+@pytest.mark.parametrize("name", list(SLOW))
+def test_slow_light_changes_and_small_things_stay_quiet(name):
+    frame_at, times = SLOW[name]
+    assert watch(frame_at, times) == [(0.0, Verdict.CHANGED)]
+
+
+def test_a_flash_of_two_looks_is_a_step():
+    """The limit of "holds for the next look": headlights lighting the scene for a
+    second at fps 2 fire once (and their end, a step back, once more)."""
+    fired = watch(lambda t, i: capture(scene(1), 700 + i, gain=0.4 if 5.0 <= t <= 5.5 else 1.0), looks(0.5, 10.0))
+    assert fired[:2] == [(0.0, Verdict.CHANGED), (5.5, Verdict.STEP)]
+    assert len(fired) <= 3
+
+
+def test_the_equal_luma_panel_fires_at_the_first_look():
+    fired = watch(lambda t, i: capture(panel(scene(1), RED if t < STEP_AT else GREEN), 800 + i), looks(0.5, 15.0))
+    assert fired == [(0.0, Verdict.CHANGED), (10.5, Verdict.CHANGED)]
+
+
+def test_a_step_is_reported_until_a_frame_is_classified():
+    """A step the budget deferred is not lost: it is reported at every look until a
+    reference is set, then no more."""
+    det = ChangeDetector(THRESHOLD)
+    frame_at = GLOBAL_STEPS["lights on"]
+    verdicts = []
+    for i, t in enumerate(looks(0.5, 14.0)):
+        thumb = thumbnails(frame_at(t, i))
+        verdicts.append(det.look(thumb, t))
+        if i == 0 or t == 12.0:  # the first look, and the third look of the step, are classified
+            det.set_reference(thumb, t)
+    assert [v for v in verdicts[1:22]] == [Verdict.SAME] * 21  # until 10.5
+    assert verdicts[22:25] == [Verdict.STEP] * 3  # 11.0, 11.5, 12.0
+    assert verdicts[25:] == [Verdict.SAME] * 4
+
+
+def test_a_step_just_after_a_classified_frame_is_seen():
+    """Someone walks in (a change, classified), then switches the light on: the step
+    is measured from the reference's look, so it is not lost behind the change."""
+    det = ChangeDetector(THRESHOLD)
+    s = scene(1)
+    fired = watch(lambda t, i: capture(person(s) if t >= 5.0 else s, 900 + i,
+                                       gain=ramp(t, 5.2, 5.2, 0.35, 1.0)) if t >= 5.0 else
+                  capture(s, 900 + i, gain=0.35), looks(0.5, 10.0), det)
+    assert fired == [(0.0, Verdict.CHANGED), (5.0, Verdict.CHANGED), (6.0, Verdict.STEP)]  # 5.5: first lit look
+
+
+def test_light_distance_and_history_bounds():
+    a = Light(100.0, 30.0, (128.0, 5.0, 128.0, 5.0))
+    assert a.distance(a) == 0.0
+    assert a.distance(Light(103.0, 34.0, (128.0, 5.0, 128.0, 5.0))) == pytest.approx(5.0)
+    assert a.distance(Light(103.0, 34.0, (120.0, 0.0, 140.0, 9.0))) > 15
+    assert a.distance(Light(103.0, 34.0)) == pytest.approx(5.0)  # no colour: luma alone
+    det = ChangeDetector(THRESHOLD)
+    t = thumbnails(capture(scene(1), 1))
+    det.set_reference(t)
+    for i in range(MAX_LOOKS + 10):
+        det.look(t, i / 30)
+    assert len(det._times) == MAX_LOOKS and MAX_LOOKS / 30 > 2 * STEP_TIME
+    det.look(t, 0.0)  # a clock that went back starts the history afresh, never fails
+    assert len(det._times) == 1
+    grey = det.look(Thumb(t.grey), 1.0)  # a greyscale look against a colour reference: luma alone
+    assert grey is Verdict.SAME
