@@ -340,6 +340,14 @@ class Agent:
     def has_camera(self, name: str) -> bool:
         return name in self.cameras
 
+    def remember_state(self, camera: str, cls: str, since: float) -> None:
+        """The camera's retained state read back from the broker at start: the state before
+        the restart, used only when the event store knows none (no usable state_dir)."""
+        cam = self.cameras.get(camera)
+        if cam is not None and cam.debouncer.state is None and cam.previous_class is None:
+            cam.debouncer.remember(cls, since)
+            cam.previous_class = cls
+
     def command(self, cmd: Command) -> None:
         cam = self.cameras.get(cmd.camera)
         if cam is not None:

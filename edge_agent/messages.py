@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,6 +64,26 @@ def state_payload(state: State, predictions: tuple[Prediction, ...] | None = Non
     body["stale"] = stale_since is not None
     body["stale_since"] = None if stale_since is None else round(stale_since, 3)
     return _json(body)
+
+
+MAX_CLASS = 200  # characters of a class name read back from the broker
+
+
+def parse_state(payload: bytes) -> tuple[str, float] | None:
+    """``(class, since)`` of a state message (this agent's own retained state, read back
+    from the broker after a restart), or None for anything else: it came from the broker,
+    so it is parsed defensively (the caller has bounded its size)."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    cls, since = body.get("class"), body.get("since")
+    if not isinstance(cls, str) or not 0 < len(cls) <= MAX_CLASS or isinstance(since, bool) \
+            or not isinstance(since, (int, float)) or not math.isfinite(since):
+        return None
+    return cls, float(since)
 
 
 def confidence_payload(cls: str, confidence: float, at: float) -> bytes:

@@ -88,11 +88,11 @@ def test_a_restart_with_the_same_picture_publishes_no_event(tmp_path: Path, brok
 
             before = time.monotonic()
             agent = _run_until_state(tmp_path, cfg(red), rec, "red")  # the same picture
-            assert "as before the restart" in agent.log() and "no event" in agent.log()
-            states = [m for m in rec.all("cam/state") if m.at >= before]
-            assert states and all(m.json()["class"] == "red" and m.json()["since"] == since for m in states)
             assert [m.json() for m in rec.all("cam/event")] == first  # no new event
             assert _history(tmp_path / "state") == rows  # no new row
+            states = [m for m in rec.all("cam/state") if m.at >= before]
+            assert states and all(m.json()["class"] == "red" and m.json()["since"] == since for m in states)
+            assert "as before the restart" in agent.log() and "no event" in agent.log()
 
             before = time.monotonic()
             _run_until_state(tmp_path, cfg(blue), rec, "blue")  # another picture: one event
@@ -100,5 +100,30 @@ def test_a_restart_with_the_same_picture_publishes_no_event(tmp_path: Path, brok
             assert [(e["class"], e["previous"]) for e in new] == [("blue", "red")]
             assert [r[1:] for r in _history(tmp_path / "state")] == [("red", None), ("blue", "red")]
             assert rec.last("cam/state").json()["since"] > since
+    finally:
+        rec.close()
+
+
+@pytest.mark.timeout(120)
+def test_without_a_state_dir_the_retained_state_on_the_broker_says_what_was_before(tmp_path: Path, broker: Broker):
+    """No event store (state_dir unusable): the agent reads its own retained state back from
+    the broker at start, so a restart with the same picture is still no event."""
+    red = make_video(tmp_path / "red.mp4", [("red", 4)])
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    rec = Recorder(broker.port, PREFIX)
+    try:
+        with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY, gate=True,
+                               cameras=[{"name": "cam", "source": str(red), "fps": 3, "loop": True}])
+            cfg["state_dir"] = str(blocker / "state")  # cannot be made: the agent runs without one
+            _run_until_state(tmp_path, cfg, rec, "red")
+            assert [e["class"] for e in (m.json() for m in rec.all("cam/event"))] == ["red"]
+            since = rec.last("cam/state").json()["since"]
+            before = time.monotonic()
+            agent = _run_until_state(tmp_path, cfg, rec, "red")
+            assert len(rec.all("cam/event")) == 1, [m.json() for m in rec.all("cam/event")]
+            assert all(m.json()["since"] == since for m in rec.all("cam/state") if m.at >= before)
+            assert "state_dir" in agent.log() and "as before the restart" in agent.log()
     finally:
         rec.close()

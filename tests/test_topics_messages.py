@@ -46,3 +46,14 @@ def test_confidence_topic_and_payload():
     assert Topics("edge_agent/garage-pi").confidence("door") == "edge_agent/garage-pi/door/confidence"
     assert json.loads(confidence_payload("open", 0.4123456789, 1700000000.12345)) == {
         "class": "open", "confidence": 0.412346, "at": 1700000000.123}
+
+
+def test_a_retained_state_read_back_is_parsed_defensively():
+    from edge_agent.messages import parse_state
+
+    assert parse_state(state_payload(State("open", 0.91, 12.5))) == ("open", 12.5)
+    for bad in (b"", b"x", b"[]", b"null", b'{"class": "open"}', b'{"class": 5, "since": 1}',
+                b'{"class": "", "since": 1}', b'{"class": "open", "since": "1"}', b'{"class": "open", "since": true}',
+                b'{"class": "open", "since": NaN}', b'{"class": "open", "since": 1e999}',
+                ('{"class": "%s", "since": 1}' % ("x" * 201)).encode(), b"[" * 100000, b"\xff\xfe"):
+        assert parse_state(bad) is None, bad

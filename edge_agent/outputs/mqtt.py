@@ -24,6 +24,7 @@ from typing import Any, Iterable, Protocol
 
 from ..config import Config
 from ..episode import Throttle
+from ..messages import parse_state
 from ..redact import bounded
 from .control import Command, parse_command
 from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
@@ -44,6 +45,7 @@ class Controls(Protocol):
 
     def has_camera(self, name: str) -> bool: ...
     def command(self, cmd: Command) -> None: ...
+    def remember_state(self, camera: str, cls: str, since: float) -> None: ...
 
 
 class EventLog(Protocol):
@@ -69,6 +71,10 @@ class MqttOutput:
         # Our own retained status topics: one of a camera no longer in the config is cleared,
         # with that camera's state and snapshot (as its discovery configs are).
         subscriptions = self.topics.control_filters + (f"{self.topics.prefix}/+/status",)
+        # Our own retained states, read back once at start: the state before a restart when
+        # there is no event store to say it (no usable state_dir).
+        self._state_topics = {self.topics.state(c.name): c.name for c in cfg.cameras}
+        subscriptions += tuple(self._state_topics)
         self._removals = Removals()
         self._removal_due: asyncio.TimerHandle | None = None
         if cfg.homeassistant.discovery:
@@ -211,6 +217,12 @@ class MqttOutput:
             elif not payload:  # a config cleared, ours echoed back: Home Assistant has it too
                 self._removals.config_cleared(topic, self._now())
                 self._schedule_removals()
+            return
+        camera = self._state_topics.get(topic)
+        if camera is not None:
+            before = parse_state(payload) if retained and payload else None
+            if before is not None:
+                self.controls.remember_state(camera, *before)
             return
         gone = self._removed_camera(topic, payload, retained)
         if gone is not None:
