@@ -1,8 +1,10 @@
 """The MQTT output: results, states, status, snapshots and events on the broker,
 Home Assistant discovery, and the control topics.
 
-* Retained topics (state, status, snapshot, discovery) are remembered here and
-  published again after every (re)connect and Home Assistant birth.
+* Retained topics (state, confidence, status, snapshot, discovery) are remembered
+  here and published again after every (re)connect and Home Assistant birth.
+* The agent's own retained states are read back once at start: the state before a
+  restart when no event store says it (a restart deciding it again is no event).
 * Events go out at QoS 1 and are marked delivered in the event log only when the
   broker acknowledges them; after a connect every undelivered event is sent again
   in order (at least once: a subscriber deduplicates by ``id``).
