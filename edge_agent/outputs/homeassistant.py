@@ -45,8 +45,7 @@ STATE_CLASS = "{{ value_json['class'] if value_json is defined and value_json['c
 # The attributes: the state message; {} for an empty one (HA logs "Erroneous JSON" for a payload
 # that is not a JSON object).
 STATE_ATTRIBUTES = "{{ value if value_json is defined and value_json is mapping else '{}' }}"
-EVENT_TEMPLATE = ("{% if value_json is defined %}{{ {'event_type': value_json['class'], 'previous': value_json.previous, "
-                  "'confidence': value_json.confidence, 'at': value_json.at, 'id': value_json.id} | tojson }}{% endif %}")
+OTHER = "other"  # the event type of a change to a class the camera does not list
 STATE_FRESH = ("{{ 'online' if value_json is defined and value_json is mapping and not (value_json.stale | default(false)) "
                "else 'offline' }}")
 
@@ -55,6 +54,22 @@ def day_spend(field: str) -> str:
     """A budget sensor's template (the day's spend is in every camera's status)."""
     return ("{% if value_json is defined %}{{ value_json.budget." + field + " if value_json.budget is defined "
             "else 0 }}{% endif %}")
+
+
+def event_types(classes: tuple[str, ...] | list[str]) -> list[str]:
+    """The camera's classes, and ``other`` for a change to a class it does not list (the
+    model may name more classes than the camera lists; HA rejects, and logs, an event whose
+    type it was not told)."""
+    return list(classes) + ([] if OTHER in classes else [OTHER])
+
+
+def event_template(classes: tuple[str, ...] | list[str]) -> str:
+    """The event entity's template: the event's class as the event type (``other`` when
+    the camera does not list it), the class, previous, confidence, at and id as attributes."""
+    listed = json.dumps(list(classes))
+    return ("{% if value_json is defined %}{{ {'event_type': value_json['class'] if value_json['class'] in "
+            + listed + " else '" + OTHER + "', 'class': value_json['class'], 'previous': value_json.previous, "
+            "'confidence': value_json.confidence, 'at': value_json.at, 'id': value_json.id} | tojson }}{% endif %}")
 
 
 def is_class(cls: str) -> str:
@@ -176,8 +191,8 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
                 "name": f"{cam.name} change",
                 "icon": "mdi:swap-horizontal",
                 "state_topic": topics.event(cam.name),
-                "event_types": list(cam.classes),
-                "value_template": EVENT_TEMPLATE,
+                "event_types": event_types(cam.classes),
+                "value_template": event_template(cam.classes),
             }))
         used: set[str] = set()
         for cls in cam.classes:
