@@ -7,10 +7,16 @@ dominates the frame's mean). Events happen on a timeline: the panel changes
 colour (a real class change), a dark passer-by walks across (the picture changes,
 the class does not), the light fades (a global change), an LED blinks and a clock
 overlay ticks (tiny changes). ``truth(t)`` is the class a perfect model would give.
+The panel's colours, size and place can be chosen (an indicator that turns from
+red to green at the same brightness), and the light's colour can step (a lamp of
+another colour switched on: the whole picture changes at once). ``write`` makes
+an MJPEG AVI, ``write_h264`` an H.264 MP4 with a keyframe a second, as IP
+cameras send.
 """
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +39,9 @@ class Scene:
     clock: bool = True  # a timestamp overlay in the top-right corner, ticking every second
     noise: float = 4.0  # sensor noise, grey levels (sigma)
     seed: int = 7
+    colours: dict[str, tuple[int, int, int]] = field(default_factory=lambda: dict(COLOURS))  # class -> panel BGR
+    panel: tuple[float, float, float, float] = (0.25, 0.12, 0.85, 0.98)  # x1, y1, x2, y2 fractions (52 %)
+    light: list[tuple[float, tuple[float, float, float]]] | None = None  # (from time, BGR gains of the light)
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
@@ -47,7 +56,8 @@ class Scene:
             bg[y0:y1, x0:x1] = rng.integers(50, 200)
         self._bg = np.clip(bg, 0, 255).astype(np.uint8)
         self._noise = [rng.normal(0, self.noise, (h, w, 1)).astype(np.float32) for _ in range(8)]
-        self._panel = (int(0.25 * w), int(0.12 * h), int(0.85 * w), int(0.98 * h))
+        x0, y0, x1, y1 = self.panel
+        self._panel = (int(x0 * w), int(y0 * h), int(x1 * w), int(y1 * h))
 
     @property
     def frames(self) -> int:
@@ -69,7 +79,7 @@ class Scene:
         w, h = self.width, self.height
         img = self._bg.copy()
         x0, y0, x1, y1 = self._panel
-        img[y0:y1, x0:x1] = COLOURS[self.truth(t)]
+        img[y0:y1, x0:x1] = self.colours[self.truth(t)]
         cv2.rectangle(img, (x0, y0), (x1 - 1, y1 - 1), (20, 20, 20), 2)  # the door's frame
         if self.passer is not None and self.passer[0] <= t < self.passer[1]:
             p = (t - self.passer[0]) / (self.passer[1] - self.passer[0])
@@ -82,11 +92,22 @@ class Scene:
             cv2.putText(img, f"12:00:{int(t) % 60:02d}", (int(0.73 * w), int(0.06 * h)),
                         cv2.FONT_HERSHEY_PLAIN, max(0.6, w / 400), (255, 255, 255), 1)
         out = img.astype(np.float32)
+        gains = self.light_at(t)
+        if gains is not None:
+            out *= np.array(gains, np.float32)
         if self.fade is not None and t >= self.fade[0]:
             p = min(1.0, (t - self.fade[0]) / (self.fade[1] - self.fade[0]))
             out *= 1 - p * (1 - self.fade[2])
         out += self._noise[i % len(self._noise)]
         return np.clip(out, 0, 255).astype(np.uint8)
+
+    def light_at(self, t: float) -> tuple[float, float, float] | None:
+        """The light's BGR gains at ``t`` (None: white light, as by default)."""
+        current = None
+        for start, gains in self.light or ():
+            if t >= start:
+                current = gains
+        return current
 
     # The clock overlay's box, as change.ignore wants it (x, y, w, h fractions).
     CLOCK_BOX = (0.72, 0.0, 0.28, 0.07)
@@ -100,6 +121,25 @@ class Scene:
                 writer.write(self.frame(i))
         finally:
             writer.release()
+        return path
+
+
+    def write_h264(self, path: Path, gop_seconds: float = 1.0) -> Path:
+        """The scene as H.264 (x264, yuv420p, no B-frames) with a keyframe every
+        ``gop_seconds``, as an IP camera sends it; made by ffmpeg from raw frames."""
+        cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
+               "-s", f"{self.width}x{self.height}", "-r", f"{self.fps:g}", "-i", "-",
+               "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-bf", "0",
+               "-g", str(max(1, round(self.fps * gop_seconds))), "-sc_threshold", "0", str(path)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        assert proc.stdin is not None
+        try:
+            for i in range(self.frames):
+                proc.stdin.write(self.frame(i).tobytes())
+        finally:
+            proc.stdin.close()
+            if proc.wait(120) != 0:
+                raise RuntimeError(f"ffmpeg failed making {path}")
         return path
 
 
