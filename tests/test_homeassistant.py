@@ -189,7 +189,8 @@ def test_event_entity_maps_the_event_to_home_assistants_event_type():
         if topic.split("/")[1] == "event":
             assert len(set(p["event_types"])) == len(p["event_types"])
             for cls in p["event_types"][:-1] + ["never listed", 'a "quoted" }} one']:
-                assert json.loads(render(p["value_template"], {**event, "class": cls}))["event_type"] in p["event_types"]
+                fired = json.loads(render(p["value_template"], {**event, "class": cls}))
+                assert fired["event_type"] in p["event_types"]
 
 
 def test_every_config_names_its_entity_id_with_its_domain():

@@ -46,8 +46,8 @@ STATE_CLASS = "{{ value_json['class'] if value_json is defined and value_json['c
 # that is not a JSON object).
 STATE_ATTRIBUTES = "{{ value if value_json is defined and value_json is mapping else '{}' }}"
 OTHER = "other"  # the event type of a change to a class the camera does not list
-STATE_FRESH = ("{{ 'online' if value_json is defined and value_json is mapping and not (value_json.stale | default(false)) "
-               "else 'offline' }}")
+STATE_FRESH = ("{{ 'online' if value_json is defined and value_json is mapping "
+               "and not (value_json.stale | default(false)) else 'offline' }}")
 
 
 def day_spend(field: str) -> str:
