@@ -160,6 +160,9 @@ class RecordingOutput:
     def snapshot(self, camera: str, jpeg: bytes) -> None:
         self._add(camera, "snapshot", jpeg, True)
 
+    def confidence(self, camera: str, payload: bytes) -> None:
+        self._add(camera, "confidence", payload, True)
+
     def event(self, event: Any) -> None:
         self._add(event.camera, "event", json.dumps(event.payload()).encode(), False)
 

@@ -22,9 +22,8 @@ class Output(Protocol):
     def state(self, camera: str, payload: bytes) -> None: ...  # the decided state (retained)
     def status(self, camera: str, payload: bytes) -> None: ...  # health and counters (retained)
     def snapshot(self, camera: str, jpeg: bytes) -> None: ...  # the annotated frame (retained)
+    def confidence(self, camera: str, payload: bytes) -> None: ...  # the newest result's, in the state (retained)
     def event(self, event: Any) -> None: ...  # a stored state change (eventstore.Event)
-    # Optional: ``confidence(camera, payload)``, the newest result's confidence in the decided
-    # state (retained); an output without it is skipped (see Dispatcher.confidence).
 
 
 class Dispatcher:
@@ -66,12 +65,4 @@ class Dispatcher:
         self._each("event", event)
 
     def confidence(self, camera: str, payload: bytes) -> None:
-        """Only to the outputs that take it (it came after the others: a recording output
-        in a test, say, need not)."""
-        for out in self.outputs:
-            if hasattr(out, "confidence"):
-                try:
-                    out.confidence(camera, payload)
-                except Exception:
-                    if self._trouble[id(out)].fail("confidence"):
-                        log.exception("output %s failed in confidence (logged once)", type(out).__name__)
+        self._each("confidence", camera, payload)
