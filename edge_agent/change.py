@@ -6,7 +6,7 @@ frame last classified (the *reference*). Both are reduced to a tiny
 and :class:`ChangeDetector` answers each look with a :class:`Verdict`:
 
 1. **Downscale** (box averaging: 2x2 halvings of the BGR pixels, then
-   ``INTER_AREA``), then split into luma (Y, the greyscale thumbnail) and chroma
+   ``INTER_AREA``, or bilinear for a last step of at most 1.5x), then split into luma (Y, the greyscale thumbnail) and chroma
    (Cr and Cb, 128 = no colour): a thumbnail pixel averages ~100 frame pixels,
    which removes sensor noise (sigma 8 -> <1) and JPEG noise, and makes anything
    smaller than ~1/64 of the picture (a blinking LED) small; then a light 3x3
@@ -19,12 +19,14 @@ and :class:`ChangeDetector` answers each look with a :class:`Verdict`:
    together, in proportion to brightness; a colour fading out of the picture is a
    saturation going to 0). So a lighting change of any size between the
    reference and now (dusk, auto-exposure gain and offset, white-balance drift,
-   IR night mode dropping the colour) cancels out *in this comparison*. Each fit
-   starts from the quartiles (robust to a change of up to ~25 % of the picture)
-   and is refined by least squares on the pixels that did not change, so a large
-   object does not bend the fit and hide itself. The saturation is never
-   negative and the tint is bounded (:data:`MAX_TINT`), so no fit can turn red
-   into green.
+   IR night mode dropping the colour) cancels out *in this comparison*. The luma
+   fit starts from the quartiles (robust to a change of up to ~25 % of the
+   picture), the chroma fits from the means and spreads (cheaper; a change large
+   enough to bend them is flagged all the same), and each is refined by least
+   squares on the pixels that did not change, so a large object does not bend
+   the fit and hide itself; a start that already explains every pixel is kept
+   (the still picture's usual case: no refit). The saturation is never negative
+   and the tint is bounded (:data:`MAX_TINT`), so no fit can turn red into green.
 3. **Per-pixel test**: a pixel differs when its luma is further from the
    prediction than :data:`PIXEL_THRESHOLD` times the (re-lit) reference's standard
    deviation, and never by less than :data:`MIN_PIXEL_DIFF` grey levels (like
@@ -41,16 +43,18 @@ and :class:`ChangeDetector` answers each look with a :class:`Verdict`:
    detector therefore keeps the *light* of each recent look (the mean and
    spread of luma, Cr and Cb over the compared pixels: :class:`Light`) with the
    time the caller passed in, and tells a step from a fade by time: a step is a
-   change of light of at least :data:`STEP_LEVELS` between a look ``b`` and a
-   later look ``a`` at least :data:`STEP_TIME` after it (or the next look, when
-   looks are further apart), where the light had been steady before ``b`` (the
-   change over the ``STEP_TIME`` before ``b`` is at most :data:`SETTLE_RATIO` of
-   the step: a fade already under way is no step) and holds after ``a`` (the
-   look after ``a`` differs from it by at most ``SETTLE_RATIO`` of the step: a
-   one-look flash, or a fade still going, is no step). ``b`` is never older than
-   the reference, so once a step fired and a frame was classified (that frame
-   becomes the reference) it does not fire again. A step found is reported at
-   every look until a reference is set (a call the budget deferred is not lost).
+   change of light of at least :data:`STEP_LEVELS` between a look ``b`` and the
+   previous look ``a``, ``b`` being the latest look at least :data:`STEP_TIME`
+   before ``a`` (the look before ``a``, when looks are further apart), where the
+   light had been steady before ``b`` (the change over the ``STEP_TIME`` before
+   ``b`` is at most :data:`SETTLE_RATIO` of the step: a fade already under way is
+   no step) and holds after ``a`` (this look differs from ``a`` by at most
+   ``SETTLE_RATIO`` of the step: a one-look flash, or a fade still going, is no
+   step). ``b`` is never older than the reference's look (the reference's look
+   itself, when later), so a step just after a classified frame is measured from
+   it, and once a step fired and a frame was classified (that frame becomes the
+   reference) it does not fire again. A step found is reported at every look
+   until a reference is set (a call the budget deferred is not lost).
    Its lag: the look after the first look in the new light (one look interval:
    0.5 s at ``fps: 2``). A fade of 20 s changes the light by ~4 levels a second
    at ``fps: 2`` and by the same amount from look to look at any rate, so it
@@ -68,9 +72,13 @@ light fit, nor in the light of a look.
 
 Limits: a colour change smaller than :data:`MIN_CHROMA_DIFF` in Cr or Cb (a
 subtle hue shift) is not seen, and a change of colour that is global (the whole
-picture's tint, not one object's) is a lighting change: it fires only as a step.
-A change of lighting in part of the picture only (a lamp lighting one corner), and
-an exposure rise that saturates more than ~10 % of the picture, do count as
+picture's tint, not one object's) is a lighting change: it fires only as a step,
+and only when the light's distance reaches :data:`STEP_LEVELS` (the colour of a
+weakly coloured picture going while its brightness stays exactly the same moves
+it by ~13: not a step; the IR switch with its own illumination, ~30). A change of
+lighting in part of the picture only (a lamp lighting one corner), an exposure
+rise that saturates more than ~10 % of the picture (a bright flash), and a
+white-balance jump that saturates a colour channel over ~5 % of it, do count as
 change. A flash lasting two looks or more (headlights sweeping for a second at
 ``fps: 2``) is a step. Digit changes of a small timestamp average out in the
 thumbnail even without an ignore box.
@@ -104,7 +112,8 @@ MIN_PIXEL_DIFF = 6.0
 MIN_CHROMA_DIFF = 16.0
 """Levels of Cr or Cb (0..255, 128 = grey): a pixel's colour never differs by less.
 Sensor and JPEG noise are < 2 in a thumbnail; a 2-px shake moves a coloured edge's
-pixel by a few; red (255, 0, 0) to green (0, 128, 0) is 180 in Cr."""
+pixel by a few; white balance moved by 20-25 % leaves residues up to ~15 where a
+channel clips; red (255, 0, 0) to green (0, 128, 0) is 180 in Cr."""
 
 MAX_GAIN = 16.0
 """The largest lighting gain fitted (4 stops), luma and chroma saturation; below 0 the fit is taken as 0."""
@@ -115,13 +124,15 @@ explains as white balance (``tint``, either sign). A 20 % change of the red gain
 is ~0.12."""
 
 FIT_ROUNDS = 1
-"""Least-squares refits of the light after the quartile start (one was measured enough)."""
+"""Least-squares refits of the light after the start (one was measured enough)."""
 
 STEP_LEVELS = 16.0
 """How far the light must move to be a step: the Euclidean distance of two looks'
 :class:`Light` (means and spreads of luma, Cr and Cb, in levels). Lights on or
-off, a covered lens and the IR switch move it by 40-200; a full-frame colour change
-by ~100-180; sensor and JPEG noise by < 0.5; a 20-s fade to 40 % by ~4 a second."""
+off move it by ~100 (light x0.35 <-> x1), a covered lens by ~140, the IR switch
+(colour gone, its illumination 1.2x) by ~30, a full-frame red -> green by ~175;
+sensor and JPEG noise by < 0.1; a 20-s fade to 40 % by ~4.5 a second (measured on
+tests/test_change.py's scene)."""
 
 STEP_TIME = 1.0
 """Seconds: a step is the change of light within about this long (the look before
@@ -170,16 +181,15 @@ class Light:
 
     luma_mean: float
     luma_std: float
-    cr_mean: float = 128.0
-    cr_std: float = 0.0
-    cb_mean: float = 128.0
-    cb_std: float = 0.0
+    chroma: tuple[float, float, float, float] | None = None  # Cr mean, Cr std, Cb mean, Cb std; None: no colour
 
     def distance(self, other: "Light") -> float:
-        """How far the light moved between two looks, in levels (Euclidean)."""
-        return math.sqrt((self.luma_mean - other.luma_mean) ** 2 + (self.luma_std - other.luma_std) ** 2
-                         + (self.cr_mean - other.cr_mean) ** 2 + (self.cr_std - other.cr_std) ** 2
-                         + (self.cb_mean - other.cb_mean) ** 2 + (self.cb_std - other.cb_std) ** 2)
+        """How far the light moved between two looks, in levels (Euclidean; colour
+        counts when both have it)."""
+        d2 = (self.luma_mean - other.luma_mean) ** 2 + (self.luma_std - other.luma_std) ** 2
+        if self.chroma is not None and other.chroma is not None:
+            d2 += sum((a - b) ** 2 for a, b in zip(self.chroma, other.chroma))
+        return math.sqrt(d2)
 
 
 def _small(image: np.ndarray, scratch: Scratch | None) -> np.ndarray:
@@ -190,12 +200,15 @@ def _small(image: np.ndarray, scratch: Scratch | None) -> np.ndarray:
     # Exact 2x2 box averages while at least 2x too big (bilinear at exactly half
     # size), then INTER_AREA: the same result as INTER_AREA all the way, for a
     # fraction of its cost (INTER_AREA 640x480 -> 64x48 alone costs ~0.15-0.2 ms).
+    # A last step of at most 1.5x (80x60 -> 64x48) is bilinear, as close to area
+    # averaging there (see encode.shrink) at a third of its cost on a colour image.
     while w >= 2 * tw and h >= 2 * th:
         w, h = w // 2, h // 2
         image = (scratch.resize(image, (w, h)) if scratch is not None
                  else cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR))
     if (w, h) != size:
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        last = cv2.INTER_LINEAR if w <= 1.5 * tw and h <= 1.5 * th else cv2.INTER_AREA
+        image = cv2.resize(image, size, interpolation=last)
     return image
 
 
@@ -262,14 +275,15 @@ class _RefChannel:
 
     u8: np.ndarray  # the thumbnail channel
     f: np.ndarray  # as float32, flat
-    std: float  # over the compared pixels
+    mean: float  # over the compared pixels
+    std: float  # likewise
     quartiles: np.ndarray  # 25th, 50th and 75th percentile levels
 
     @classmethod
     def of(cls, channel: np.ndarray, keep: np.ndarray | None) -> "_RefChannel":
         u8 = np.ascontiguousarray(channel, np.uint8)
-        return cls(u8, u8.astype(np.float32).ravel(), float(cv2.meanStdDev(u8, mask=keep)[1][0, 0]),
-                   _quartiles(u8, keep))
+        mean, std = cv2.meanStdDev(u8, mask=keep)
+        return cls(u8, u8.astype(np.float32).ravel(), float(mean[0, 0]), float(std[0, 0]), _quartiles(u8, keep))
 
 
 class ChangeDetector:
@@ -338,8 +352,9 @@ class ChangeDetector:
         did the picture change since the reference, or the whole picture's light step?"""
         thumb = _as_thumb(thumb)
         keep, _ = self._mask(thumb.grey.shape)
-        self._remember(now, _light(thumb, keep))
-        if self.share(thumb) >= self.threshold:
+        light = _light(thumb, keep)
+        self._remember(now, light)
+        if self._share(thumb, light) >= self.threshold:
             return Verdict.CHANGED
         if self._stepped or self._stepped_now():
             self._stepped = True
@@ -364,9 +379,12 @@ class ChangeDetector:
         if len(times) < 3:
             return False
         t_a, a, now = times[-2], lights[-2], lights[-1]
-        ib = bisect.bisect_right(times, t_a - STEP_TIME, 0, len(times) - 2) - 1
-        if ib < 0 or times[ib] < self._ref_at:
-            return False  # no look a step before, or only one before the reference
+        # b: the latest look at least STEP_TIME before a, but never one before the
+        # reference's look (that light was classified already).
+        ib = max(bisect.bisect_right(times, t_a - STEP_TIME, 0, len(times) - 2) - 1,
+                 bisect.bisect_left(times, self._ref_at))
+        if ib > len(times) - 3:
+            return False  # no look before a since the reference
         step = lights[ib].distance(a)
         if step < STEP_LEVELS or a.distance(now) > SETTLE_RATIO * step:
             return False  # too small, or not holding (a flash, or a fade going on)
@@ -379,7 +397,10 @@ class ChangeDetector:
         """Share (0..1) of the non-ignored thumbnail that differs from the reference,
         in luma or in colour; 1.0 when there is no reference or the shapes differ;
         0.0 when all is ignored. Colour is compared when both have it."""
-        thumb = _as_thumb(thumb)
+        return self._share(_as_thumb(thumb), None)
+
+    def _share(self, thumb: Thumb, light: Light | None) -> float:
+        """:meth:`share`, given the look's light when it is known already."""
         ref = self._ref
         if ref is None or ref.grey.shape != thumb.grey.shape:
             return 1.0
@@ -388,7 +409,10 @@ class ChangeDetector:
             return 0.0
         differs, gain = self._luma_differs(thumb.grey, keep, count)
         if self._ref_chroma is not None and thumb.cr is not None and thumb.cb is not None:
-            differs |= self._chroma_differs(thumb.cr, thumb.cb, differs, gain, keep, count)
+            if light is None:
+                light = _light(thumb, keep)
+            assert light.chroma is not None
+            differs |= self._chroma_differs(thumb.cr, thumb.cb, light.chroma, differs, gain, keep, count)
         return int(np.count_nonzero(differs)) / count
 
     def changed(self, thumb: Thumb | np.ndarray) -> bool:
@@ -415,8 +439,8 @@ class ChangeDetector:
             differs = cv2.absdiff(thumb, expected) > limit
             if keep is not None:
                 differs &= keep.view(bool)
-            if round_ == FIT_ROUNDS:
-                break
+            if round_ == FIT_ROUNDS or not differs.any():
+                break  # (the start explains every pixel: the still picture's usual case)
             inliers = ~differs if keep is None else keep.view(bool) & ~differs
             if np.count_nonzero(inliers) < count // 4:
                 break  # most of the picture changed: no better fit to be had
@@ -433,15 +457,19 @@ class ChangeDetector:
         gain = _clamp(cov / var if var > 1e-6 else 0.0, 0.0, MAX_GAIN)
         return gain, mc - gain * mr
 
-    def _chroma_differs(self, cr: np.ndarray, cb: np.ndarray, luma_differs: np.ndarray, gain: float,
-                        keep: np.ndarray | None, count: int) -> np.ndarray:
+    def _chroma_differs(self, cr: np.ndarray, cb: np.ndarray, stats: tuple[float, float, float, float],
+                        luma_differs: np.ndarray, gain: float, keep: np.ndarray | None, count: int) -> np.ndarray:
         """The pixels whose colour differs from the reference's in today's light (bool,
         ignored ones False). Each channel: ``saturation * ref + tint * ref luma + shift``,
-        from the quartiles (tint 0), then least squares on the pixels that changed in
-        neither luma nor colour."""
+        from the means and spreads (``stats``: the look's Cr mean, Cr std, Cb mean,
+        Cb std; tint 0), then least squares on the pixels that changed in neither luma
+        nor colour. (A start from the quartiles, as for luma, cost 25-35 us more a
+        look and decided no test case differently: a change large enough to bend
+        this start is flagged by it, and the refit puts a smaller bend right.)"""
         assert self._ref_chroma is not None and self._ref_y is not None
         channels = tuple(zip(self._ref_chroma, (cr, cb)))
-        fits = [_chroma_start(ref, cur, gain, keep) for ref, cur in channels]
+        fits = [_chroma_start(ref, mean, std, gain)
+                for ref, mean, std in zip(self._ref_chroma, stats[0::2], stats[1::2])]
         for round_ in range(FIT_ROUNDS + 1):
             differs = None
             for (ref, cur), (sat, tint, shift) in zip(channels, fits):
@@ -505,21 +533,19 @@ def _light(thumb: Thumb, keep: np.ndarray | None) -> Light:
         return Light(float(mean[0, 0]), float(std[0, 0]))
     cr_mean, cr_std = cv2.meanStdDev(thumb.cr, mask=keep)
     cb_mean, cb_std = cv2.meanStdDev(thumb.cb, mask=keep)
-    return Light(float(mean[0, 0]), float(std[0, 0]), float(cr_mean[0, 0]), float(cr_std[0, 0]),
-                 float(cb_mean[0, 0]), float(cb_std[0, 0]))
+    return Light(float(mean[0, 0]), float(std[0, 0]),
+                 (float(cr_mean[0, 0]), float(cr_std[0, 0]), float(cb_mean[0, 0]), float(cb_std[0, 0])))
 
 
-_MIN_SPREAD = 2.0  # levels: a channel's interquartile range below this has no shape to fit a gain to
+_MIN_STD = 1.0  # levels: a reference channel flatter than this has no shape to fit a saturation to
 _MIN_VAR = 0.25  # levels squared: a channel this flat among the inliers fits no slope
 
 
-def _chroma_start(ref: _RefChannel, cur: np.ndarray, gain: float,
-                  keep: np.ndarray | None) -> tuple[float, float, float]:
-    """(saturation, tint, shift) from the quartiles; a colourless reference takes the
-    luma's gain (exposure scales colour as it scales brightness)."""
-    (r1, r2, r3), (c1, c2, c3) = ref.quartiles, _quartiles(cur, keep)
-    sat = _clamp((c3 - c1) / (r3 - r1) if r3 - r1 >= _MIN_SPREAD else gain, 0.0, MAX_GAIN)
-    return sat, 0.0, c2 - sat * r2
+def _chroma_start(ref: _RefChannel, mean: float, std: float, gain: float) -> tuple[float, float, float]:
+    """(saturation, tint, shift) from the means and spreads; a colourless reference
+    takes the luma's gain (exposure scales colour as it scales brightness)."""
+    sat = _clamp(std / ref.std if ref.std >= _MIN_STD else gain, 0.0, MAX_GAIN)
+    return sat, 0.0, mean - sat * ref.mean
 
 
 def _solve(suu: float, syy: float, suy: float, suv: float, syv: float, mu: float, my: float, mv: float,
