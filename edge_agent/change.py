@@ -79,8 +79,9 @@ it by ~13: not a step; the IR switch with its own illumination, ~30). A change o
 lighting in part of the picture only (a lamp lighting one corner), an exposure
 rise that saturates more than ~10 % of the picture (a bright flash), and a
 white-balance jump that saturates a colour channel over ~5 % of it, do count as
-change. A flash lasting two looks or more (headlights sweeping for a second at
-``fps: 2``) is a step. Digit changes of a small timestamp average out in the
+change. Light that changes for two looks or more (headlights lighting the
+scene for a second at ``fps: 2``) is a step: one call (its end, within a second
+or so, is not). Digit changes of a small timestamp average out in the
 thumbnail even without an ignore box.
 """
 
