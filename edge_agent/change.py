@@ -51,9 +51,11 @@ and :class:`ChangeDetector` answers each look with a :class:`Verdict`:
    no step) and holds after ``a`` (this look differs from ``a`` by at most
    ``SETTLE_RATIO`` of the step: a one-look flash, or a fade still going, is no
    step). ``b`` is never older than the reference's look (the reference's look
-   itself, when later), so a step just after a classified frame is measured from
-   it, and once a step fired and a frame was classified (that frame becomes the
-   reference) it does not fire again. A step found is reported at every look
+   itself, when later), and steadiness is asked of the looks since the
+   reference only: a step just after a classified frame is measured from it
+   (someone walks in, a change, and switches the light on; the light switched on
+   and off again within a second: two steps), and once a step fired and a frame
+   was classified (that frame becomes the reference) it does not fire again. A step found is reported at every look
    until a reference is set (a call the budget deferred is not lost).
    Its lag: the look after the first look in the new light (one look interval:
    0.5 s at ``fps: 2``). A fade of 20 s changes the light by ~4 levels a second
@@ -80,8 +82,9 @@ lighting in part of the picture only (a lamp lighting one corner), an exposure
 rise that saturates more than ~10 % of the picture (a bright flash), and a
 white-balance jump that saturates a colour channel over ~5 % of it, do count as
 change. Light that changes for two looks or more (headlights lighting the
-scene for a second at ``fps: 2``) is a step: one call (its end, within a second
-or so, is not). Digit changes of a small timestamp average out in the
+scene for a second at ``fps: 2``) is a step, and its end another. A camera that
+looks every 5 s or less often, classifying a frame in the middle of a fade (a
+heartbeat, a passer-by), may take the rest of that fade for a step: one call. Digit changes of a small timestamp average out in the
 thumbnail even without an ignore box.
 """
 
@@ -382,15 +385,17 @@ class ChangeDetector:
         t_a, a, now = times[-2], lights[-2], lights[-1]
         # b: the latest look at least STEP_TIME before a, but never one before the
         # reference's look (that light was classified already).
-        ib = max(bisect.bisect_right(times, t_a - STEP_TIME, 0, len(times) - 2) - 1,
-                 bisect.bisect_left(times, self._ref_at))
+        since_ref = bisect.bisect_left(times, self._ref_at)
+        ib = max(bisect.bisect_right(times, t_a - STEP_TIME, 0, len(times) - 2) - 1, since_ref)
         if ib > len(times) - 3:
             return False  # no look before a since the reference
         step = lights[ib].distance(a)
         if step < STEP_LEVELS or a.distance(now) > SETTLE_RATIO * step:
             return False  # too small, or not holding (a flash, or a fade going on)
+        # Steady before b? Asked of the looks since the reference only: the light the
+        # reference was classified in is the one to compare with, however it came.
         before = bisect.bisect_right(times, times[ib] - STEP_TIME, 0, ib) - 1
-        return before < 0 or lights[before].distance(lights[ib]) <= SETTLE_RATIO * step
+        return before < since_ref or lights[before].distance(lights[ib]) <= SETTLE_RATIO * step
 
     # -- one comparison ---------------------------------------------------------------
 

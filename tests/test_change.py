@@ -520,10 +520,10 @@ def test_slow_light_changes_and_small_things_stay_quiet(name):
 
 def test_a_flash_of_two_looks_is_a_step():
     """The limit of "holds for the next look": light that changes for a second at
-    fps 2 (two looks) fires once. Its end does not: the light before it was not
-    steady for a second."""
+    fps 2 (two looks: headlights; the light switched off and on again) is a step,
+    and its end another: the state is not left in the light of that second."""
     fired = watch(lambda t, i: capture(scene(1), 700 + i, gain=0.4 if 5.0 <= t <= 5.5 else 1.0), looks(0.5, 10.0))
-    assert fired == [(0.0, Verdict.CHANGED), (5.5, Verdict.STEP)]
+    assert fired == [(0.0, Verdict.CHANGED), (5.5, Verdict.STEP), (6.5, Verdict.STEP)]
 
 
 def test_the_equal_luma_panel_fires_at_the_first_look():
