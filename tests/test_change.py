@@ -18,6 +18,7 @@ import pytest
 from edge_agent.change import (MAX_LOOKS, STEP_TIME, THUMB_SIDE, ChangeDetector, Light, Thumb, Verdict, ignore_mask,
                                thumbnail, thumbnails)
 from edge_agent.config import ChangeConfig
+from edge_agent.encode import decode_jpeg_colour_8
 
 W, H = 640, 480
 THRESHOLD = ChangeConfig().threshold
@@ -318,6 +319,16 @@ def test_thumbnail_shape_and_type():
     assert abs(int(thumbnail(frame, None).mean()) - int(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).mean())) <= 1
     with pytest.raises(ValueError):
         thumbnail(np.zeros((10, 10, 4), np.uint8), None)
+
+
+def test_the_colour_decode_at_one_eighth_gives_the_gate_its_thumbnails():
+    """What the capture thread does with an MJPEG frame the gate looks at."""
+    buf = jpeg(capture(panel(scene(1), RED), 1))
+    small = decode_jpeg_colour_8(buf)
+    assert small is not None and small.shape == (60, 80, 3)
+    assert decode_jpeg_colour_8(bytes(buf)) is not None and decode_jpeg_colour_8(b"not a jpeg") is None
+    t = thumbnails(small)
+    assert t.has_colour and t.grey.shape == (48, 64)
 
 
 def test_thumbnails_carry_colour_unless_the_picture_is_grey():
