@@ -491,7 +491,7 @@ class ChangeDetector:
             inliers = ~(differs | luma_differs)
             if keep is not None:
                 inliers &= keep.view(bool)
-            if np.count_nonzero(inliers) < count // 4:
+            if np.count_nonzero(inliers) < max(1, count // 4):
                 break  # most of the picture changed: no better fit to be had
             fits = self._chroma_fit(cr, cb, inliers, fits)
         return differs
