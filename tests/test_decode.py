@@ -9,7 +9,9 @@ import logging
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -235,6 +237,24 @@ def test_auto_plays_a_default_gop_file_to_its_end_and_sees_every_state(tmp_path:
     assert states(recorder) == ["red", "blue", "green"]
 
 
+@contextmanager
+def agent_on(tmp_path: Path, broker, cam: RtspCamera, fps: float, gate: bool) -> Iterator[AgentProc]:
+    """An agent on the RTSP camera (the stand-in API, a real broker), stopped by SIGTERM."""
+    try:
+        with ThreadedStandin(StandinApi(api_key="k" * 12)) as api:
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12, gate=gate,
+                               cameras=[{"name": "cam", "source": cam.url(), "fps": fps}])
+            agent = AgentProc(tmp_path, cfg)
+            try:
+                yield agent
+            finally:
+                agent.signal(signal.SIGTERM)
+                assert agent.wait(10) == 0
+                agent.close()
+    finally:
+        cam.stop()
+
+
 def test_auto_on_a_live_camera_with_a_keyframe_every_8_s_misses_no_change(tmp_path: Path, broker, recorder):
     # An IP camera in a "smart codec" mode: a keyframe every 8 s (80 frames at 10 fps),
     # no scene-cut keyframes. The picture turns blue at 6 s and green at 11 s, between
@@ -243,28 +263,17 @@ def test_auto_on_a_live_camera_with_a_keyframe_every_8_s_misses_no_change(tmp_pa
     # green not until long after, and the first reopen started the stream again.)
     need_gst()
     cam = RtspCamera(free_port(), "red", gop=80, schedule=(("blue", 6), ("green", 5))).start()
-    try:
-        with ThreadedStandin(StandinApi(api_key="k" * 12)) as api:
-            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12, gate=True,
-                               cameras=[{"name": "cam", "source": cam.url(), "fps": 2}])
-            agent = AgentProc(tmp_path, cfg)
-            try:
-                online = recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "online", timeout=30)
-                first = recorder.wait_for("cam/state", timeout=15)
-                # confirm 2 at fps 2: the votes take 0.5 s; the first state within ~2 s of them
-                assert first.at - online.at <= 2.5 and first.json()["class"] == "red"
-                green = recorder.wait_for("cam/state", lambda m: m.json()["class"] == "green", timeout=20)
-                st = recorder.wait_for("cam/status", lambda m: "too far apart" in (m.json()["decode"] or ""),
-                                       after=first.at, timeout=10)
-                assert st.json()["camera"] == "online"
-                blue = next(m for m in recorder.all("cam/state") if m.json()["class"] == "blue")
-                assert 4.0 <= green.json()["since"] - blue.json()["since"] <= 6.0  # 5 s apart in the stream
-            finally:
-                agent.signal(signal.SIGTERM)
-                assert agent.wait(10) == 0
-                agent.close()
-    finally:
-        cam.stop()
+    with agent_on(tmp_path, broker, cam, fps=2, gate=True) as agent:
+        online = recorder.wait_for("cam/status", lambda m: m.json()["camera"] == "online", timeout=30)
+        first = recorder.wait_for("cam/state", timeout=15)
+        # confirm 2 at fps 2: the votes take 0.5 s; the first state within ~2 s of them
+        assert first.at - online.at <= 2.5 and first.json()["class"] == "red"
+        green = recorder.wait_for("cam/state", lambda m: m.json()["class"] == "green", timeout=20)
+        st = recorder.wait_for("cam/status", lambda m: "too far apart" in (m.json()["decode"] or ""),
+                               after=first.at, timeout=10)
+        assert st.json()["camera"] == "online"
+        blue = next(m for m in recorder.all("cam/state") if m.json()["class"] == "blue")
+        assert 4.0 <= green.json()["since"] - blue.json()["since"] <= 6.0  # 5 s apart in the stream
     assert states(recorder) == ["red", "blue", "green"]
     assert "decoding keyframes only" not in agent.log()
 
@@ -274,23 +283,12 @@ def test_auto_on_a_live_camera_with_a_keyframe_a_second_turns_keyframes_only(tmp
     # then reopened keyframes-only; results go on.
     need_gst()
     cam = RtspCamera(free_port(), "red", gop=10).start()
-    try:
-        with ThreadedStandin(StandinApi(api_key="k" * 12)) as api:
-            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key="k" * 12,
-                               cameras=[{"name": "cam", "source": cam.url(), "fps": 1}])
-            agent = AgentProc(tmp_path, cfg)
-            try:
-                st = recorder.wait_for("cam/status", lambda m: (m.json()["decode"] or "").startswith(
-                    "keyframes only"), timeout=30)
-                assert "every 1.0 s" in st.json()["decode"]
-                recorder.wait_for("cam/result", after=st.at, timeout=10)
-                learning = [m for m in recorder.all("cam/status") if "learning" in (m.json()["decode"] or "")]
-                assert learning and learning[0].at < st.at  # it decoded every frame first
-            finally:
-                agent.signal(signal.SIGTERM)
-                assert agent.wait(10) == 0
-                agent.close()
-    finally:
-        cam.stop()
+    with agent_on(tmp_path, broker, cam, fps=1, gate=False) as agent:
+        st = recorder.wait_for("cam/status", lambda m: (m.json()["decode"] or "").startswith("keyframes only"),
+                               timeout=30)
+        assert "every 1.0 s" in st.json()["decode"]
+        recorder.wait_for("cam/result", after=st.at, timeout=10)
+        learning = [m for m in recorder.all("cam/status") if "learning" in (m.json()["decode"] or "")]
+        assert learning and learning[0].at < st.at  # it decoded every frame first
     log = agent.log()
     assert log.count("decoding keyframes only") == 1 and "camera offline" not in log
