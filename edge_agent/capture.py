@@ -3,15 +3,15 @@
 The thread grabs every frame the source delivers, so a live source's buffer
 never holds stale frames, and retrieves (decodes) only a frame that the camera's
 admission opens a slot for (rate, API backoff, budget and the shared in-flight
-limit, see ``admission.py``). The change gate then looks at a tiny greyscale
-thumbnail of it; only a frame that is worth a call is resized and encoded. Any
+limit, see ``admission.py``). The change gate then looks at tiny luma and
+colour thumbnails of it; only a frame that is worth a call is resized and encoded. Any
 other frame is dropped and counted; nothing is queued, so a result is never
 about a stale frame.
 
 A source whose frames are JPEGs (``source.jpeg``: MJPEG streams and files read
 demux-only, ``exec:`` and the Pi camera) is decoded here, only when taken, by
 libjpeg, scaled down in the decoder when the sizes allow it (``jpeg_scale``);
-the gate's thumbnail of such a frame comes from a 1/8-scale greyscale decode, so
+the gate's thumbnails of such a frame come from a 1/8-scale colour decode, so
 a frame the gate skips is never decoded in full.
 
 A source that fails to open, ends (unless it loops), fails to read or gives no
