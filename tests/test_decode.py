@@ -151,7 +151,7 @@ def test_auto_never_shortens_a_file_with_ffmpegs_default_gop(default_gop: Path):
 
 def test_explicit_keyframes_on_a_file_says_once_that_frames_are_skipped(default_gop: Path,
                                                                        caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.INFO, logger="edge_agent.capture")
+    caplog.set_level(logging.INFO, logger="edge_agent.sources.opencv")
     src = source(default_gop, "keyframes", 3)
     try:
         for _ in range(2):
@@ -292,3 +292,91 @@ def test_auto_on_a_live_camera_with_a_keyframe_a_second_turns_keyframes_only(tmp
         assert learning and learning[0].at < st.at  # it decoded every frame first
     log = agent.log()
     assert log.count("decoding keyframes only") == 1 and "camera offline" not in log
+
+
+def test_auto_keeps_keyframes_only_where_a_late_keyframe_still_beats_the_read_timeout():
+    assert auto_keyframes(4.0, 5.0, stall_timeout=10.0)  # twice 4 s: 8 s, within the 10-s read timeout
+    assert not auto_keyframes(5.0, 6.0, stall_timeout=10.0)  # a stretched GOP would read as an outage
+    assert not auto_keyframes(0.0, 1.0)  # keyframes at one instant: no interval
+    assert stream_interval([0.1, 0.5, 0.48, 0.49], timed=False) == pytest.approx(0.5)  # by the clock: the longest
+
+
+def raw_h264(path_or_url: str, gop: int, seconds: float, *, live: bool) -> subprocess.Popen[bytes]:
+    """ffmpeg writing raw H.264 (no timestamps: OpenCV says 0 ms for every frame), 25 fps,
+    a keyframe every ``gop`` frames; ``live``: at its own rate to a tcp:// listener."""
+    cmd = ["ffmpeg", "-nostdin", "-y", "-loglevel", "error"] + (["-re"] if live else []) + [
+        "-f", "lavfi", "-i", f"testsrc2=s=320x240:r=25:d={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
+        "-bf", "0", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+        "-f", "h264", path_or_url]
+    return subprocess.Popen(cmd)
+
+
+@pytest.mark.parametrize("gop,fps,keyframes", [(50, 2, False), (12, 1, True)])
+def test_auto_times_a_raw_h264_stream_without_timestamps_by_the_clock(gop: int, fps: float, keyframes: bool):
+    # rpicam-vid --listen -o tcp://... serves exactly this: raw H.264, no timestamps.
+    # Keyframes every 2 s against a look every 0.5 s must not read keyframes only (it
+    # did: every keyframe "at 0 ms", an interval of 0); every 0.48 s against a look a second may.
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    server = raw_h264(f"{url}?listen=1", gop, 30, live=True)
+    cfg = CameraConfig(name="cam", source=url, fps=fps, decode=DecodeMode.AUTO)
+    src = OpenCVSource(SourceSpec(SourceKind.STREAM, url), cfg, open_timeout=5, look_interval=lambda: 1 / fps)
+    try:
+        deadline = time.monotonic() + 5
+        while src.open() is not None:  # until ffmpeg listens
+            assert time.monotonic() < deadline, src.error
+            time.sleep(0.2)
+        deadline = time.monotonic() + 12
+        while not src.reopen_wanted and src.info() == "all frames (learning the keyframe interval)":
+            assert time.monotonic() < deadline, "auto never decided"
+            assert src.grab()
+        assert src.reopen_wanted is keyframes, src.info()
+        if keyframes:
+            assert src._learned == pytest.approx(0.48, abs=0.1)
+        else:
+            assert src.info().startswith("all frames")
+    finally:
+        src.close()
+        server.kill()
+        server.wait(5)
+
+
+def test_auto_times_a_raw_h264_file_by_its_pace_and_plays_it_whole(tmp_path: Path):
+    path = tmp_path / "raw.h264"
+    assert raw_h264(str(path), 25, 8, live=False).wait(60) == 0  # a keyframe a second, no timestamps
+    src = source(path, "auto", 2)
+    try:
+        assert src.open() is None
+        start, n = time.monotonic(), 0
+        while src.grab():  # paced as the capture thread paces a file without timestamps
+            n += 1
+            time.sleep(max(0.0, start + n / 25 - time.monotonic()))
+        assert n == 200
+        src.rewind()  # a keyframe a second, a look every 0.5 s: every frame, every pass (it chose keyframes
+        # only, every "0.0 s", when it took the timestamps at their word; a raw file cannot seek: reopened)
+        assert not src.reopen_wanted and src.info() == "all frames (keyframes every 1.0 s)"
+        src.close()
+        assert src.open() is None and len(whole_pass(src)) == 200
+    finally:
+        src.close()
+
+
+def test_auto_decodes_every_frame_again_when_the_camera_looks_more_often(gop1: Path):
+    # Keyframes only at a look a second (a keyframe a second), then set/fps raises the
+    # rate to 4/s: keyframes are no longer enough; the file is reopened decoding every frame.
+    look = [1.0]
+    cfg = CameraConfig(name="cam", source=str(gop1), fps=1, decode=DecodeMode.AUTO)
+    src = OpenCVSource(SourceSpec(SourceKind.FILE, str(gop1)), cfg, open_timeout=5, look_interval=lambda: look[0])
+    try:
+        assert src.open() is None
+        whole_pass(src)
+        assert not src.rewind() and src.reopen_wanted
+        assert src.open() is None and frames(src, 2) == [0.0, 1.0]  # keyframes only
+        look[0] = 0.25
+        assert src.grab() and src.reopen_wanted
+        assert src.open() is None
+        got = frames(src, 3)
+        assert [round(b - a, 2) for a, b in zip(got, got[1:])] == [0.04, 0.04]
+        assert src.info() == "all frames (keyframes every 1.0 s)"
+    finally:
+        src.close()

@@ -18,7 +18,12 @@ How little is decoded:
   a file after a whole pass (its longest gap, its tail included), so a file is
   never shortened. Keyframes-only frames are at most one keyframe interval old,
   and a live stream whose keyframes later come further apart (a "smart codec"
-  stretching its GOP on a still scene) goes back to decoding every frame.
+  stretching its GOP on a still scene), or a camera set to look more often
+  (``set/fps``), goes back to decoding every frame. Frames without timestamps
+  that move (raw H.264 over ``tcp://``, as ``rpicam-vid --listen`` serves it) are
+  timed by the clock, over more intervals, the longest deciding. Keyframes-only
+  is never chosen where a keyframe twice as late as usual would miss the read
+  timeout (``stall_timeout``): that return to every frame would read as an outage.
 * V4L2 devices decode only in ``retrieve()`` already; ``decode`` does not apply.
 
 OpenCV reads FFmpeg's options from ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` when a capture
@@ -49,7 +54,7 @@ from ..encode import REUSE_MIN_BYTES
 from ..redact import redact_url
 from . import SourceKind, SourceSpec
 
-log = logging.getLogger("edge_agent.capture")
+log = logging.getLogger(__name__)
 
 MJPEG_FOURCC = int.from_bytes(b"MJPG", "little")
 V4L2_MAJOR = 81  # Linux's character-device major number for video4linux
@@ -57,6 +62,8 @@ PROBE_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935
 DEFAULT_CAPTURE_OPTIONS = "rtsp_transport;tcp"  # no lost UDP packets (smeared frames) on Wi-Fi
 KEYFRAMES_OPTION = "avdiscard;nonkey"
 LEARN_GAPS = 2  # keyframe intervals a live stream is timed over before ``auto`` decides (their median)
+CLOCK_GAPS = 4  # the same without frame timestamps, by the clock: more of them, and the longest decides
+STALL_SHARE = 0.45  # keyframes-only only while twice the interval fits in the read timeout (stall_timeout)
 AUTO_MARGIN = 1.05  # keyframes-only when the interval is at most 5 % over the look interval
 TAIL_SLACK = 0.5  # s: a file's frames after its last key flag also hold the decoder's few frames of delay
 TOO_FAR = 2.0  # keyframes-only: a gap over this many intervals (and looks) goes back to every frame
@@ -153,10 +160,13 @@ def capture_options(base: str | None, keyframes: bool) -> str:
     return "|".join(parts)
 
 
-def auto_keyframes(keyframe_interval: float | None, look_interval: float) -> bool:
+def auto_keyframes(keyframe_interval: float | None, look_interval: float, stall_timeout: float = math.inf) -> bool:
     """``decode: auto``: keyframes only when the camera looks no more often than keyframes
-    come (pure). None: no second keyframe seen in time: the interval is too long."""
-    return keyframe_interval is not None and keyframe_interval <= look_interval * AUTO_MARGIN
+    come, and a keyframe twice as late as usual (an encoder stretching its GOP) would
+    still come within the read timeout, so the return to every frame is a reopen, not
+    an outage (pure). None: no second keyframe seen in time: the interval is too long."""
+    return (keyframe_interval is not None and 0 < keyframe_interval <= look_interval * AUTO_MARGIN
+            and keyframe_interval <= STALL_SHARE * stall_timeout)
 
 
 def file_interval(keys: list[float], end: float | None) -> float | None:
@@ -173,11 +183,13 @@ def file_interval(keys: list[float], end: float | None) -> float | None:
     return max(gaps)
 
 
-def stream_interval(gaps: list[float]) -> float:
-    """A live stream's keyframe interval, from arrival times (pure): the median of
-    the gaps, so one late packet does not decide."""
+def stream_interval(gaps: list[float], timed: bool = True) -> float:
+    """A live stream's keyframe interval (pure): from frame timestamps, the median of
+    the gaps, so one odd gap does not decide; by the clock (a stream without
+    timestamps, e.g. raw H.264 over tcp://), the longest: arrival times are only
+    ever shortened by a burst of buffered frames, never lengthened by it."""
     ordered = sorted(gaps)
-    return ordered[len(ordered) // 2]
+    return ordered[len(ordered) // 2] if timed else ordered[-1]
 
 
 class OpenCVSource:
@@ -205,6 +217,8 @@ class OpenCVSource:
         self._keys: list[float] = []  # auto, learning: times of the key flags seen (this open, or pass)
         self._last_key: float | None = None  # auto, keyframes only: when the last keyframe came
         self._started: float | None = None  # when this open's (or pass's) first frame came
+        self._timed: bool | None = None  # this open's frames carry timestamps that move (None: not known yet)
+        self._last_ms: float | None = None  # the last timestamp seen (ms)
         self._said_skipping = False  # decode: keyframes on a file: said once that frames are skipped
         self._seekable = True  # False once a rewind did not land on the file's first frame
         self._rewound = False  # the next grab is the first after a rewind: check where it landed
@@ -262,7 +276,7 @@ class OpenCVSource:
                          and cap.set(cv2.CAP_PROP_FORMAT, -1))
             if self.jpeg:
                 self._keyframes = False  # every MJPEG frame is a keyframe
-        self._keys, self._last_key, self._started = [], None, None
+        self._keys, self._last_key, self._started, self._timed, self._last_ms = [], None, None, None, None
         self._first_pos, self._rewound = None, False
         return None
 
@@ -289,8 +303,9 @@ class OpenCVSource:
                 and not self.jpeg and self.spec.kind is not SourceKind.DEVICE)
 
     def _watching_now(self) -> bool:
-        """auto chose keyframes only on a live stream: do they still come as often?"""
-        return self._keyframes and self._mode is DecodeMode.AUTO and not self.is_file
+        """auto chose keyframes only: are they still enough (keyframes as often; the
+        camera not looking more often since, ``set/fps``)?"""
+        return self._keyframes and self._mode is DecodeMode.AUTO
 
     def _landed(self, grabbed: bool) -> bool:
         """The first grab after a rewind: did the seek land on the file's first frame?
@@ -335,7 +350,7 @@ class OpenCVSource:
         if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
             self._seekable = False
             return False
-        self._keys, self._started, self._rewound = [], None, True
+        self._keys, self._started, self._timed, self._last_ms, self._rewound = [], None, None, None, True
         return True
 
     def frame_rate(self) -> float | None:
@@ -381,16 +396,30 @@ class OpenCVSource:
 
     @property
     def _end(self) -> float | None:
-        """A file's position after its last frame (s), when known."""
+        """The end of a file, on the timeline keyframes were timed on (s), when known."""
+        if self._timed is False:
+            return self._clock()
         pos, fps = self.position(), self.frame_rate()
         return pos + 1 / fps if pos is not None and fps else pos
 
     def _now(self) -> float:
         """The grabbed frame's timestamp (s), else the clock. Timestamps, not arrival
         times: FFmpeg hands over the seconds of stream it read while probing a live
-        stream in a burst, and a busy machine makes arrivals uneven."""
-        ms = self._cap.get(cv2.CAP_PROP_POS_MSEC) if self._cap is not None else None
-        return ms / 1000 if ms is not None and math.isfinite(ms) and ms >= 0 else self._clock()
+        stream in a burst, and a busy machine makes arrivals uneven. A source whose
+        timestamps do not move (raw H.264, over tcp:// or in a file: every frame at 0)
+        is timed by the clock for the rest of this open, and what was timed so far
+        is forgotten."""
+        if self._timed is not False and self._cap is not None:
+            ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+            if ms is not None and math.isfinite(ms) and ms >= 0 and (self._last_ms is None or ms > self._last_ms):
+                if self._last_ms is not None:
+                    self._timed = True  # two frames, and time moved
+                self._last_ms = ms
+                return ms / 1000
+            self._timed = False
+            self._keys, self._started, self._last_key = [], None, None
+            log.debug("%s: frames without moving timestamps: keyframes are timed by the clock", self.cfg.name)
+        return self._clock()
 
     def _learn(self, key: bool) -> None:
         """Every frame is decoded while learning; the frames whose packet is a keyframe
@@ -413,19 +442,31 @@ class OpenCVSource:
             return
         self._keys.append(at)
         gaps = [b - a for a, b in zip(self._keys, self._keys[1:])]
-        if len(gaps) >= LEARN_GAPS:
-            self._decide(stream_interval(gaps))
+        timed = self._timed is not False
+        if len(gaps) >= (LEARN_GAPS if timed else CLOCK_GAPS):
+            self._decide(stream_interval(gaps, timed))
 
     def _watch(self) -> None:
-        """Keyframes only on a live stream: each grab is a keyframe. One much later than
-        the interval learned means the encoder stretched its GOP: every frame is
-        decoded again (a reopen), and the interval learned anew."""
+        """Keyframes only: each grab is a keyframe. The camera now looking more often
+        than they come (``set/fps``), or, on a live stream, one keyframe much later
+        than the interval learned (the encoder stretched its GOP): every frame is
+        decoded again (a reopen; a file starts its pass again), and a stream learns
+        the interval anew."""
+        look = self._look_interval()
+        if self._learned is not None and not auto_keyframes(self._learned, look, self.cfg.stall_timeout):
+            log.info("%s: a look every %.1f s now, keyframes every %.1f s: decoding every frame",
+                     self.cfg.name, look, self._learned)
+            self._choice = False if self.is_file else None
+            self.reopen_wanted = True
+            return
+        if self.is_file:
+            return  # the same file at every pass: its gaps were all measured
         at = self._now()
         last, self._last_key = self._last_key, at
         if last is None or self._learned is None or at < last:
             return
         gap = at - last
-        if gap > TOO_FAR * max(self._learned, self._look_interval()):
+        if gap > TOO_FAR * max(self._learned, look):
             log.info("%s: a keyframe %.1f s after the last (they came every %.1f s): decoding every frame "
                      "until the interval is learned again", self.cfg.name, gap, self._learned)
             self._choice, self._learned = None, None
@@ -433,7 +474,9 @@ class OpenCVSource:
 
     def _decide(self, interval: float | None) -> None:
         look = self._look_interval()
-        keep = auto_keyframes(interval, look)
+        if interval is not None and interval <= 0:
+            interval = None  # keyframes at one instant: no interval at all
+        keep = auto_keyframes(interval, look, self.cfg.stall_timeout)
         self._learned, self._choice = interval, keep
         if keep:
             log.info("%s: keyframes every %.1f s, a look every %.1f s: decoding keyframes only",
