@@ -15,7 +15,8 @@ status, availability), so Home Assistant has a value within seconds of its own r
 The event entity reads ``P/<camera>/event``, which is not retained by design: HA's event
 entity fires on a message (and ignores a retained one), it keeps no value of its own.
 Every template tolerates an empty payload (a removed camera's topics being cleared):
-it renders nothing, which HA ignores without a log line, or "offline".
+it renders nothing (a numeric sensor ignores it, the class sensor shows an empty
+state; neither logs a line), or "offline" for availability.
 
 Field names and types follow Home Assistant's MQTT schemas
 (homeassistant/components/mqtt/{schemas,config,sensor,binary_sensor,image}.py);

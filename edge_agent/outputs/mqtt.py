@@ -3,8 +3,10 @@ Home Assistant discovery, and the control topics.
 
 * Retained topics (state, confidence, status, snapshot, discovery) are remembered
   here and published again after every (re)connect and Home Assistant birth.
-* The agent's own retained states are read back once at start: the state before a
-  restart when no event store says it (a restart deciding it again is no event).
+* The agent's own retained states are read back (the subscription lasts, and the
+  broker sends them again at every connect; only the first, before any state is
+  decided, is used): the state before a restart when no event store says it (a
+  restart deciding it again is no event).
 * Events go out at QoS 1 and are marked delivered in the event log only when the
   broker acknowledges them; after a connect every undelivered event is sent again
   in order (at least once: a subscriber deduplicates by ``id``).
@@ -12,7 +14,7 @@ Home Assistant discovery, and the control topics.
   and handed to the agent's ``Controls``; anyone on the broker may send anything,
   so bad input costs at most a log line a minute.
 * A camera no longer in the config: its discovery configs are cleared first, its
-  retained state, status and snapshot only once Home Assistant has dropped the
+  retained state, confidence, status and snapshot only once Home Assistant has dropped the
   entities that read them (``removal.py`` decides when), so HA logs nothing.
 """
 

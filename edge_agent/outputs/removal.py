@@ -1,13 +1,13 @@
 """Removing a camera without Home Assistant logging a line (pure; the clock is passed in).
 
 A camera taken out of the config leaves retained topics behind: its discovery configs,
-and its state, status and snapshot. Home Assistant's entities read the latter until their
+and its state, confidence, status and snapshot. Home Assistant's entities read the latter until their
 configs are gone, and an empty payload on a topic an entity still reads makes it log
 ("Erroneous JSON", "'value_json' is undefined"). So the order is:
 
 1. every discovery config of ours that the config no longer makes is cleared first (an
    empty retained payload); the topics it names are noted;
-2. a removed camera's state, status and snapshot are cleared only once no config that
+2. a removed camera's state, confidence, status and snapshot are cleared only once no config that
    names them is waiting to be seen cleared on the broker (the agent's own subscription
    echoes the empty config back: the broker has passed it on to Home Assistant too), and
    ``settle`` seconds after the last such echo (Home Assistant drops the entity in far less);
