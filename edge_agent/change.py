@@ -42,28 +42,39 @@ and :class:`ChangeDetector` answers each look with a :class:`Verdict`:
    lens or a full-frame colour change would never fire on their own. The
    detector therefore keeps the *light* of each recent look (the mean and
    spread of luma, Cr and Cb over the compared pixels: :class:`Light`) with the
-   time the caller passed in, and tells a step from a fade by time: a step is a
-   change of light of at least :data:`STEP_LEVELS` between a look ``b`` and the
-   previous look ``a``, ``b`` being the latest look at least :data:`STEP_TIME`
-   before ``a`` (the look before ``a``, when looks are further apart), where the
-   light had been steady before ``b`` (the change over the ``STEP_TIME`` before
-   ``b`` is at most :data:`SETTLE_RATIO` of the step: a fade already under way is
-   no step) and holds after ``a`` (this look differs from ``a`` by at most
-   ``SETTLE_RATIO`` of the step: a one-look flash, or a fade still going, is no
-   step). ``b`` is never older than the reference's look (the reference's look
-   itself, when later), and steadiness is asked of the looks since the
-   reference only: a step just after a classified frame is measured from it
-   (someone walks in, a change, and switches the light on; the light switched on
-   and off again within a second: two steps), and once a step fired and a frame
-   was classified (that frame becomes the reference) it does not fire again. A step found is reported at every look
-   until a reference is set (a call the budget deferred is not lost).
-   Its lag: the look after the first look in the new light (one look interval:
-   0.5 s at ``fps: 2``). A fade of 20 s changes the light by ~4 levels a second
-   at ``fps: 2`` and by the same amount from look to look at any rate, so it
-   never looks steady-then-step-then-steady. At low rates the detector can only
-   see what it samples: a camera looking every 5 s still tells a 20-s fade (four
-   similar changes in a row) from a step; one looking every 10 s or less often
-   takes a fade lasting at most about one look interval for a step (one call).
+   time the caller passed in, and tells a step from a fade by time, never by
+   look count: a step is a change of light of at least :data:`STEP_LEVELS`
+   between a look ``b`` and a look ``a``, where ``a`` is the latest look at least
+   :data:`HOLD_TIME` before this one and ``b`` the latest at least
+   :data:`STEP_TIME` before ``a`` (the look before, when looks are further
+   apart); the light had been steady before ``b`` (it moved by at most
+   :data:`SETTLE_RATIO` of the step over the ``STEP_TIME`` before ``b``: a fade
+   already under way is no step) and held after ``a`` (every look since ``a`` is
+   within ``SETTLE_RATIO`` of the step from it, and the light moved at most
+   twice that share of the step's own speed: a flash shorter than
+   ``HOLD_TIME``, or a fade still going, which moves at its own speed, is no
+   step, at any look rate). ``b`` is never older than the reference's look (the
+   reference's look itself, when later), so a step just after a classified
+   frame is measured from it, and once a step fired and a frame was classified
+   (that frame becomes the reference) it does not fire again. Steadiness is
+   asked of the looks since the light the reference was classified in is
+   known: after a classified change, since the reference's look (someone walks
+   in, a change, and switches the light on: a step); after a step, since its
+   first look in the new light (the light held from there: the light switched
+   on and off again a second later is two steps, and a fade after a step is
+   asked its steadiness like any other); after a look that saw the same picture
+   (a heartbeat, a confirmation), as before it (the same scene). A step found
+   is reported at every look until a reference is set (a call the budget
+   deferred is not lost). Its lag: the first look at least ``HOLD_TIME`` after
+   the first look in the new light: 0.5-1.0 s after the light switched at
+   ``fps: 2`` (the next look), 0.5-0.6 s at ``fps: 10``, 0.45-0.5 s at 30 or 60;
+   two looks at lower rates (5-10 s when looking every 5 s). A fade of 20 s
+   changes the light by ~4.5 levels a second, one of 60 % in 4 s (auto-exposure
+   reacting to the sun) by ~20: neither looks steady-then-step-then-steady at
+   any rate up to :data:`MAX_FPS`. At low rates the detector can only see what
+   it samples: a camera looking every 5 s still tells a 20-s fade (four similar
+   changes in a row) from a step; one looking every 10 s or less often takes a
+   fade lasting at most about one look interval for a step (one call).
 
 Ignore boxes (``change.ignore``, e.g. a timestamp overlay) are ``x, y, w, h``
 fractions of the whole frame; when the camera has a ``region`` (``x1, y1, x2, y2``
@@ -81,11 +92,17 @@ it by ~13: not a step; the IR switch with its own illumination, ~30). A change o
 lighting in part of the picture only (a lamp lighting one corner), an exposure
 rise that saturates more than ~10 % of the picture (a bright flash), and a
 white-balance jump that saturates a colour channel over ~5 % of it, do count as
-change. Light that changes for two looks or more (headlights lighting the
-scene for a second at ``fps: 2``) is a step, and its end another. A camera that
-looks every 5 s or less often, classifying a frame in the middle of a fade (a
-heartbeat, a passer-by), may take the rest of that fade for a step: one call. Digit changes of a small timestamp average out in the
-thumbnail even without an ignore box.
+change. Light that changes for ``HOLD_TIME`` or more (headlights lighting the
+scene for a second) is a step, and its end another; for less (a flicker of a
+few tenths of a second), none. A change of the whole picture's light completed
+within ~1.3 s is a step, and, as ``b`` may lie up to a look interval more than
+``STEP_TIME`` before ``a``, one completed within ~2 s may be at 3-5 looks a
+second (a 60 % ramp over 2 s was, in some runs, at 3): ramps of 4 s and more
+are quiet at every rate. A change classified in the last second of a fast fade
+(a passer-by in the 4-s one), or anywhere in a fade by a camera looking every
+5 s or less often, may make the rest of that fade a step: one call. Digit
+changes of a small timestamp average out in the thumbnail even without an
+ignore box.
 """
 
 from __future__ import annotations
@@ -142,14 +159,28 @@ STEP_TIME = 1.0
 """Seconds: a step is the change of light within about this long (the look before
 it is the latest at least this long before the first look in the new light)."""
 
+HOLD_TIME = 0.45
+"""Seconds the new light must hold after a step before it counts: the step is
+reported at the first look at least this long after the first look in the new
+light (the next look at ``fps: 2``, even one the rate gate took up to 20 ms early;
+the fifth at ``fps: 10``). Light that changes for less is no step, at any look rate."""
+
 SETTLE_RATIO = 1 / 3
 """Before a step the light moved by at most this share of the step (over
-``STEP_TIME``), and after it by at most this share (to the next look)."""
+``STEP_TIME``); after it, over ``HOLD_TIME``, by at most this share too, and at
+most twice this share of the step's own speed."""
 
-MAX_LOOKS = 96
-"""Looks of light remembered: more than 2 * ``STEP_TIME`` at 30 looks a second."""
+MAX_FPS = 60
+"""The fastest look rate the config allows (``cameras[].fps`` is bounded at 60 in
+config.py, where the bound is a literal): what :data:`MAX_LOOKS` is sized for."""
+
+MAX_LOOKS = math.ceil((HOLD_TIME + 2 * STEP_TIME) * MAX_FPS) + 4
+"""Looks of light remembered: a step test reaches back from this look over the
+hold, ``STEP_TIME`` to ``b`` and ``STEP_TIME`` before it (plus a look interval
+each, and the extra look the rate gate may take early), at ``MAX_FPS``."""
 
 BLUR = (3, 3)
+_EPS = 1e-3  # seconds: a look this close to a bound of STEP_TIME or HOLD_TIME counts as at it
 
 
 class Verdict(enum.Enum):
@@ -317,6 +348,10 @@ class ChangeDetector:
         self._ref_chroma: tuple[_RefChannel, _RefChannel] | None = None
         self._fit_rows = np.empty((6, 0), np.float32)  # the chroma fit's rows (see _chroma_fit)
         self._ref_at = -math.inf  # the clock at the reference's look
+        self._settled_at = -math.inf  # since when its light was steady (see set_reference)
+        self._ref_stepped = False  # the reference was classified for a step
+        self._step_from = -math.inf  # the first look in the new light of the step found
+        self._same_at: float | None = None  # the clock at the latest look, when it saw the same picture
         # The light of recent looks (look), oldest first, and when they were.
         self._times: deque[float] = deque(maxlen=MAX_LOOKS)
         self._lights: deque[Light] = deque(maxlen=MAX_LOOKS)
@@ -342,12 +377,22 @@ class ChangeDetector:
             self._fit_rows = np.vstack([cr_ref.f - 128, cb_ref.f - 128, self._ref_y.f - 128,
                                         np.ones_like(cr_ref.f), np.empty((2, cr_ref.f.size), np.float32)])
         self._ref_at = now if now is not None else (self._times[-1] if self._times else -math.inf)
+        # Since when the light the reference is classified in is known: after a step
+        # found, that step's first look in the new light (the light held from there
+        # to the reference's look); after a look that saw the same picture (a
+        # heartbeat, a confirmation), as before (the same scene, its history still
+        # good); else (a change, the first look, a frame not looked at) its own look.
+        if self._stepped:
+            self._settled_at, self._ref_stepped = min(self._step_from, self._ref_at), True
+        elif not (self._same_at is not None and self._times and self._same_at == self._times[-1] == self._ref_at):
+            self._settled_at, self._ref_stepped = self._ref_at, False
         self._stepped = False
 
     def reset(self) -> None:
         """Forget the reference: the next thumbnail counts as changed."""
         self._ref = None
         self._stepped = False
+        self._same_at = None
 
     # -- the gate ---------------------------------------------------------------------
 
@@ -358,11 +403,13 @@ class ChangeDetector:
         keep, _ = self._mask(thumb.grey.shape)
         light = _light(thumb, keep)
         self._remember(now, light)
+        self._same_at = None
         if self._share(thumb, light) >= self.threshold:
             return Verdict.CHANGED
         if self._stepped or self._stepped_now():
             self._stepped = True
             return Verdict.STEP
+        self._same_at = now
         return Verdict.SAME
 
     def light(self) -> Light | None:
@@ -373,29 +420,57 @@ class ChangeDetector:
         if self._times and now < self._times[-1]:
             self._times.clear()  # the clock went back (a caller's new clock): start again
             self._lights.clear()
+            self._ref_at = self._settled_at = self._step_from = -math.inf  # times of the old clock
         self._times.append(now)
         self._lights.append(light)
 
     def _stepped_now(self) -> bool:
-        """Did the light step between a look ``b`` and the previous look ``a``, after
-        being steady before ``b``, and hold from ``a`` to this look?"""
+        """Did the light step between a look ``b`` and a look ``a``, after being steady
+        before ``b``, and hold from ``a`` to this look, at least HOLD_TIME later?"""
         times, lights = self._times, self._lights
-        if len(times) < 3:
+        n = len(times)
+        if n < 3:
             return False
-        t_a, a, now = times[-2], lights[-2], lights[-1]
+        t_now = times[-1]
+        # a: the latest look at least HOLD_TIME before this one (the first look in the
+        # new light, at the first look that is that long after it).
+        ia = bisect.bisect_right(times, t_now - HOLD_TIME + _EPS, 0, n - 1) - 1
+        if ia < 1:
+            return False
+        t_a, a = times[ia], lights[ia]
         # b: the latest look at least STEP_TIME before a, but never one before the
         # reference's look (that light was classified already).
         since_ref = bisect.bisect_left(times, self._ref_at)
-        ib = max(bisect.bisect_right(times, t_a - STEP_TIME, 0, len(times) - 2) - 1, since_ref)
-        if ib > len(times) - 3:
+        ib = max(bisect.bisect_right(times, t_a - STEP_TIME + _EPS, 0, ia) - 1, since_ref)
+        if ib >= ia:
             return False  # no look before a since the reference
-        step = lights[ib].distance(a)
-        if step < STEP_LEVELS or a.distance(now) > SETTLE_RATIO * step:
-            return False  # too small, or not holding (a flash, or a fade going on)
-        # Steady before b? Asked of the looks since the reference only: the light the
-        # reference was classified in is the one to compare with, however it came.
-        before = bisect.bisect_right(times, times[ib] - STEP_TIME, 0, ib) - 1
-        return before < since_ref or lights[before].distance(lights[ib]) <= SETTLE_RATIO * step
+        b = lights[ib]
+        step = b.distance(a)
+        if step < STEP_LEVELS:
+            return False
+        # Holds after a, over HOLD_TIME or more: every look since a within a third of
+        # the step, and (whatever the spacing of the looks) at less than two thirds
+        # of the step's speed. A flash shorter than HOLD_TIME, or a fade still going
+        # (it moves at its own speed), is no step, at any look rate.
+        held = SETTLE_RATIO * step * min(1.0, 2 * (t_now - t_a) / (t_a - times[ib]))
+        if any(lights[i].distance(a) > held for i in range(ia + 1, n)):
+            return False
+        # Steady before b, over STEP_TIME: asked of the looks since the light the
+        # reference was classified in settled (the reference's look, after a change:
+        # the light the reference was classified in is the one to compare with,
+        # however it came; the first look in the new light, after a step). Before a
+        # classified change (or the first look) no history is steady; after a step
+        # there is always some: its own hold.
+        floor = bisect.bisect_left(times, self._settled_at)
+        before = bisect.bisect_right(times, times[ib] - STEP_TIME + _EPS, 0, ib) - 1
+        if before < floor:
+            if floor >= ib:
+                return not self._ref_stepped
+            before = floor
+        if lights[before].distance(b) > SETTLE_RATIO * step:
+            return False  # a fade already under way
+        self._step_from = t_a
+        return True
 
     # -- one comparison ---------------------------------------------------------------
 

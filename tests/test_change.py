@@ -8,6 +8,7 @@ needs time (``look``: a step of the whole picture's light against a fade)."""
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -15,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.change import (MAX_LOOKS, STEP_TIME, THUMB_SIDE, ChangeDetector, Light, Thumb, Verdict, ignore_mask,
-                               thumbnail, thumbnails)
+from edge_agent.change import (HOLD_TIME, MAX_FPS, MAX_LOOKS, STEP_TIME, THUMB_SIDE, ChangeDetector, Light, Thumb,
+                               Verdict, ignore_mask, thumbnail, thumbnails)
 from edge_agent.config import ChangeConfig
 from edge_agent.encode import decode_jpeg_colour_8
 
@@ -515,6 +516,8 @@ SLOW = {
     "IR mode: colour fades out over 5 s": (lambda t, i: capture(ramp(t, 3, 8, 1, 0) * scene(1)
                                                                 + ramp(t, 3, 8, 0, 1) * colourless(scene(1)), 600 + i),
                                            looks(0.5, 12.0)),
+    "4-s fade to 40 %, fps 2": (lambda t, i: capture(scene(1), 600 + i, gain=ramp(t, 3, 7, 1.0, 0.4)),
+                                looks(0.5, 9.5)),
     "one-look flash": (lambda t, i: capture(scene(1), 600 + i, gain=1.15 if t == 5.0 else 1.0), looks(0.5, 10.0)),
     "one-look dip": (lambda t, i: capture(scene(1), 600 + i, gain=0.4 if t == 5.0 else 1.0), looks(0.5, 10.0)),
     "LED blinks, clock ticks": (lambda t, i: clock(capture(led(scene(1), i % 2 == 0), 600 + i, quality=None),
@@ -527,6 +530,73 @@ SLOW = {
 def test_slow_light_changes_and_small_things_stay_quiet(name):
     frame_at, times = SLOW[name]
     assert watch(frame_at, times) == [(0.0, Verdict.CHANGED)]
+
+
+LOOK_RATES = {"fps 3": 1 / 3, "fps 4": 0.25, "fps 5": 0.2, "fps 10": 0.1, "fps 30": 1 / 30, "fps 60": 1 / 60}
+FAST_FADES = {  # the light of a textured scene ramped by 60 % over 4 s (auto-exposure reacting to the sun)
+    "4-s fade to 40 %": lambda t, i: capture(scene(1), 600 + i, gain=ramp(t, 3, 7, 1.0, 0.4)),
+    "4-s brightening from 40 %": lambda t, i: capture(scene(1), 600 + i, gain=ramp(t, 2, 6, 0.4, 1.0)),
+}
+
+
+@pytest.mark.parametrize("rate", list(LOOK_RATES))
+@pytest.mark.parametrize("fade", list(FAST_FADES))
+def test_a_fast_fade_stays_quiet_at_any_look_rate(fade, rate):
+    """A fade of ~20 levels a second (60 % in 4 s) moves the light by more than a
+    step's worth in a second, and on after it: the hold after a step is asked over
+    a time (not one look interval), so at 10 looks a second a fade still going is
+    no step, and no classified frame in the fade makes the rest of it one."""
+    every = LOOK_RATES[rate]
+    assert watch(FAST_FADES[fade], looks(every, 9.5)) == [(0.0, Verdict.CHANGED)]
+
+
+def test_lights_on_then_auto_exposure_pulling_back_is_one_step():
+    """The light switched on, and the camera's exposure bringing the picture down by
+    half over the next 4 s, at fps 10: one step (the switch), then quiet: after a
+    step's classified frame, the light before it is not taken for steady."""
+    fired = watch(lambda t, i: capture(scene(1), 650 + i, gain=0.35 if t < 3.03 else ramp(t, 3.03, 7.03, 1.0, 0.5)),
+                  looks(0.1, 10.0))
+    assert [v for _, v in fired] == [Verdict.CHANGED, Verdict.STEP], fired
+    assert 3.03 < fired[1][0] <= 3.03 + 0.7
+
+
+@pytest.mark.parametrize("every", [0.5, 0.1])
+def test_a_frame_classified_late_in_a_fast_fade_does_not_make_the_rest_a_step(every):
+    """A heartbeat (or a confirmation: any call at a look that saw the same picture)
+    classified in the last second of the 4-s fade: its light is the fade's, and the
+    looks before it still count for the steadiness before a step, so the rest of
+    the fade (~20 levels) is no step."""
+    det = ChangeDetector(THRESHOLD)
+    fired = []
+    for i, t in enumerate(looks(every, 9.5)):
+        thumb = thumbnails(FAST_FADES["4-s fade to 40 %"](t, i))
+        verdict = det.look(thumb, t)
+        if verdict.changed or t == 6.0:  # a heartbeat at 6.0, a second before the fade ends
+            det.set_reference(thumb, t)
+            fired.append((t, verdict))
+    assert fired == [(0.0, Verdict.CHANGED), (6.0, Verdict.SAME)]
+
+
+@pytest.mark.parametrize("every", [0.5, 0.3, 0.25, 0.2, 0.1, 1 / 30, 1 / 60, 5.0])
+def test_a_lights_on_step_fires_once_at_any_look_rate(every):
+    """The real step still fires, exactly once, at every look rate, and soon: at the
+    first look at least HOLD_TIME after the first look in the new light (a look
+    every 5 s: the look after it)."""
+    step_at = 10.23 if every < 5 else 22.0
+    fired = watch(lambda t, i: capture(scene(1), 500 + i, gain=ramp(t, step_at, step_at, 0.35, 1.0)),
+                  looks(every, step_at + 4.0 if every < 5 else 60.0))
+    assert [v for _, v in fired] == [Verdict.CHANGED, Verdict.STEP], fired
+    lag = fired[1][0] - step_at  # to the first look in the new light, then HOLD_TIME in whole looks
+    assert 0 < lag <= every + math.ceil((HOLD_TIME - 0.001) / every) * every + 0.01, lag
+
+
+def test_a_flash_shorter_than_the_hold_is_no_step_at_any_look_rate():
+    """The light dipping for 0.3 s (a flicker of the mains), seen at fps 10 (three
+    looks) and fps 30: the light did not hold for HOLD_TIME, so no step (and no
+    second one for its end)."""
+    for every in (0.1, 1 / 30):
+        fired = watch(lambda t, i: capture(scene(1), 750 + i, gain=0.45 if 4.0 <= t < 4.3 else 1.0), looks(every, 7.0))
+        assert fired == [(0.0, Verdict.CHANGED)], (every, fired)
 
 
 def test_a_flash_of_two_looks_is_a_step():
@@ -579,8 +649,10 @@ def test_light_distance_and_history_bounds():
     t = thumbnails(capture(scene(1), 1))
     det.set_reference(t)
     for i in range(MAX_LOOKS + 10):
-        det.look(t, i / 30)
-    assert len(det._times) == MAX_LOOKS and MAX_LOOKS / 30 > 2 * STEP_TIME
+        det.look(t, i / MAX_FPS)
+    # The history covers what a step test reaches back over (the hold, b before a,
+    # the steadiness before b) at the fastest look rate the config allows.
+    assert len(det._times) == MAX_LOOKS and (MAX_LOOKS - 4) / MAX_FPS >= HOLD_TIME + 2 * STEP_TIME
     det.look(t, 0.0)  # a clock that went back starts the history afresh, never fails
     assert len(det._times) == 1
     grey = det.look(Thumb(t.grey), 1.0)  # a greyscale look against a colour reference: luma alone
