@@ -174,10 +174,11 @@ MAX_FPS = 60
 """The fastest look rate the config allows (``cameras[].fps`` is bounded at 60 in
 config.py, where the bound is a literal): what :data:`MAX_LOOKS` is sized for."""
 
-MAX_LOOKS = math.ceil((HOLD_TIME + 2 * STEP_TIME) * MAX_FPS) + 4
-"""Looks of light remembered: a step test reaches back from this look over the
-hold, ``STEP_TIME`` to ``b`` and ``STEP_TIME`` before it (plus a look interval
-each, and the extra look the rate gate may take early), at ``MAX_FPS``."""
+MAX_LOOKS = math.ceil((HOLD_TIME + 2 * STEP_TIME) * MAX_FPS) + 8
+"""Looks of light remembered (155): a step test reaches back from this look over
+the hold, ``STEP_TIME`` to ``b`` and ``STEP_TIME`` before it, plus up to a look
+interval each (2.5 s: 151 looks at ``MAX_FPS``), and a few looks to spare for
+frames the rate gate takes early."""
 
 BLUR = (3, 3)
 _EPS = 1e-3  # seconds: a look this close to a bound of STEP_TIME or HOLD_TIME counts as at it
