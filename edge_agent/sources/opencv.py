@@ -426,9 +426,9 @@ class OpenCVSource:
         are timed. A live stream decides after ``LEARN_GAPS`` intervals, or as soon as
         one interval is clearly too long (it would decide so anyway); a file decides
         at the end of the pass (``rewind``), having seen every gap."""
-        at = self._now()
-        if self._started is None or at < self._started or (self._keys and at < self._keys[-1]):
-            self._started, self._keys = at, []  # the first frame, or the timestamps went back: start again
+        at = self._now()  # never earlier than the last (timestamps that do not move give way to the clock)
+        if self._started is None:
+            self._started = at  # the first frame timed, on this timeline
         if self.is_file:
             if key:
                 self._keys.append(at)
@@ -463,7 +463,7 @@ class OpenCVSource:
             return  # the same file at every pass: its gaps were all measured
         at = self._now()
         last, self._last_key = self._last_key, at
-        if last is None or self._learned is None or at < last:
+        if last is None or self._learned is None:
             return
         gap = at - last
         if gap > TOO_FAR * max(self._learned, look):
