@@ -166,8 +166,7 @@ class Agent:
         for cam in self.cameras.values():
             before = await self.events.decided_before(cam.name)
             if before is not None:
-                cam.debouncer.remember(*before)
-                cam.previous_class = before[0]
+                self.remember_state(cam.name, *before)
 
     def threads_stuck(self) -> bool:
         """After the stop: is a capture thread still inside a blocking call?"""
@@ -341,8 +340,9 @@ class Agent:
         return name in self.cameras
 
     def remember_state(self, camera: str, cls: str, since: float) -> None:
-        """The camera's retained state read back from the broker at start: the state before
-        the restart, used only when the event store knows none (no usable state_dir)."""
+        """The state before the restart: from the event store at start, else (no usable
+        state_dir) the camera's retained state read back from the broker; used only while
+        nothing is known or decided yet."""
         cam = self.cameras.get(camera)
         if cam is not None and cam.debouncer.state is None and cam.previous_class is None:
             cam.debouncer.remember(cls, since)

@@ -72,22 +72,22 @@ class EventLog:
         self.add_seconds.append(time.perf_counter() - t0)
         return event
 
+    async def _read(self, default: T, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the store's thread; ``default`` without a store, or when it fails
+        (the store has logged why)."""
+        if self.store is None:
+            return default
+        try:
+            return await self._run(fn, *args)
+        except StoreError:
+            return default
+
     async def decided_before(self, camera: str) -> tuple[str, float] | None:
         """``(class, since)`` of the camera's last decided state (before this start)."""
-        if self.store is None:
-            return None
-        try:
-            return await self._run(self.store.decided_before, camera)
-        except StoreError:
-            return None
+        return await self._read(None, lambda: self.store.decided_before(camera))  # type: ignore[union-attr]
 
     async def undelivered(self, after: int, limit: int) -> list[Event]:
-        if self.store is None:
-            return []
-        try:
-            return await self._run(self.store.undelivered, limit, after)
-        except StoreError:
-            return []
+        return await self._read([], lambda: self.store.undelivered(limit, after))  # type: ignore[union-attr]
 
     def delivered(self, ids: Iterable[int]) -> None:
         if self.store is not None:
@@ -95,20 +95,10 @@ class EventLog:
             self._pool.submit(self._refresh)
 
     async def history(self, **kw: Any) -> list[Event]:
-        if self.store is None:
-            return []
-        try:
-            return await self._run(lambda: self.store.history(**kw))  # type: ignore[union-attr]
-        except StoreError:
-            return []
+        return await self._read([], lambda: self.store.history(**kw))  # type: ignore[union-attr]
 
     async def thumbnail(self, event_id: int) -> bytes | None:
-        if self.store is None:
-            return None
-        try:
-            return await self._run(self.store.thumbnail, event_id)
-        except StoreError:
-            return None
+        return await self._read(None, lambda: self.store.thumbnail(event_id))  # type: ignore[union-attr]
 
     async def prune_forever(self) -> None:
         while True:

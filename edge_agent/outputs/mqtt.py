@@ -75,8 +75,9 @@ class MqttOutput:
         # Our own retained status topics: one of a camera no longer in the config is cleared,
         # with that camera's state and snapshot (as its discovery configs are).
         subscriptions = self.topics.control_filters + (f"{self.topics.prefix}/+/status",)
-        # Our own retained states, read back once at start: the state before a restart when
-        # there is no event store to say it (no usable state_dir).
+        # Our own retained states, read back (again at each connect; the agent uses only the
+        # first, before anything is decided): the state before a restart when there is no
+        # event store to say it (no usable state_dir).
         self._state_topics = {self.topics.state(c.name): c.name for c in cfg.cameras}
         subscriptions += tuple(self._state_topics)
         self._removals = Removals()

@@ -99,8 +99,12 @@ class Removals:
     def pending(self, camera: str) -> bool:
         return camera in self._cameras
 
+    def _config_pending(self, topic: str) -> bool:
+        """A config naming ``topic`` is being cleared and has not come back yet."""
+        return any(topic in named for named in self._configs.values())
+
     def _blocked(self, topic: str, now: float) -> bool:
-        if any(topic in named for named in self._configs.values()):
+        if self._config_pending(topic):
             return True
         echoed = self._echoed.get(topic)
         return echoed is not None and now < echoed + self.settle
@@ -132,7 +136,7 @@ class Removals:
                 continue
             times.append(cam.found_at + self.max_wait)
             for t in cam.topics:
-                if t in self._echoed and not any(t in named for named in self._configs.values()):
+                if t in self._echoed and not self._config_pending(t):
                     times.append(self._echoed[t] + self.settle)
         return min(times) if times else None
 
