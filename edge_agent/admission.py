@@ -125,8 +125,8 @@ class Admission:
         self.gate_on = cfg.change.enabled
         self.heartbeat = cfg.change.heartbeat
         # Set from the event loop, read by the capture thread.
-        self.paused = False
-        self.closed = False
+        self._paused = False
+        self._closed = False
         self.unsettled = False  # the decision waits for confirming results (see note_result)
         self._agreeing = 0  # results in a row since the last change that agreed with the state
         self._now_wanted = threading.Event()  # classify on demand
@@ -140,10 +140,42 @@ class Admission:
         self.calls: Counter[str] = Counter()  # calls by reason
         self.last_change_at: float | None = None  # epoch s of the last frame the gate saw change
         # A call that was needed could not be made or failed (monotonic; None: all checks
-        # succeeded since). Set here when the budget refuses, by the agent when a call fails.
+        # succeeded since). Set here when the budget refuses, through mark_unchecked() when
+        # a call fails.
         self.unchecked_since: float | None = None
 
     # -- the event loop's side ---------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def pause(self) -> None:
+        """``set/enabled`` off: no frame is taken until resumed."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """``set/enabled`` on: the picture may have changed while paused, so the next look
+        counts as a change."""
+        self._paused = False
+        self.forget_reference()
+
+    def close(self) -> None:
+        """The agent stops: no new frame is taken (for good)."""
+        self._closed = True
+
+    def mark_unchecked(self, now: float) -> None:
+        """A check that was needed failed at ``now`` (monotonic); kept from its first failure."""
+        if self.unchecked_since is None:
+            self.unchecked_since = now
+
+    def mark_checked(self) -> None:
+        """A result came in: the state is checked."""
+        self.unchecked_since = None
 
     def classify_now(self) -> None:
         """The next grabbed frame is classified, past the rate and the gate (not the budget)."""
@@ -201,8 +233,7 @@ class Admission:
         reservation = self.budget.reserve(reason)
         if reservation is None:
             self.deferred += 1
-            if self.unchecked_since is None:
-                self.unchecked_since = time.monotonic()
+            self.mark_unchecked(time.monotonic())
             if reason is Priority.ON_DEMAND:
                 self._now_wanted.clear()  # refused (spent): not retried frame after frame
             slot.release()

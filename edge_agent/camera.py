@@ -15,7 +15,7 @@ from .capture import CaptureWorker
 from .config import CameraConfig
 from .decide import Debouncer
 from .episode import Episode
-from .messages import StatusMessage
+from .messages import StateMessage, StatusMessage
 from .reply import Classification
 from .stats import Rate, Window
 
@@ -90,6 +90,13 @@ class CameraRuntime:
     @property
     def fps(self) -> float:
         return self.admission.fps
+
+    def state_message(self) -> StateMessage:
+        """The decided state as published: with the newest result's predictions, and
+        whether it is stale."""
+        assert self.debouncer.state is not None
+        return StateMessage(self.debouncer.state, self.latest.result.predictions if self.latest else None,
+                            self.stale_since)
 
     def counters(self) -> dict[str, int]:
         w = self.worker

@@ -66,6 +66,18 @@ def state_payload(state: State, predictions: tuple[Prediction, ...] | None = Non
     return _json(body)
 
 
+@dataclass(frozen=True)
+class StateMessage:
+    """The decided state (retained): see :func:`state_payload`."""
+
+    state: State
+    predictions: tuple[Prediction, ...] | None = None  # the newest result's
+    stale_since: float | None = None
+
+    def payload(self) -> bytes:
+        return state_payload(self.state, self.predictions, self.stale_since)
+
+
 MAX_CLASS = 200  # characters of a class name read back from the broker
 
 
@@ -93,6 +105,19 @@ def confidence_payload(cls: str, confidence: float, at: float) -> bytes:
     restart) reads the confidence as it is now, while the state itself is sent only when it
     changes."""
     return _json({"class": cls, "confidence": round(confidence, 6), "at": round(at, 3)})
+
+
+@dataclass(frozen=True)
+class ConfidenceMessage:
+    """The newest result's confidence in the decided class (retained): see
+    :func:`confidence_payload`."""
+
+    cls: str
+    confidence: float
+    at: float
+
+    def payload(self) -> bytes:
+        return confidence_payload(self.cls, self.confidence, self.at)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ import numpy as np
 from edge_agent.agent import Agent
 from edge_agent.classify import Reply
 from edge_agent.config import Config, parse_config
+from edge_agent.messages import ConfidenceMessage, ResultMessage, StateMessage, StatusMessage
+from edge_agent.outputs.dispatch import OutputHealth
 from edge_agent.reply import Classification, Prediction
 from tools.scenes import Scene, dominant
 
@@ -130,8 +132,9 @@ class Published:
 @dataclass
 class RecordingOutput:
     """An output that keeps everything the agent gives it, as (topic, payload, retain)
-    on the topics the MQTT output would use."""
+    on the topics the MQTT output would use, serialised as the MQTT output does."""
 
+    name: str = "mqtt"
     connected: bool = True
     messages_dropped: int = 0
     disconnects: int = 0
@@ -145,23 +148,26 @@ class RecordingOutput:
     async def stop(self) -> None:
         pass
 
+    def health(self) -> OutputHealth:
+        return OutputHealth(self.name, self.connected, self.messages_dropped, self.disconnects, self.pending)
+
     def _add(self, camera: str, kind: str, payload: bytes, retain: bool) -> None:
         self.messages.append(Published(f"{self.prefix}/{camera}/{kind}", payload, retain))
 
-    def result(self, camera: str, payload: bytes) -> None:
-        self._add(camera, "result", payload, False)
+    def result(self, camera: str, msg: ResultMessage) -> None:
+        self._add(camera, "result", msg.payload(), False)
 
-    def state(self, camera: str, payload: bytes) -> None:
-        self._add(camera, "state", payload, True)
+    def state(self, camera: str, msg: StateMessage) -> None:
+        self._add(camera, "state", msg.payload(), True)
 
-    def status(self, camera: str, payload: bytes) -> None:
-        self._add(camera, "status", payload, True)
+    def status(self, camera: str, msg: StatusMessage) -> None:
+        self._add(camera, "status", msg.payload(), True)
 
     def snapshot(self, camera: str, jpeg: bytes) -> None:
         self._add(camera, "snapshot", jpeg, True)
 
-    def confidence(self, camera: str, payload: bytes) -> None:
-        self._add(camera, "confidence", payload, True)
+    def confidence(self, camera: str, msg: ConfidenceMessage) -> None:
+        self._add(camera, "confidence", msg.payload(), True)
 
     def event(self, event: Any) -> None:
         self._add(event.camera, "event", json.dumps(event.payload()).encode(), False)
@@ -183,7 +189,7 @@ def control(agent: Agent, topic: str, payload: bytes) -> None:
 
     parsed = Topics("edge_agent/t").parse_control(topic)
     assert parsed is not None, topic
-    agent.command(parse_command(parsed[0], parsed[1], payload))
+    agent.commands.command(parse_command(parsed[0], parsed[1], payload))
 
 
 def config(tmp: Path, camera: dict[str, Any] | None = None, **top: Any) -> Config:
@@ -223,7 +229,7 @@ async def play(cfg: Config, scene: Scene, api: FakeClassifier | None = None,
         src.hook = lambda i: hook(holder["agent"], i)
     sources.append(src)
 
-    agent = Agent(cfg, classifier=lambda c: (api, None), output=lambda a, loop: out,
+    agent = Agent(cfg, classifier=lambda c: (api, None), outputs=lambda ctx: [out],
                   worker_seams=lambda cam_cfg: {"source": lambda: src, "clock": clock})
     holder["agent"] = agent
     task = asyncio.create_task(agent.run())

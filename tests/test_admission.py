@@ -110,12 +110,29 @@ def test_paused_backing_off_or_closed_takes_nothing():
     a = admission(ready=lambda now: ready["ok"])
     assert look(a, MOVED, 0.0) is None  # the API is backing off
     ready["ok"] = True
-    a.paused = True
+    a.pause()
+    assert a.paused
     assert look(a, MOVED, 1.0) is None
-    a.paused = False
+    a.resume()
+    assert not a.paused
     assert look(a, MOVED, 2.0) == "change"
-    a.closed = True
+    a.close()
     assert look(a, STILL, 3.0) is None and a.inflight.count == 0
+
+
+def test_resuming_looks_afresh_and_a_failed_check_is_kept_from_its_first_failure():
+    a = admission()
+    assert look(a, STILL, 0.0) == "change"
+    a.note_result(agrees=True, decided=True)
+    assert look(a, STILL, 1.0) is None  # nothing changed
+    a.pause()
+    a.resume()  # the picture may have changed while paused
+    assert look(a, STILL, 2.0) == "change"
+    a.mark_unchecked(5.0)
+    a.mark_unchecked(6.0)
+    assert a.unchecked_since == 5.0
+    a.mark_checked()
+    assert a.unchecked_since is None
 
 
 def test_after_a_change_the_gate_wants_confirm_agreeing_results_in_a_row():

@@ -143,7 +143,7 @@ async def test_wedged_capture_thread_stops_the_watchdog(tmp_path: Path):
     cfg = config(tmp_path, {"stall_timeout": 1})
     notifier = Notifier({"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"})
     agent = Agent(cfg, notifier=notifier, classifier=lambda c: (FakeClassifier(), None),
-                  output=lambda a, loop: out, worker_seams=lambda c: {"source": HangingSource, "open_timeout": 1.0})
+                  outputs=lambda ctx: [out], worker_seams=lambda c: {"source": HangingSource, "open_timeout": 1.0})
     task = asyncio.create_task(agent.run())
 
     async def until(pred, timeout: float, what: str) -> None:

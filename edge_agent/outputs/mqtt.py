@@ -24,13 +24,15 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, Iterable, Protocol
+from typing import Iterable, Protocol
 
 from ..config import Config
 from ..episode import Throttle
-from ..messages import parse_state
+from ..messages import ConfidenceMessage, ResultMessage, StateMessage, StatusMessage, parse_state
+from .eventstore import Event
 from ..redact import bounded
 from .control import Command, parse_command
+from .dispatch import OutputHealth
 from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
 from .publish import MqttPublisher
 from .removal import Removals, topics_named
@@ -52,16 +54,18 @@ class Controls(Protocol):
     def remember_state(self, camera: str, cls: str, since: float) -> None: ...
 
 
-class EventLog(Protocol):
+class EventForwarding(Protocol):
     """The durable event store, as the forwarder needs it."""
 
-    async def undelivered(self, after: int, limit: int) -> list[Any]: ...
+    async def undelivered(self, after: int, limit: int) -> list[Event]: ...
     def delivered(self, ids: Iterable[int]) -> None: ...
 
 
 class MqttOutput:
+    name = "mqtt"
+
     def __init__(self, cfg: Config, loop: asyncio.AbstractEventLoop, controls: Controls,
-                 events: EventLog | None = None, cameras: int = 1):
+                 events: EventForwarding | None = None, cameras: int = 1):
         self.cfg = cfg
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.controls = controls
@@ -111,45 +115,31 @@ class MqttOutput:
             self._forwarding.cancel()
         await self.publisher.stop()
 
-    def result(self, camera: str, payload: bytes) -> None:
-        self.publisher.publish(self.topics.result(camera), payload)
+    def result(self, camera: str, msg: ResultMessage) -> None:
+        self.publisher.publish(self.topics.result(camera), msg.payload())
 
-    def state(self, camera: str, payload: bytes) -> None:
-        self._retain(self.topics.state(camera), payload)
+    def state(self, camera: str, msg: StateMessage) -> None:
+        self._retain(self.topics.state(camera), msg.payload())
 
-    def status(self, camera: str, payload: bytes) -> None:
-        self._retain(self.topics.status(camera), payload)
+    def status(self, camera: str, msg: StatusMessage) -> None:
+        self._retain(self.topics.status(camera), msg.payload())
 
-    def confidence(self, camera: str, payload: bytes) -> None:
-        self._retain(self.topics.confidence(camera), payload)
+    def confidence(self, camera: str, msg: ConfidenceMessage) -> None:
+        self._retain(self.topics.confidence(camera), msg.payload())
 
     def snapshot(self, camera: str, jpeg: bytes) -> None:
         self._retain(self.topics.snapshot(camera), jpeg)
 
-    def event(self, event: Any) -> None:
+    def event(self, event: Event) -> None:
         if self.events is None:  # no durable log: best effort at QoS 1
             self.publisher.publish(self.topics.event(event.camera), _event_bytes(event))
         elif self._forwarding is None or self._forwarding.done():
             self._send_event(event)
         # else: the forwarder is sending older ones first; it reaches this one in order
 
-    # -- status for people ---------------------------------------------------------------
-
-    @property
-    def connected(self) -> bool:
-        return self.publisher.connected
-
-    @property
-    def messages_dropped(self) -> int:
-        return self.publisher.messages_dropped
-
-    @property
-    def disconnects(self) -> int:
-        return self.publisher.disconnects
-
-    @property
-    def pending(self) -> int:
-        return self.publisher.pending
+    def health(self) -> OutputHealth:
+        p = self.publisher
+        return OutputHealth(self.name, p.connected, p.messages_dropped, p.disconnects, p.pending)
 
     # -- inside ------------------------------------------------------------------------
 
@@ -157,7 +147,7 @@ class MqttOutput:
         self._retained[topic] = payload
         self.publisher.publish(topic, payload, retain=True)
 
-    def _send_event(self, event: Any) -> bool:
+    def _send_event(self, event: Event) -> bool:
         assert self.events is not None
         ok = self.publisher.publish_acked(self.topics.event(event.camera), _event_bytes(event),
                                           lambda: self._acked(event.id))
@@ -323,5 +313,5 @@ class MqttOutput:
         self._republish_due = loop.call_later(wait, go)
 
 
-def _event_bytes(event: Any) -> bytes:
+def _event_bytes(event: Event) -> bytes:
     return json.dumps(event.payload(), separators=(",", ":"), ensure_ascii=False).encode()

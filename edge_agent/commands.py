@@ -1,0 +1,99 @@
+"""What the control topics may do (``P/<camera>/set/enabled``, ``set/fps``,
+``snapshot/request``, ``classify``), on the loop. Settings made this way are
+kept in the state folder; a "classify now" is refused, logged once a day, while
+the API budget is spent. A camera's state from before a restart, read back from
+the broker when no event store says it, is remembered here too."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Mapping
+
+import numpy as np
+
+from .annotate import annotate
+from .budget import Budget
+from .episode import Episode
+from .outputs.control import Command
+from .outputs.dispatch import Dispatcher
+from .pipeline.publish import publish_snapshot
+from .settings import Settings
+from .status_topic import StatusTopic
+
+if TYPE_CHECKING:
+    from .camera import CameraRuntime
+
+log = logging.getLogger(__name__)
+
+
+class Commands:
+    def __init__(self, cameras: "Mapping[str, CameraRuntime]", settings: Settings, budget: Budget,
+                 status: StatusTopic, outputs: Dispatcher):
+        self.cameras = cameras
+        self.settings = settings
+        self.budget = budget
+        self.status = status
+        self.outputs = outputs
+        self._refusals = Episode()  # classify-now requests refused while the budget is spent
+
+    # -- the MQTT output's Controls ---------------------------------------------------
+
+    def has_camera(self, name: str) -> bool:
+        return name in self.cameras
+
+    def remember_state(self, camera: str, cls: str, since: float) -> None:
+        """The state before the restart: from the event store at start, else (no usable
+        state_dir) the camera's retained state read back from the broker; used only while
+        nothing is known or decided yet."""
+        cam = self.cameras.get(camera)
+        if cam is not None and cam.debouncer.state is None and cam.previous_class is None:
+            cam.debouncer.remember(cls, since)
+            cam.previous_class = cls
+
+    def command(self, cmd: Command) -> None:
+        cam = self.cameras.get(cmd.camera)
+        if cam is None:
+            return
+        if cmd.field == "snapshot":
+            if cam.worker is not None and cam.online:
+                cam.worker.request_snapshot()
+            elif cam.latest is not None:
+                publish_snapshot(self.outputs, cam, cam.latest.jpeg(cam.cfg.region))
+            return
+        if cmd.field == "classify":
+            self._classify_now(cam)
+            return
+        if cmd.field == "enabled":
+            if cmd.value:
+                cam.admission.resume()  # the picture may have changed while paused: looked at afresh
+            else:
+                cam.admission.pause()
+            log.info("%s: classification %s", cam.name, "resumed" if cam.enabled else "paused")
+        elif cmd.field == "fps":
+            assert isinstance(cmd.value, float)
+            cam.admission.set_fps(cmd.value)
+            log.info("%s: fps set to %g", cam.name, cmd.value)
+        self.settings.record(cam)
+        self.status.publish(cam, force=True)
+
+    def _classify_now(self, cam: "CameraRuntime") -> None:
+        """``P/<camera>/classify``: the newest frame, past the gate, not past the budget."""
+        if self.budget.exhausted():
+            if self._refusals.fail("spent"):
+                view = self.budget.view()
+                log.warning("%s: 'classify now' refused: the API budget for %s is spent (%d calls); "
+                            "further refusals today are not logged", cam.name, view.day, view.calls)
+            return
+        self._refusals.ok()
+        cam.admission.classify_now()
+        log.info("%s: classifying the newest frame on request", cam.name)
+
+    # -- the capture thread's answer to a snapshot request ------------------------------
+
+    def fresh_snapshot(self, cam: "CameraRuntime", preview: np.ndarray, captured_at: float) -> None:
+        state = cam.debouncer.state
+        label = f"{state.cls} (since {time.strftime('%H:%M:%S', time.localtime(state.since))})" if state \
+            else "no state yet"
+        publish_snapshot(self.outputs, cam, annotate(preview, label, cam.cfg.region))
+        log.info("%s: snapshot published on request", cam.name)

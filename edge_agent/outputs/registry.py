@@ -1,0 +1,27 @@
+"""The outputs the agent sends to, built from the config: the one place a new
+output (a webhook, a second broker, a file) is added, as a class that keeps the
+``Output`` protocol (``dispatch.py``) and one line here. MQTT is always there:
+its control topics are how a running agent is steered."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ..config import Config
+from .dispatch import Output
+from .mqtt import Controls, EventForwarding, MqttOutput
+
+
+@dataclass(frozen=True)
+class OutputContext:
+    """What an output may be built with."""
+
+    cfg: Config
+    loop: asyncio.AbstractEventLoop
+    controls: Controls  # what control messages may do to the agent
+    events: EventForwarding | None  # the durable event log; None without one
+
+
+def build_outputs(ctx: OutputContext) -> list[Output]:
+    return [MqttOutput(ctx.cfg, ctx.loop, ctx.controls, ctx.events, cameras=len(ctx.cfg.cameras))]

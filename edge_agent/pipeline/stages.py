@@ -1,0 +1,33 @@
+"""The one place the stages after a classification are listed, in the order
+each result goes through them. A new stage (dataset sampling, #20) is a class
+with ``name`` and ``handle(result)``, added here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Coroutine
+
+from ..outputs.dispatch import Dispatcher
+from ..outputs.events import EventLog
+from .decide import DecideStage
+from .publish import PublishStage
+from .record import RecordEventStage
+from .result import Stage
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What stages may be built with."""
+
+    model: str
+    outputs: Dispatcher
+    events: EventLog
+    spawn: Callable[[Coroutine[Any, Any, None]], None]  # slow work, waited for at the stop
+
+
+def build_stages(ctx: StageContext) -> list[Stage]:
+    return [
+        DecideStage(),
+        PublishStage(ctx.outputs, ctx.model),
+        RecordEventStage(ctx.events, ctx.outputs, ctx.spawn),
+    ]

@@ -1,0 +1,72 @@
+"""What each camera's status topic says, and when it is sent: at once when its
+health changes (online, API, last error, enabled, fps, budget spent), forced
+after a command or a failed request, else at most every ``status_interval``
+while its figures move. Nothing before the camera's first open attempt: then
+"offline" would be a false alarm and "online" a guess."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Mapping
+
+from .budget import Budget
+from .classify import ApiGuard
+from .config import Config
+from .messages import StatusMessage, budget_payload
+from .outputs.dispatch import Dispatcher
+
+if TYPE_CHECKING:
+    from .camera import CameraRuntime
+
+
+class StatusTopic:
+    def __init__(self, cfg: Config, cameras: "Mapping[str, CameraRuntime]", guard: ApiGuard, budget: Budget,
+                 outputs: Dispatcher):
+        self.cfg = cfg
+        self.cameras = cameras
+        self.guard = guard
+        self.budget = budget
+        self.outputs = outputs
+        self.stopping = False  # the last status of each camera is sent at the stop, opened or not
+
+    def message(self, cam: "CameraRuntime") -> StatusMessage:
+        counts = cam.counters()
+        mqtt = self.outputs.health_of("mqtt")
+        return StatusMessage(
+            camera="online" if cam.online else "offline",
+            api=self.guard.status,
+            frames_captured=counts["captured"],
+            frames_dropped=counts["dropped"],
+            frames_sent=counts["sent"],
+            requests_ok=cam.requests_ok,
+            requests_failed=cam.requests_failed,
+            messages_dropped=self.outputs.messages_dropped(),
+            last_error=cam.last_error,
+            enabled=cam.enabled,
+            fps=cam.fps,
+            camera_failures=cam.failures,
+            mqtt_disconnects=mqtt.disconnects if mqtt else 0,
+            frames_unchanged=counts["unchanged"],
+            calls=counts["sent"],
+            last_change=None if cam.admission.last_change_at is None else round(cam.admission.last_change_at, 3),
+            budget=budget_payload(self.budget.view()),
+            decode=cam.worker.source_info if cam.worker else None,
+            device=self.cfg.device_id,
+        )
+
+    def publish(self, cam: "CameraRuntime", *, force: bool = False) -> None:
+        if not cam.opened and not self.stopping:
+            return
+        msg = self.message(cam)
+        now = time.monotonic()
+        prev = cam.last_status
+        changed = prev is None or msg.health() != prev.health()
+        periodic = prev is not None and msg != prev and now - cam.last_status_at >= self.cfg.status_interval
+        if not (force or changed or periodic):
+            return
+        cam.last_status, cam.last_status_at = msg, now
+        self.outputs.status(cam.name, msg)
+
+    def publish_all(self) -> None:
+        for cam in self.cameras.values():
+            self.publish(cam)

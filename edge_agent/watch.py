@@ -1,0 +1,101 @@
+"""Each camera's health, on the loop: the capture thread's events (online,
+offline, a file that ended) and a watchdog independent of that thread, which
+notices a source hanging inside OpenCV or frames that stopped coming, marks a
+state stale when a needed check has failed for ``stale_after``, samples the
+rates and sends the periodic status. Trouble is logged once per episode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Callable, Mapping
+
+from .budget import Budget
+from .health import assess
+from .outputs.dispatch import Dispatcher
+from .redact import Redactor
+from .status_topic import StatusTopic
+
+if TYPE_CHECKING:
+    from .camera import CameraRuntime
+
+log = logging.getLogger(__name__)
+
+WATCHDOG_PERIOD = 0.5
+
+
+class CameraWatch:
+    def __init__(self, cameras: "Mapping[str, CameraRuntime]", status: StatusTopic, outputs: Dispatcher,
+                 budget: Budget, redact: Redactor, all_ended: Callable[[], None]):
+        self.cameras = cameras
+        self.status = status
+        self.outputs = outputs
+        self.budget = budget
+        self.redact = redact
+        self._all_ended = all_ended
+
+    def event(self, cam: "CameraRuntime", kind: str, detail: str | None) -> None:
+        """From the capture thread (through the loop): ``online``, ``offline`` or ``ended``."""
+        cam.opened = True
+        if kind == "online":
+            if cam.online:  # a looping file starting again: nothing new
+                return
+            failures = cam.episode.ok()
+            cam.online = True
+            if failures:
+                log.info("%s: camera back online after %d failed attempt(s)", cam.name, failures)
+            else:
+                log.info("%s: camera online (%s)", cam.name, cam.worker.spec.describe() if cam.worker else "")
+        elif kind == "offline":
+            cam.online = False
+            cam.failures += 1
+            cam.offline_at = time.monotonic()
+            text = self.redact(detail or "camera offline")
+            cam.last_error = f"camera: {text}"
+            if cam.episode.fail(text):
+                log.warning("%s: camera offline: %s; reopening with backoff (cap 60 s)", cam.name, text)
+        elif kind == "ended":
+            cam.online = False
+            cam.ended = True
+            log.info("%s: video file ended", cam.name)
+            if all(c.ended for c in self.cameras.values()):
+                self._all_ended()
+        self.status.publish(cam)
+
+    async def watchdog(self) -> None:
+        """Stall detection independent of the capture thread, rates, periodic status."""
+        while True:
+            await asyncio.sleep(WATCHDOG_PERIOD)
+            now = time.monotonic()
+            for cam in self.cameras.values():
+                w = cam.worker
+                if w is None or cam.ended:
+                    continue
+                counts = cam.counters()
+                self.check_stale(cam, now)
+                cam.rate_in.sample(now, counts["captured"])
+                cam.rate_out.sample(now, counts["sent"])
+                last = w.last_frame_mono
+                h = assess(w, now)
+                if h.blocked and (cam.online or not cam.episode.active):
+                    # Longer than any open or read may take: the source hangs in OpenCV.
+                    self.event(cam, "offline", f"capture blocked for {h.busy_for:.0f} s")
+                elif cam.online and h.stalled:
+                    # The capture thread may still be inside a blocking read: say so now.
+                    self.event(cam, "offline", f"no frame for {cam.cfg.stall_timeout:g} s")
+                elif not cam.online and last is not None and last > cam.offline_at:
+                    # Frames flow again without a reopen (a slow source caught up).
+                    self.event(cam, "online", None)
+                self.status.publish(cam)
+
+    def check_stale(self, cam: "CameraRuntime", now: float) -> None:
+        """Honest when stale: a check that was needed has failed for ``stale_after``."""
+        since = cam.admission.unchecked_since
+        if since is None or cam.stale_since is not None or now - since < cam.cfg.decide.stale_after:
+            return
+        cam.stale_since = time.time() - (now - since)
+        log.warning("%s: the state could not be checked for %.0f s (%s): marked stale", cam.name, now - since,
+                    "API budget spent" if self.budget.exhausted() else (cam.last_error or "API failing"))
+        if cam.debouncer.state is not None:
+            self.outputs.state(cam.name, cam.state_message())
