@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
@@ -27,15 +28,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class Commands:
-    def __init__(self, cameras: "Mapping[str, CameraRuntime]", settings: Settings, budget: Budget,
-                 status: StatusTopic, outputs: Dispatcher):
-        self.cameras = cameras
-        self.settings = settings
-        self.budget = budget
-        self.status = status
-        self.outputs = outputs
-        self._refusals = Episode()  # classify-now requests refused while the budget is spent
+    cameras: "Mapping[str, CameraRuntime]"
+    settings: Settings
+    budget: Budget
+    status: StatusTopic
+    outputs: Dispatcher
+    _refusals: Episode = field(default_factory=Episode)  # classify-now refused while the budget is spent
 
     # -- the MQTT output's Controls ---------------------------------------------------
 

@@ -7,6 +7,7 @@ while its figures move. Nothing before the camera's first open attempt: then
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 from .budget import Budget
@@ -19,15 +20,14 @@ if TYPE_CHECKING:
     from .camera import CameraRuntime
 
 
+@dataclass
 class StatusTopic:
-    def __init__(self, cfg: Config, cameras: "Mapping[str, CameraRuntime]", guard: ApiGuard, budget: Budget,
-                 outputs: Dispatcher):
-        self.cfg = cfg
-        self.cameras = cameras
-        self.guard = guard
-        self.budget = budget
-        self.outputs = outputs
-        self.stopping = False  # the last status of each camera is sent at the stop, opened or not
+    cfg: Config
+    cameras: "Mapping[str, CameraRuntime]"
+    guard: ApiGuard
+    budget: Budget
+    outputs: Dispatcher
+    stopping: bool = False  # the last status of each camera is sent at the stop, opened or not
 
     def message(self, cam: "CameraRuntime") -> StatusMessage:
         counts = cam.counters()

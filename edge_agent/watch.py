@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from .budget import Budget
@@ -25,15 +26,14 @@ log = logging.getLogger(__name__)
 WATCHDOG_PERIOD = 0.5
 
 
+@dataclass
 class CameraWatch:
-    def __init__(self, cameras: "Mapping[str, CameraRuntime]", status: StatusTopic, outputs: Dispatcher,
-                 budget: Budget, redact: Redactor, all_ended: Callable[[], None]):
-        self.cameras = cameras
-        self.status = status
-        self.outputs = outputs
-        self.budget = budget
-        self.redact = redact
-        self._all_ended = all_ended
+    cameras: "Mapping[str, CameraRuntime]"
+    status: StatusTopic
+    outputs: Dispatcher
+    budget: Budget
+    redact: Redactor
+    all_ended: Callable[[], None]  # every camera is a file that ended: the agent stops
 
     def event(self, cam: "CameraRuntime", kind: str, detail: str | None) -> None:
         """From the capture thread (through the loop): ``online``, ``offline`` or ``ended``."""
@@ -60,7 +60,7 @@ class CameraWatch:
             cam.ended = True
             log.info("%s: video file ended", cam.name)
             if all(c.ended for c in self.cameras.values()):
-                self._all_ended()
+                self.all_ended()
         self.status.publish(cam)
 
     async def watchdog(self) -> None:

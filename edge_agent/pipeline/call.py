@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..classify import ApiError, ApiGuard, Reply
@@ -32,17 +33,16 @@ class Classifier(Protocol):
     async def classify(self, jpeg: bytes) -> Reply: ...
 
 
+@dataclass
 class Calls:
-    def __init__(self, api: ApiConfig, client: Classifier, guard: ApiGuard, pipeline: Pipeline,
-                 status: StatusTopic, metrics: Metrics, redact: Redactor, tasks: TaskSet):
-        self.api = api
-        self.client = client
-        self.guard = guard
-        self.pipeline = pipeline
-        self.status = status
-        self.metrics = metrics
-        self.redact = redact
-        self.tasks = tasks
+    api: ApiConfig
+    client: Classifier
+    guard: ApiGuard
+    pipeline: Pipeline
+    status: StatusTopic
+    metrics: Metrics
+    redact: Redactor
+    tasks: TaskSet
 
     def submit(self, cam: "CameraRuntime", frame: "Frame") -> None:
         """On the loop: classify ``frame``; its result goes through the stages after the
