@@ -56,7 +56,7 @@ from .view import health, status_view
 if TYPE_CHECKING:
     from ..readmodel import AgentView
 
-log = logging.getLogger("edge_agent.status")
+log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 SERVER_NAME = "edge-agent"
 REALM = "edge-agent"
