@@ -33,18 +33,18 @@ from .encode import encode_jpeg, resize_for_api
 from .episode import Episode
 from .health import assess
 from .messages import ResultMessage, StatusMessage, budget_payload, confidence_payload, state_payload
+from .metrics import Metrics
 from .outputs.control import Command
 from .outputs.dispatch import Dispatcher, Output
 from .outputs.events import EventLog
 from .outputs.eventstore import Event
 from .outputs.mqtt import MqttOutput
 from .redact import Redactor
+from .report import summary_line
 from .sdnotify import Notifier
 from .settings import Settings
 from .store import JsonFile, ensure_state_dir
 from .supervise import supervise
-from .web.metrics import Metrics
-from .web.view import summary_line
 
 log = logging.getLogger(__name__)
 

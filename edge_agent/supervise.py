@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .web.view import status_line, wedged
+from .report import status_line, wedged
 
 if TYPE_CHECKING:
     from .readmodel import AgentView
