@@ -127,18 +127,16 @@ class Agent:
                  cfg.mqtt.port, cfg.mqtt.topic_prefix)
         server = None
         if cfg.status.enabled:  # first: a port in use is a config error, said before anything is opened
-            from .web.server import StatusServer
+            from .web.server import ListenError, StatusServer
 
             server = StatusServer(self)
             try:
                 await server.start()
-            except RuntimeError as exc:
-                where = f"{cfg.status.host}:{cfg.status.port}"
-                if "in use" in str(exc):
-                    raise ConfigError("status.listen", f"{where} is in use; choose another port or set "
+            except ListenError as exc:
+                if exc.in_use:
+                    raise ConfigError("status.listen", f"{exc.where} is in use; choose another port or set "
                                                        "status.enabled: false") from None
-                raise ConfigError("status.listen", f"cannot listen on {where}: {str(exc).rsplit(': ', 1)[-1]}") \
-                    from None
+                raise ConfigError("status.listen", f"cannot listen on {exc.where}: {exc.reason}") from None
         self.client, session = self._make_classifier(cfg)
         await self.events.open()
         await self._remember_states()

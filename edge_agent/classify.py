@@ -173,11 +173,13 @@ class ClassifyClient:
             if wait is not None:
                 wait = min(wait, MAX_RETRY_AFTER)
             extra = f", retry after {wait:g} s" if wait is not None else ""
-            raise ApiError(ApiErrorKind.RATE_LIMITED, f"rate limited (HTTP 429{extra})", retry_after=wait, status=status)
+            raise ApiError(ApiErrorKind.RATE_LIMITED, f"rate limited (HTTP 429{extra})", retry_after=wait,
+                           status=status)
         if status >= 500:
             raise ApiError(ApiErrorKind.HTTP_5XX, f"server error (HTTP {status})", status=status)
         if status >= 400 or status < 200 or status >= 300:
-            raise ApiError(ApiErrorKind.HTTP_4XX, f"request refused (HTTP {status}): {self._excerpt(raw)}", status=status)
+            raise ApiError(ApiErrorKind.HTTP_4XX, f"request refused (HTTP {status}): {self._excerpt(raw)}",
+                           status=status)
         if raw is None:
             raise ApiError(ApiErrorKind.BAD_REPLY, f"reply larger than the {_size(MAX_REPLY_BYTES)} cap")
         try:
