@@ -30,11 +30,13 @@ from .capture import CaptureWorker, Frame
 from .classify import ApiGuard, ClassifyClient, new_session
 from .commands import Commands
 from .config import Config, ConfigError
+from .metrics import Metrics
 from .outputs.dispatch import Dispatcher, Output, OutputHealth
 from .outputs.events import EventLog
 from .outputs.registry import OutputContext, build_outputs
 from .pipeline import Calls, Classifier, Pipeline, StageContext, build_stages
 from .redact import Redactor
+from .report import summary_line
 from .sdnotify import Notifier
 from .settings import Settings
 from .status_topic import StatusTopic
@@ -42,8 +44,6 @@ from .store import JsonFile, ensure_state_dir
 from .supervise import supervise
 from .tasks import TaskSet
 from .watch import CameraWatch
-from .web.metrics import Metrics
-from .web.view import summary_line
 
 log = logging.getLogger(__name__)
 
@@ -165,19 +165,16 @@ class Agent:
         return 0
 
     async def _start_status_server(self, stack: AsyncExitStack) -> None:
-        from .web.server import StatusServer
+        from .web.server import ListenError, StatusServer
 
-        cfg = self.cfg
         server = StatusServer(self)
         try:
             await server.start()
-        except RuntimeError as exc:
-            where = f"{cfg.status.host}:{cfg.status.port}"
-            if "in use" in str(exc):
-                raise ConfigError("status.listen", f"{where} is in use; choose another port or set "
+        except ListenError as exc:
+            if exc.in_use:
+                raise ConfigError("status.listen", f"{exc.where} is in use; choose another port or set "
                                                    "status.enabled: false") from None
-            raise ConfigError("status.listen", f"cannot listen on {where}: {str(exc).rsplit(': ', 1)[-1]}") \
-                from None
+            raise ConfigError("status.listen", f"cannot listen on {exc.where}: {exc.reason}") from None
         stack.push_async_callback(server.stop)
 
     async def _remember_states(self) -> None:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping
 from .config import BudgetConfig
 from .store import JsonFile
 
-log = logging.getLogger("edge_agent.budget")
+log = logging.getLogger(__name__)
 
 MIN_CREDITS = 0.1 / 500  # what the cheapest call costs (0.1 s billed minimum)
 UNLIMITED_CALLS_BLOCK = 100  # claim block when nothing is capped: "calls today" only roughly survives a crash

@@ -26,6 +26,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -40,7 +41,7 @@ from .redact import Redactor
 from .reply import BadReply, Classification, parse_reply
 
 USER_AGENT = f"edge-agent/{__version__}"
-log = logging.getLogger("edge_agent.api")
+log = logging.getLogger(__name__)
 
 MAX_REPLY_BYTES = 1024 * 1024  # a real reply is a few kB; counted after decompression
 MAX_RETRY_AFTER = 300.0  # seconds: a longer Retry-After is cut to this
@@ -48,14 +49,32 @@ EXCERPT_CHARS = 80  # of a refused or non-JSON reply body, quoted in the error
 _READ_CHUNK = 64 * 1024
 
 
-class ApiError(Exception):
-    """A failed request. ``kind`` is one of: unauthorized, rate_limited, http_4xx,
-    http_5xx, timeout, connection, bad_reply. ``str()`` never holds a secret."""
+class ApiErrorKind(StrEnum):
+    """What went wrong with a request (the value is the word logs and metrics use)."""
+    UNAUTHORIZED = "unauthorized"  # 401/403: the key is wrong
+    RATE_LIMITED = "rate_limited"  # 429
+    HTTP_4XX = "http_4xx"  # any other refusal (and any non-2xx status that is not 5xx)
+    HTTP_5XX = "http_5xx"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"  # no connection, TLS refused, or the reply cut short
+    BAD_REPLY = "bad_reply"  # a 2xx whose body is too large, not JSON or not a classification
 
-    def __init__(self, kind: str, description: str, *, retry_after: float | None = None,
+
+class ApiStatus(StrEnum):
+    """The API's health as the agent reports it (status topic, page, STATUS=)."""
+    OK = "ok"
+    ERROR = "error"
+    UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+
+
+class ApiError(Exception):
+    """A failed request, of an ``ApiErrorKind``. ``str()`` never holds a secret."""
+
+    def __init__(self, kind: ApiErrorKind | str, description: str, *, retry_after: float | None = None,
                  status: int | None = None, reached: bool = True, credits: float | None = None):
         super().__init__(description)
-        self.kind = kind
+        self.kind = ApiErrorKind(kind)
         self.description = description
         self.retry_after = retry_after
         self.status = status
@@ -122,21 +141,21 @@ class ClassifyClient:
                 if raw is None:
                     resp.close()  # not released: the rest stays unread, the connection is dropped
         except asyncio.TimeoutError:
-            raise ApiError("timeout", f"no reply within {self.cfg.timeout:g} s") from None
+            raise ApiError(ApiErrorKind.TIMEOUT, f"no reply within {self.cfg.timeout:g} s") from None
         except aiohttp.ClientConnectorCertificateError as exc:
             reason = getattr(exc.certificate_error, "verify_message", None) or type(exc.certificate_error).__name__
-            raise ApiError("connection", f"TLS certificate not trusted ({reason})", reached=False) from None
+            raise ApiError(ApiErrorKind.CONNECTION, f"TLS certificate not trusted ({reason})", reached=False) from None
         except aiohttp.ClientConnectorError as exc:
             # str(exc) names host:port and the OS error, never the path or query.
-            raise ApiError("connection", f"cannot connect to {exc.host}:{exc.port}: "
+            raise ApiError(ApiErrorKind.CONNECTION, f"cannot connect to {exc.host}:{exc.port}: "
                                          f"{exc.os_error.strerror or exc.os_error}",
                            reached=False) from None
         except aiohttp.ServerDisconnectedError:
-            raise ApiError("connection", "server closed the connection") from None
+            raise ApiError(ApiErrorKind.CONNECTION, "server closed the connection") from None
         except aiohttp.ClientPayloadError:
-            raise ApiError("connection", "reply cut short") from None
+            raise ApiError(ApiErrorKind.CONNECTION, "reply cut short") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise ApiError("connection", f"request failed: {type(exc).__name__}") from None
+            raise ApiError(ApiErrorKind.CONNECTION, f"request failed: {type(exc).__name__}") from None
         latency_ms = (time.monotonic() - t0) * 1000
         try:
             body, result = self._interpret(status, retry_after, raw)
@@ -148,29 +167,31 @@ class ClassifyClient:
     def _interpret(self, status: int, retry_after: str | None, raw: bytes | None) -> tuple[Any, Classification]:
         """``raw`` None: the body passed ``MAX_REPLY_BYTES`` and was not read to the end."""
         if status in (401, 403):
-            raise ApiError("unauthorized", f"API key rejected (HTTP {status})", status=status)
+            raise ApiError(ApiErrorKind.UNAUTHORIZED, f"API key rejected (HTTP {status})", status=status)
         if status == 429:
             wait = parse_retry_after(retry_after)
             if wait is not None:
                 wait = min(wait, MAX_RETRY_AFTER)
             extra = f", retry after {wait:g} s" if wait is not None else ""
-            raise ApiError("rate_limited", f"rate limited (HTTP 429{extra})", retry_after=wait, status=status)
+            raise ApiError(ApiErrorKind.RATE_LIMITED, f"rate limited (HTTP 429{extra})", retry_after=wait,
+                           status=status)
         if status >= 500:
-            raise ApiError("http_5xx", f"server error (HTTP {status})", status=status)
+            raise ApiError(ApiErrorKind.HTTP_5XX, f"server error (HTTP {status})", status=status)
         if status >= 400 or status < 200 or status >= 300:
-            raise ApiError("http_4xx", f"request refused (HTTP {status}): {self._excerpt(raw)}", status=status)
+            raise ApiError(ApiErrorKind.HTTP_4XX, f"request refused (HTTP {status}): {self._excerpt(raw)}",
+                           status=status)
         if raw is None:
-            raise ApiError("bad_reply", f"reply larger than the {_size(MAX_REPLY_BYTES)} cap")
+            raise ApiError(ApiErrorKind.BAD_REPLY, f"reply larger than the {_size(MAX_REPLY_BYTES)} cap")
         try:
             body = json.loads(raw)
         except RecursionError:
-            raise ApiError("bad_reply", "reply JSON is nested too deeply") from None
+            raise ApiError(ApiErrorKind.BAD_REPLY, "reply JSON is nested too deeply") from None
         except (UnicodeDecodeError, ValueError):
-            raise ApiError("bad_reply", f"reply is not JSON: {self._excerpt(raw)}") from None
+            raise ApiError(ApiErrorKind.BAD_REPLY, f"reply is not JSON: {self._excerpt(raw)}") from None
         try:
             return body, parse_reply(body)
         except BadReply as exc:
-            raise ApiError("bad_reply", f"unexpected reply: {self.redact.bounded(str(exc), 160)}") from None
+            raise ApiError(ApiErrorKind.BAD_REPLY, f"unexpected reply: {self.redact.bounded(str(exc), 160)}") from None
 
     def _excerpt(self, raw: bytes | None, limit: int = EXCERPT_CHARS) -> str:
         """The start of a reply body for an error message: decoded and redacted
@@ -224,7 +245,7 @@ def _size(n: int) -> str:
     return f"{n // (1024 * 1024)} MiB" if n % (1024 * 1024) == 0 else f"{n} bytes"
 
 
-API_STATUS = {"unauthorized": "unauthorized", "rate_limited": "rate_limited"}
+API_STATUS = {ApiErrorKind.UNAUTHORIZED: ApiStatus.UNAUTHORIZED, ApiErrorKind.RATE_LIMITED: ApiStatus.RATE_LIMITED}
 
 
 class ApiGuard:
@@ -243,7 +264,7 @@ class ApiGuard:
         self.cfg = cfg
         self.backoff = Backoff(cfg.retry_initial, cfg.retry_max, rng=rng)
         self.episode = Episode()
-        self.status = "ok"
+        self.status = ApiStatus.OK
         self.not_before = 0.0  # monotonic
         self.last_error: str | None = None
         self._last_failure = float("-inf")
@@ -256,7 +277,7 @@ class ApiGuard:
         if started < self._last_failure:
             return 0
         self.backoff.reset()
-        self.status = "ok"
+        self.status = ApiStatus.OK
         return self.episode.ok()
 
     def failure(self, err: ApiError, started: float, now: float) -> tuple[float, bool]:
@@ -266,13 +287,13 @@ class ApiGuard:
         if started < self._last_failure:
             return max(0.0, self.not_before - now), should_log
         self._last_failure = now
-        if err.kind == "unauthorized":
+        if err.kind is ApiErrorKind.UNAUTHORIZED:
             delay = self.cfg.unauthorized_retry
-        elif err.kind == "rate_limited" and err.retry_after is not None:
+        elif err.kind is ApiErrorKind.RATE_LIMITED and err.retry_after is not None:
             delay = min(err.retry_after, MAX_RETRY_AFTER)
             self.backoff.attempts += 1
         else:
             delay = self.backoff.next_delay()
-        self.status = API_STATUS.get(err.kind, "error")
+        self.status = API_STATUS.get(err.kind, ApiStatus.ERROR)
         self.not_before = now + delay
         return delay, should_log

@@ -21,7 +21,7 @@ from .config import Config, ConfigError, load_config, masked
 from .redact import Redactor
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
-log = logging.getLogger("edge_agent")
+log = logging.getLogger(__name__)
 
 
 class _Parser(argparse.ArgumentParser):

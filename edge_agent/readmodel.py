@@ -11,9 +11,9 @@ if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .classify import ApiGuard
     from .config import Config
+    from .metrics import Metrics
     from .outputs.events import EventLog
     from .sdnotify import Notifier
-    from .web.metrics import Metrics
 
 
 class OutputStats(Protocol):

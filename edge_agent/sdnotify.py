@@ -11,7 +11,7 @@ import os
 import socket
 from typing import Mapping
 
-log = logging.getLogger("edge_agent.systemd")
+log = logging.getLogger(__name__)
 
 
 class Notifier:

@@ -7,12 +7,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from .web.view import status_line, wedged
+from .report import status_line, wedged
 
 if TYPE_CHECKING:
     from .readmodel import AgentView
 
-log = logging.getLogger("edge_agent.systemd")
+log = logging.getLogger(__name__)
 
 READY_GRACE = 60.0  # READY=1 after this long even if the broker is still unreachable
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.classify import ApiError, ApiGuard, ClassifyClient, new_session
+from edge_agent.classify import ApiError, ApiErrorKind, ApiGuard, ApiStatus, ClassifyClient, new_session
 from edge_agent.config import ApiConfig
 from edge_agent.encode import prepare
 from tools.standin_api import StandinApi, ThreadedStandin
@@ -138,6 +138,17 @@ def test_guard_one_burst_counts_once():
     assert g.backoff.attempts == 1
     # A late success of a request from before the failure does not clear the backoff.
     assert g.success(started=1.0) == 0 and g.status == "error"
+
+
+def test_kinds_and_statuses_are_enums_that_still_compare_as_their_words():
+    err = ApiError("rate_limited", "x")
+    assert err.kind is ApiErrorKind.RATE_LIMITED and err.kind == "rate_limited"
+    with pytest.raises(ValueError):
+        ApiError("no_such_kind", "x")
+    g = guard()
+    assert g.status is ApiStatus.OK
+    g.failure(ApiError(ApiErrorKind.TIMEOUT, "x"), started=0, now=0)
+    assert g.status is ApiStatus.ERROR and f"API {g.status}" == "API error"
 
 
 # ------------------------------------------------------------------ TLS to the API

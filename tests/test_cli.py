@@ -231,6 +231,22 @@ def test_a_busy_status_port_is_a_config_error_without_a_traceback(tmp_path):
     assert "Traceback" not in r.stderr and "Unclosed client session" not in r.stderr
 
 
+def test_a_status_address_not_ours_is_a_config_error_naming_why(tmp_path):
+    from tests.helpers import free_port
+
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({
+        "api": {"url": "http://127.0.0.1:9", "model": "a/1"}, "state_dir": str(tmp_path / "state"),
+        "mqtt": {"host": "127.0.0.1", "port": free_port()},
+        "status": {"listen": "192.0.2.1:8080", "public": True},  # TEST-NET-1: no interface here has it
+        "cameras": [{"name": "cam", "source": str(tmp_path / "none.mp4")}]}))
+    r = subprocess.run([sys.executable, "-m", "edge_agent", "run", "-c", str(p)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "status.listen: cannot listen on 192.0.2.1:8080: Cannot assign requested address" in r.stderr
+    assert "Traceback" not in r.stderr and "Unclosed client session" not in r.stderr
+
+
 def test_bare_dollar_api_key_exits_2_showing_the_braces(tmp_path: Path):
     cfg = base("https://classify.roboflow.com")
     cfg["api"]["api_key"] = "$ROBOFLOW_API_KEY"

@@ -1,6 +1,6 @@
 import pytest
 
-from edge_agent.outputs.control import Command, parse_command
+from edge_agent.outputs.control import Command, CommandField, parse_command
 from edge_agent.outputs.topics import Topics
 
 
@@ -46,3 +46,10 @@ def test_control_topics():
     for other in ("edge_agent/pi/door/state", "edge_agent/pi/door/set", "other/pi/door/set/fps",
                   "edge_agent/pi//set/fps", "edge_agent/pi/door/set/fps/x"):
         assert t.parse_control(other) is None
+
+
+def test_command_fields_are_an_enum_that_still_compares_as_its_word():
+    for word in ("enabled", "snapshot", "classify"):
+        cmd = parse_command("door", word, b"ON")
+        assert cmd.field is CommandField(word) and cmd.field == word
+    assert parse_command("door", "fps", b"2").field is CommandField.FPS

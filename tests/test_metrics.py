@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.budget import Priority
-from edge_agent.web.metrics import Metrics
+from edge_agent.metrics import Metrics
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple], float]:
@@ -64,7 +64,7 @@ def test_tallies_render_as_prometheus_counts():
 
 def test_prometheus_client_is_loaded_on_the_first_scrape_only():
     code = ("import sys, edge_agent.cli, edge_agent.agent, edge_agent.web.server\n"
-            "from edge_agent.web.metrics import Metrics\n"
+            "from edge_agent.metrics import Metrics\n"
             "print('prometheus_client' in sys.modules)\n"
             "m = Metrics(['a'], lambda: {'cameras': [], 'mqtt_connected': False, 'mqtt_dropped': 0,"
             " 'in_flight': 0, 'budget': type('B', (), {'calls': 0, 'credits': 0, 'exhausted': False})})\n"

@@ -28,7 +28,7 @@ from ..config import MqttConfig
 from ..episode import Episode, Throttle
 from .topics import Topics
 
-log = logging.getLogger("edge_agent.mqtt")
+log = logging.getLogger(__name__)
 
 MAX_INCOMING_PAYLOAD = 64 * 1024  # bytes: Home Assistant's own discovery configs are ~1 KB
 MAX_INCOMING_TOPIC = 512  # characters

@@ -18,7 +18,7 @@ from ..config import ApiConfig
 from ..redact import Redactor
 from ..status_topic import StatusTopic
 from ..tasks import TaskSet
-from ..web.metrics import Metrics
+from ..metrics import Metrics
 from .result import Result
 from .run import Pipeline
 

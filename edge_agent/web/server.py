@@ -27,20 +27,16 @@ and asyncio logged a traceback per failed accept). So the server
 * logs each kind of trouble once per episode (episode.Episode), and names itself
   ``edge-agent`` in the Server header instead of aiohttp's version.
 
-Who may look (issue #13): the page shows camera pictures and their history. With
-``status.auth`` every route but /healthz (for probes) needs HTTP basic auth, checked
-in constant time; without it, config.py refuses a non-loopback ``status.listen``
-unless ``status.public: true``, which is logged as a warning at start.
+Who may look (issue #13): with ``status.auth``, HTTP basic auth (auth.py); without
+it, config.py refuses a non-loopback ``status.listen`` unless ``status.public: true``,
+which is logged as a warning at start.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import errno
 import html
-import hmac
 import logging
 import socket
 from importlib import resources
@@ -49,18 +45,16 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..config import StatusAuthConfig
 from ..episode import Episode, Throttle
+from .auth import auth_middleware
 from .view import health, status_view
 
 if TYPE_CHECKING:
     from ..readmodel import AgentView
 
-log = logging.getLogger("edge_agent.status")
+log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}
 SERVER_NAME = "edge-agent"
-REALM = "edge-agent"
-OPEN_PATHS = frozenset({"/healthz"})  # answered without credentials: health probes
 
 MAX_CONNECTIONS = 64  # open connections kept at once (the page, scrapers, a few browsers: far fewer)
 HEADER_TIMEOUT = 10.0  # s from connect to the end of the first request's headers, in total
@@ -78,6 +72,18 @@ HANDLER_LIMITS: dict[str, Any] = {
 OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nServer: " + SERVER_NAME.encode() + b"\r\n"
         b"Content-Type: text/plain\r\nContent-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n")
+
+
+class ListenError(RuntimeError):
+    """``StatusServer.start()`` cannot listen: ``in_use`` when another process has the
+    address (EADDRINUSE), ``reason`` the OS's words for why ("Cannot assign requested
+    address"). A RuntimeError, as the failure was before it had a type of its own."""
+
+    def __init__(self, where: str, exc: OSError):
+        self.where = where  # host:port
+        self.in_use = exc.errno == errno.EADDRINUSE
+        self.reason = exc.strerror or str(exc)
+        super().__init__(f"status server cannot listen on {where}: {self.reason}")
 
 
 class _Connection(web.RequestHandler):
@@ -202,42 +208,6 @@ async def _track(request: web.Request,
         conn.request_done()
 
 
-def _credentials(header: str) -> tuple[bytes, bytes] | None:
-    """User and password from an ``Authorization: Basic ...`` header, else None."""
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "basic" or not token or len(token) > 4096:
-        return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, sep, password = decoded.partition(b":")
-    return (user, password) if sep else None
-
-
-def _authorized(auth: StatusAuthConfig, header: str | None) -> bool:
-    given = _credentials(header) if header else None
-    if given is None:
-        return False
-    # Both compared in full, in constant time: neither which part was wrong nor how much
-    # of it matched shows in the time taken.
-    user_ok = hmac.compare_digest(given[0], auth.username.encode("utf-8"))
-    password_ok = hmac.compare_digest(given[1], auth.password.encode("utf-8"))
-    return user_ok & password_ok
-
-
-def _auth_middleware(auth: StatusAuthConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def check(request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path in OPEN_PATHS or _authorized(auth, request.headers.get(hdrs.AUTHORIZATION)):
-            return await handler(request)
-        return web.Response(status=401, text="authentication required\n",
-                            headers={hdrs.WWW_AUTHENTICATE: f'Basic realm="{REALM}"', **NO_STORE})
-
-    return check
-
-
 async def _name_ourselves(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[hdrs.SERVER] = SERVER_NAME
 
@@ -280,7 +250,7 @@ class StatusServer:
 
     def app(self) -> web.Application:
         auth = self.agent.cfg.status.auth
-        app = web.Application(middlewares=[_track] + ([_auth_middleware(auth)] if auth is not None else []))
+        app = web.Application(middlewares=[_track] + ([auth_middleware(auth)] if auth is not None else []))
         app.router.add_get("/", self.page)
         app.router.add_get("/api/status", self.status)
         app.router.add_get("/cameras/{name}/latest.jpg", self.latest)
@@ -302,8 +272,7 @@ class StatusServer:
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
-            raise RuntimeError(f"status server cannot listen on {cfg.host}:{cfg.port}: "
-                               f"{exc.strerror or exc}") from None
+            raise ListenError(f"{cfg.host}:{cfg.port}", exc) from None
         server = self._runner.server
         assert server is not None
 

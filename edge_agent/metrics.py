@@ -2,7 +2,10 @@
 own (no global state); prometheus_client is imported on the first scrape, which
 renders the tallies and reads the live figures (frame counters, camera and MQTT
 health, the budget) from the objects that own them. A device nobody scrapes does
-not carry prometheus_client's modules: about 1.5 MB of heap (bench/bench_sources.py)."""
+not carry prometheus_client's modules: about 1.5 MB of heap (bench/bench_sources.py).
+
+The figures are the agent's, not the web's: the status server only serves
+``render()`` on GET /metrics, and nothing here imports from ``web/``."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import bisect
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from ..budget import Priority
+from .budget import Priority
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -23,8 +26,8 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.
 
 
 def outcome_of(kind: str) -> str:
-    """The ``outcome`` label of an ApiError kind."""
-    return _KIND_TO_OUTCOME.get(kind, kind)
+    """The ``outcome`` label of an ApiError kind (an ``ApiErrorKind``, a StrEnum: its word)."""
+    return _KIND_TO_OUTCOME.get(kind, str(kind))
 
 
 class Latency:
