@@ -27,16 +27,15 @@ from .admission import Admission, InFlight
 from .budget import Budget
 from .camera import CameraRuntime
 from .capture import CaptureWorker, Frame
-from .classify import ApiGuard, ClassifyClient, new_session
+from .classify import ApiGuard, Classifier, ClassifyClient, new_session
 from .commands import Commands
 from .config import Config, ConfigError
 from .metrics import Metrics
 from .outputs.dispatch import Dispatcher, Output, OutputHealth
 from .outputs.events import EventLog
 from .outputs.registry import OutputContext, build_outputs
-from .pipeline import Calls, Classifier, Pipeline, StageContext, build_stages
+from .pipeline import Calls, Pipeline, StageContext, build_stages
 from .redact import Redactor
-from .report import summary_line
 from .sdnotify import Notifier
 from .settings import Settings
 from .status_topic import StatusTopic
@@ -160,7 +159,7 @@ class Agent:
             self._background = [asyncio.create_task(self.watch.watchdog()), asyncio.create_task(supervise(self)),
                                 asyncio.create_task(self.events.prune_forever())]
             if cfg.log_summary_interval > 0:
-                self._background.append(asyncio.create_task(self._summaries()))
+                self._background.append(asyncio.create_task(self.watch.summaries(cfg.log_summary_interval)))
             await self._stop.wait()
         return 0
 
@@ -214,17 +213,6 @@ class Agent:
                 frame.slot.release()
             return
         self._calls.submit(cam, frame)
-
-    async def _summaries(self) -> None:
-        """One line per camera every ``log_summary_interval`` seconds."""
-        before = {name: (cam.counters(), cam.requests_ok, cam.requests_failed) for name, cam in self.cameras.items()}
-        while True:
-            await asyncio.sleep(self.cfg.log_summary_interval)
-            now = time.monotonic()
-            for name, cam in self.cameras.items():
-                counts, ok, failed = before[name]
-                log.info("%s", summary_line(cam, self.cfg.log_summary_interval, counts, ok, failed, now))
-                before[name] = (cam.counters(), cam.requests_ok, cam.requests_failed)
 
     def _live_metrics(self) -> dict[str, Any]:
         mqtt = self.publisher

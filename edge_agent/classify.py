@@ -27,7 +27,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -107,6 +107,13 @@ def new_session(cfg: ApiConfig) -> aiohttp.ClientSession:
                                      keepalive_timeout=60, ssl=tls_context(cfg))
     return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
                                  raise_for_status=False)
+
+
+class Classifier(Protocol):
+    """What the agent calls to classify a frame: the seam for another endpoint (a
+    fallback, #22) beside :class:`ClassifyClient`."""
+
+    async def classify(self, jpeg: bytes) -> Reply: ...
 
 
 class ClassifyClient:

@@ -16,7 +16,7 @@ import numpy as np
 from .annotate import annotate
 from .budget import Budget
 from .episode import Episode
-from .outputs.control import Command
+from .outputs.control import Command, CommandField
 from .outputs.dispatch import Dispatcher
 from .pipeline.publish import publish_snapshot
 from .settings import Settings
@@ -55,22 +55,22 @@ class Commands:
         cam = self.cameras.get(cmd.camera)
         if cam is None:
             return
-        if cmd.field == "snapshot":
+        if cmd.field is CommandField.SNAPSHOT:
             if cam.worker is not None and cam.online:
                 cam.worker.request_snapshot()
             elif cam.latest is not None:
                 publish_snapshot(self.outputs, cam, cam.latest.jpeg(cam.cfg.region))
             return
-        if cmd.field == "classify":
+        if cmd.field is CommandField.CLASSIFY:
             self._classify_now(cam)
             return
-        if cmd.field == "enabled":
+        if cmd.field is CommandField.ENABLED:
             if cmd.value:
                 cam.admission.resume()  # the picture may have changed while paused: looked at afresh
             else:
                 cam.admission.pause()
             log.info("%s: classification %s", cam.name, "resumed" if cam.enabled else "paused")
-        elif cmd.field == "fps":
+        elif cmd.field is CommandField.FPS:
             assert isinstance(cmd.value, float)
             cam.admission.set_fps(cmd.value)
             log.info("%s: fps set to %g", cam.name, cmd.value)

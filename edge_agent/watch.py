@@ -2,7 +2,8 @@
 offline, a file that ended) and a watchdog independent of that thread, which
 notices a source hanging inside OpenCV or frames that stopped coming, marks a
 state stale when a needed check has failed for ``stale_after``, samples the
-rates and sends the periodic status. Trouble is logged once per episode."""
+rates and sends the periodic status; and the summary lines. Trouble is logged
+once per episode."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .budget import Budget
 from .health import assess
 from .outputs.dispatch import Dispatcher
 from .redact import Redactor
+from .report import summary_line
 from .status_topic import StatusTopic
 
 if TYPE_CHECKING:
@@ -88,6 +90,17 @@ class CameraWatch:
                     # Frames flow again without a reopen (a slow source caught up).
                     self.event(cam, "online", None)
                 self.status.publish(cam)
+
+    async def summaries(self, interval: float) -> None:
+        """One line per camera every ``interval`` seconds (``log_summary_interval``)."""
+        before = {name: (cam.counters(), cam.requests_ok, cam.requests_failed) for name, cam in self.cameras.items()}
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for name, cam in self.cameras.items():
+                counts, ok, failed = before[name]
+                log.info("%s", summary_line(cam, interval, counts, ok, failed, now))
+                before[name] = (cam.counters(), cam.requests_ok, cam.requests_failed)
 
     def check_stale(self, cam: "CameraRuntime", now: float) -> None:
         """Honest when stale: a check that was needed has failed for ``stale_after``."""

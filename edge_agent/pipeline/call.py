@@ -11,9 +11,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from ..classify import ApiError, ApiGuard, Reply
+from ..classify import ApiError, ApiErrorKind, ApiGuard, Classifier, Reply
 from ..config import ApiConfig
 from ..redact import Redactor
 from ..status_topic import StatusTopic
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from ..capture import Frame
 
 log = logging.getLogger(__name__)
-
-
-class Classifier(Protocol):
-    async def classify(self, jpeg: bytes) -> Reply: ...
 
 
 @dataclass
@@ -93,7 +89,7 @@ class Calls:
         self.metrics.request_failed(cam.name, err.kind)
         cam.last_error = self.redact(f"api: {err.description}")
         if should_log:
-            if err.kind == "unauthorized":
+            if err.kind is ApiErrorKind.UNAUTHORIZED:
                 log.error("API key rejected (HTTP %s) by %s: check api.api_key; retrying every %g s",
                           err.status, self.redact(self.api.url), self.api.unauthorized_retry)
             else:
