@@ -35,13 +35,13 @@ from .health import assess
 from .messages import ResultMessage, StatusMessage, budget_payload, confidence_payload, state_payload
 from .outputs.control import Command
 from .outputs.dispatch import Dispatcher, Output
-from .outputs.events import EventLog
-from .outputs.eventstore import Event
 from .outputs.mqtt import MqttOutput
 from .redact import Redactor
 from .sdnotify import Notifier
-from .settings import Settings
-from .store import JsonFile, ensure_state_dir
+from .storage.eventlog import EventLog
+from .storage.eventstore import Event
+from .storage.files import JsonFile, ensure_state_dir
+from .storage.settings import Settings
 from .supervise import supervise
 from .web.metrics import Metrics
 from .web.view import summary_line

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .classify import ApiGuard
     from .config import Config
-    from .outputs.events import EventLog
     from .sdnotify import Notifier
+    from .storage.eventlog import EventLog
     from .web.metrics import Metrics
 
 

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.outputs import eventstore
-from edge_agent.outputs.eventstore import Event, EventStore, StoreError
+from edge_agent.storage import eventstore
+from edge_agent.storage.eventstore import Event, EventStore, StoreError
 
 DAY = 86400.0
 T0 = 1_700_000_000.0
@@ -19,7 +19,7 @@ T0 = 1_700_000_000.0
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name.startswith("edge_agent.outputs.event") and r.levelno >= logging.WARNING]
+            if r.name.startswith("edge_agent.storage.event") and r.levelno >= logging.WARNING]
 
 
 def opened(path: Path, **kw) -> EventStore:

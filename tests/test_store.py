@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from edge_agent import store
-from edge_agent.store import JsonFile, ensure_state_dir
+from edge_agent.storage.files import JsonFile, ensure_state_dir
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == "edge_agent.store" and r.levelno >= logging.WARNING]
+            if r.name == "edge_agent.storage.files" and r.levelno >= logging.WARNING]
 
 
 def test_round_trip_and_file_is_private(tmp_path: Path):
@@ -100,7 +100,7 @@ def test_save_to_a_read_only_dir(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 def test_failing_disk_is_logged_once_per_episode_and_leaves_no_temp_file(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch):
     # Runs as root too: the file system itself says "read-only", then "full".
-    caplog.set_level(logging.INFO, logger="edge_agent.store")
+    caplog.set_level(logging.INFO, logger="edge_agent.storage.files")
     f = JsonFile(tmp_path / "state.json")
     assert f.save({"v": 1})
     real_replace = os.replace

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ..episode import Episode
-from ..store import fsync_dir
+from .files import fsync_dir
 
 log = logging.getLogger(__name__)
 

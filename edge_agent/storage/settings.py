@@ -12,13 +12,13 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from .outputs.control import MAX_FPS
-from .store import JsonFile
+from ..outputs.control import MAX_FPS
+from .files import JsonFile
 
 if TYPE_CHECKING:
-    from .camera import CameraRuntime
+    from ..camera import CameraRuntime
 
-log = logging.getLogger("edge_agent.settings")
+log = logging.getLogger(__name__)
 
 
 class Settings:
