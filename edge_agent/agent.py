@@ -33,13 +33,13 @@ from .encode import encode_jpeg, resize_for_api
 from .episode import Episode
 from .health import assess
 from .messages import ResultMessage, StatusMessage, budget_payload, confidence_payload, state_payload
-from .outputs.control import Command
+from .outputs.control import MAX_FPS, Command
 from .outputs.dispatch import Dispatcher, Output
 from .outputs.mqtt import MqttOutput
 from .redact import Redactor
 from .sdnotify import Notifier
 from .storage.eventlog import EventLog
-from .storage.eventstore import Event
+from .storage.event import Event
 from .storage.files import JsonFile, ensure_state_dir
 from .storage.settings import Settings
 from .supervise import supervise
@@ -83,12 +83,16 @@ class Agent:
         self.inflight = InFlight(cfg.api.max_in_flight)
         state_dir = self._state_dir()
         self.budget = Budget(cfg.api.budget, JsonFile(state_dir / "budget.json") if state_dir else None)
-        self.settings = Settings(JsonFile(state_dir / "settings.json") if state_dir else None)
+        self.settings = Settings(JsonFile(state_dir / "settings.json") if state_dir else None, max_fps=MAX_FPS)
         self.cameras = {c.name: CameraRuntime.create(c, Admission(c, inflight=self.inflight, budget=self.budget,
                                                                    api_ready=self.guard.ready))
                         for c in cfg.cameras}
         for cam in self.cameras.values():
-            self.settings.apply(cam)
+            kept = self.settings.restore(cam.name, cam.cfg.fps)
+            if kept.fps is not None:
+                cam.admission.set_fps(kept.fps)
+            if kept.paused:
+                cam.admission.paused = True
         self._refusals = Episode()  # classify-now requests refused while the budget is spent
         self.events = EventLog(state_dir / "events.db" if state_dir else None, cfg.events)
         self.metrics = Metrics(self.cameras, self._live_metrics)
@@ -372,7 +376,7 @@ class Agent:
             assert isinstance(cmd.value, float)
             cam.admission.set_fps(cmd.value)
             log.info("%s: fps set to %g", cam.name, cmd.value)
-        self.settings.record(cam)
+        self.settings.record(cam.name, enabled=cam.enabled, fps=cam.fps, config_fps=cam.cfg.fps)
         self._publish_status(cam, force=True)
 
     def _classify_now(self, cam: CameraRuntime) -> None:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from .classify import ApiGuard
     from .config import Config
     from .sdnotify import Notifier
-    from .storage.eventlog import EventLog
+    from .storage.reader import EventReader
     from .web.metrics import Metrics
 
 
@@ -31,9 +31,11 @@ class AgentView(Protocol):
     guard: "ApiGuard"  # the API's status and last error
     inflight: "InFlight"
     budget: "Budget"
-    events: "EventLog"
     metrics: "Metrics"
     notifier: "Notifier"
     publisher: OutputStats | None
+
+    @property
+    def events(self) -> "EventReader": ...  # read only: the agent alone writes the store
 
     def redact(self, text: str) -> str: ...
