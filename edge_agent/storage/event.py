@@ -13,7 +13,8 @@ from typing import Any
 
 
 class Delivery(enum.IntEnum):
-    """Delivery states in ``events.delivered``."""
+    """Delivery states in ``events.delivered``.  The store's SQL spells them as literals
+    (``delivered = 0``): SQLite uses the partial index ``events_pending`` only then."""
     PENDING = 0
     DELIVERED = 1
     DROPPED = 2  # over max_pending: never published, still in the history
