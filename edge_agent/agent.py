@@ -38,8 +38,8 @@ from .outputs.dispatch import Dispatcher, Output
 from .outputs.mqtt import MqttOutput
 from .redact import Redactor
 from .sdnotify import Notifier
-from .storage.eventlog import EventLog
 from .storage.event import Event
+from .storage.eventlog import EventLog
 from .storage.files import JsonFile, ensure_state_dir
 from .storage.settings import Settings
 from .supervise import supervise
