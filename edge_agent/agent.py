@@ -31,15 +31,16 @@ from .classify import ApiGuard, Classifier, ClassifyClient, new_session
 from .commands import Commands
 from .config import Config, ConfigError
 from .metrics import Metrics
+from .outputs.control import MAX_FPS
 from .outputs.dispatch import Dispatcher, Output, OutputHealth
-from .outputs.events import EventLog
 from .outputs.registry import OutputContext, build_outputs
 from .pipeline import Calls, Pipeline, StageContext, build_stages
 from .redact import Redactor
 from .sdnotify import Notifier
-from .settings import Settings
 from .status_topic import StatusTopic
-from .store import JsonFile, ensure_state_dir
+from .storage.eventlog import EventLog
+from .storage.files import JsonFile, ensure_state_dir
+from .storage.settings import Settings
 from .supervise import supervise
 from .tasks import TaskSet
 from .watch import CameraWatch
@@ -70,12 +71,16 @@ class Agent:
         self.inflight = InFlight(cfg.api.max_in_flight)
         state_dir = self._state_dir()
         self.budget = Budget(cfg.api.budget, JsonFile(state_dir / "budget.json") if state_dir else None)
-        self.settings = Settings(JsonFile(state_dir / "settings.json") if state_dir else None)
+        self.settings = Settings(JsonFile(state_dir / "settings.json") if state_dir else None, max_fps=MAX_FPS)
         self.cameras = {c.name: CameraRuntime.create(c, Admission(c, inflight=self.inflight, budget=self.budget,
                                                                    api_ready=self.guard.ready))
                         for c in cfg.cameras}
         for cam in self.cameras.values():
-            self.settings.apply(cam)
+            kept = self.settings.restore(cam.name, cam.cfg.fps)
+            if kept.fps is not None:
+                cam.admission.set_fps(kept.fps)
+            if kept.paused:
+                cam.admission.pause()
         self.events = EventLog(state_dir / "events.db" if state_dir else None, cfg.events)
         self.metrics = Metrics(self.cameras, self._live_metrics)
         self.outputs = Dispatcher()  # attached at the start, once the loop runs

@@ -37,7 +37,7 @@ from datetime import time as dtime
 from typing import Any, Callable, Mapping
 
 from .config import BudgetConfig
-from .store import JsonFile
+from .storage.files import JsonFile
 
 log = logging.getLogger(__name__)
 

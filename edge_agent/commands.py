@@ -19,8 +19,8 @@ from .episode import Episode
 from .outputs.control import Command, CommandField
 from .outputs.dispatch import Dispatcher
 from .pipeline.publish import publish_snapshot
-from .settings import Settings
 from .status_topic import StatusTopic
+from .storage.settings import Settings
 
 if TYPE_CHECKING:
     from .camera import CameraRuntime
@@ -74,7 +74,7 @@ class Commands:
             assert isinstance(cmd.value, float)
             cam.admission.set_fps(cmd.value)
             log.info("%s: fps set to %g", cam.name, cmd.value)
-        self.settings.record(cam)
+        self.settings.record(cam.name, enabled=cam.enabled, fps=cam.fps, config_fps=cam.cfg.fps)
         self.status.publish(cam, force=True)
 
     def _classify_now(self, cam: "CameraRuntime") -> None:

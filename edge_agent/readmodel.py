@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from .classify import ApiGuard
     from .config import Config
     from .metrics import Metrics
-    from .outputs.events import EventLog
     from .sdnotify import Notifier
+    from .storage.reader import EventReader
 
 
 class OutputStats(Protocol):
@@ -31,9 +31,11 @@ class AgentView(Protocol):
     guard: "ApiGuard"  # the API's status and last error
     inflight: "InFlight"
     budget: "Budget"
-    events: "EventLog"
     metrics: "Metrics"
     notifier: "Notifier"
     publisher: OutputStats | None
+
+    @property
+    def events(self) -> "EventReader": ...  # read only: the agent alone writes the store
 
     def redact(self, text: str) -> str: ...

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.store import JsonFile
+from edge_agent.storage.files import JsonFile
 from tests.inprocess import FakeClassifier, config, control, on_loop, play
 from tools.scenes import Scene
 

@@ -10,7 +10,7 @@ import pytest
 
 from edge_agent.budget import Budget, BudgetView, Priority, Reservation, credits_of
 from edge_agent.config import BudgetConfig
-from edge_agent.store import JsonFile
+from edge_agent.storage.files import JsonFile
 
 DAY = 86400
 T0 = 1710028800  # 2024-03-10 00:00:00 UTC

@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.outputs import eventstore
-from edge_agent.outputs.eventstore import Event, EventStore, StoreError
+from edge_agent.storage import eventdb, eventstore
+from edge_agent.storage.event import Event
+from edge_agent.storage.eventdb import StoreError
+from edge_agent.storage.eventstore import EventStore
 
 DAY = 86400.0
 T0 = 1_700_000_000.0
@@ -19,7 +21,7 @@ T0 = 1_700_000_000.0
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name.startswith("edge_agent.outputs.event") and r.levelno >= logging.WARNING]
+            if r.name.startswith("edge_agent.storage.event") and r.levelno >= logging.WARNING]
 
 
 def opened(path: Path, **kw) -> EventStore:
@@ -45,7 +47,7 @@ def test_fresh_database_settings(tmp_path: Path):
     c = sqlite3.connect(tmp_path / "events.db")
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert c.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # INCREMENTAL
-    assert c.execute("PRAGMA user_version").fetchone()[0] == eventstore.SCHEMA_VERSION
+    assert c.execute("PRAGMA user_version").fetchone()[0] == eventdb.SCHEMA_VERSION
     c.close()
 
 
@@ -201,7 +203,7 @@ def _wrong_schema(path: Path) -> None:
 def _wrong_columns(path: Path) -> None:
     c = sqlite3.connect(path)
     c.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, camera TEXT)")
-    c.execute(f"PRAGMA user_version={eventstore.SCHEMA_VERSION}")
+    c.execute(f"PRAGMA user_version={eventdb.SCHEMA_VERSION}")
     c.commit()
     c.close()
 

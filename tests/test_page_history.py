@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 
-from edge_agent.outputs.eventstore import EventStore
+from edge_agent.storage.eventstore import EventStore
 from tests import webdriver
 from tests.helpers import ROOT, AgentProc, Broker, Recorder, agent_config, free_port, wait_until
 from tools.standin_api import StandinApi, ThreadedStandin

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent import store
-from edge_agent.store import JsonFile, ensure_state_dir
+from edge_agent.storage import files
+from edge_agent.storage.files import JsonFile, ensure_state_dir
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == "edge_agent.store" and r.levelno >= logging.WARNING]
+            if r.name == "edge_agent.storage.files" and r.levelno >= logging.WARNING]
 
 
 def test_round_trip_and_file_is_private(tmp_path: Path):
@@ -100,7 +100,7 @@ def test_save_to_a_read_only_dir(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 def test_failing_disk_is_logged_once_per_episode_and_leaves_no_temp_file(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch):
     # Runs as root too: the file system itself says "read-only", then "full".
-    caplog.set_level(logging.INFO, logger="edge_agent.store")
+    caplog.set_level(logging.INFO, logger="edge_agent.storage.files")
     f = JsonFile(tmp_path / "state.json")
     assert f.save({"v": 1})
     real_replace = os.replace
@@ -109,7 +109,7 @@ def test_failing_disk_is_logged_once_per_episode_and_leaves_no_temp_file(
     def broken_replace(src, dst):
         raise OSError(failure[0], os.strerror(failure[0]))
 
-    monkeypatch.setattr(store.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     assert f.save({"v": 2}) is False
     assert f.save({"v": 3}) is False
     assert len(warnings(caplog)) == 1 and "Read-only" in warnings(caplog)[0]
@@ -120,10 +120,10 @@ def test_failing_disk_is_logged_once_per_episode_and_leaves_no_temp_file(
     assert sorted(os.listdir(tmp_path)) == ["state.json"]
     assert f.load() == {"v": 1}  # the last good copy is intact
 
-    monkeypatch.setattr(store.os, "replace", real_replace)
+    monkeypatch.setattr(files.os, "replace", real_replace)
     assert f.save({"v": 6}) is True
     assert any("written again after 4 failed writes" in r.getMessage() for r in caplog.records)
-    monkeypatch.setattr(store.os, "replace", broken_replace)
+    monkeypatch.setattr(files.os, "replace", broken_replace)
     assert f.save({"v": 7}) is False  # a new episode is logged again
     assert len(warnings(caplog)) == 3
 
@@ -134,7 +134,7 @@ def test_failing_write_midway_leaves_no_temp_file(tmp_path: Path, monkeypatch: p
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store.os, "fsync", full)
+    monkeypatch.setattr(files.os, "fsync", full)
     assert f.save({"v": 1}) is False
     assert os.listdir(tmp_path) == []
 

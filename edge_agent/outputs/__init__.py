@@ -1,2 +1,2 @@
-"""Where results go: MQTT (with Home Assistant discovery and the control topics)
-and the local event store. The agent fans out to them (``dispatch.py``)."""
+"""Where results go: MQTT (with Home Assistant discovery and the control topics).
+The agent fans out to every output (``dispatch.py``); ``registry.py`` builds them."""

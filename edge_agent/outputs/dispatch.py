@@ -15,7 +15,7 @@ from ..episode import Episode
 from ..messages import ConfidenceMessage, ResultMessage, StateMessage, StatusMessage
 
 if TYPE_CHECKING:
-    from ..outputs.eventstore import Event
+    from ..storage.event import Event
 
 log = logging.getLogger(__name__)
 

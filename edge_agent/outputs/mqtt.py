@@ -24,13 +24,14 @@ import asyncio
 import json
 import logging
 import time
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from ..config import Config
 from ..episode import Throttle
 from ..messages import ConfidenceMessage, ResultMessage, StateMessage, StatusMessage, parse_state
-from .eventstore import Event
 from ..redact import bounded
+from ..storage.event import Event
+from ..storage.reader import EventReader
 from .control import Command, parse_command
 from .dispatch import OutputHealth
 from .homeassistant import birth_topic, discovery_messages, is_stale, own_configs_filter
@@ -54,18 +55,11 @@ class Controls(Protocol):
     def remember_state(self, camera: str, cls: str, since: float) -> None: ...
 
 
-class EventForwarding(Protocol):
-    """The durable event store, as the forwarder needs it."""
-
-    async def undelivered(self, after: int, limit: int) -> list[Event]: ...
-    def delivered(self, ids: Iterable[int]) -> None: ...
-
-
 class MqttOutput:
     name = "mqtt"
 
     def __init__(self, cfg: Config, loop: asyncio.AbstractEventLoop, controls: Controls,
-                 events: EventForwarding | None = None, cameras: int = 1):
+                 events: EventReader | None = None, cameras: int = 1):
         self.cfg = cfg
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.controls = controls

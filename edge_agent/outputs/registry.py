@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from ..config import Config
 from .dispatch import Output
-from .mqtt import Controls, EventForwarding, MqttOutput
+from ..storage.reader import EventReader
+from .mqtt import Controls, MqttOutput
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class OutputContext:
     cfg: Config
     loop: asyncio.AbstractEventLoop
     controls: Controls  # what control messages may do to the agent
-    events: EventForwarding | None  # the durable event log; None without one
+    events: EventReader | None  # the durable event log; None without one
 
 
 def build_outputs(ctx: OutputContext) -> list[Output]:

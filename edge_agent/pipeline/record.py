@@ -13,8 +13,8 @@ import numpy as np
 from ..decide import Kind, State
 from ..encode import encode_jpeg, resize_for_api
 from ..outputs.dispatch import Dispatcher
-from ..outputs.eventstore import Event
-from ..outputs.events import EventLog
+from ..storage.event import Event
+from ..storage.eventlog import EventLog
 from .result import Result
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Coroutine
 
 from ..outputs.dispatch import Dispatcher
-from ..outputs.events import EventLog
+from ..storage.eventlog import EventLog
 from .decide import DecideStage
 from .publish import PublishStage
 from .record import RecordEventStage

@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .episode import Episode
+from ..episode import Episode
 
-log = logging.getLogger("edge_agent.store")
+log = logging.getLogger(__name__)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -1,7 +1,10 @@
 """The event log as the agent's loop uses it: the SQLite store (``eventstore.py``)
 on one worker thread of its own, so a commit's fsync (milliseconds on an SD card)
 never holds up the loop. Without a usable database the agent carries on: events
-are then published without durability, and the history is empty."""
+are then published without durability, and the history is empty.
+
+The agent owns it (opens, adds, prunes, closes); the outputs and the web side see
+it only as an :class:`~.reader.EventReader`."""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from ..config import EventsConfig
-from .eventstore import Event, EventStore, StoreError
+from .event import Event
+from .eventdb import StoreError
+from .eventstore import EventStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,8 +99,10 @@ class EventLog:
             self._pool.submit(self._quietly, self.store.mark_delivered, list(ids))
             self._pool.submit(self._refresh)
 
-    async def history(self, **kw: Any) -> list[Event]:
-        return await self._read([], lambda: self.store.history(**kw))  # type: ignore[union-attr]
+    async def history(self, *, camera: str | None = None, since: float | None = None,
+                      until: float | None = None, limit: int = 100) -> list[Event]:
+        return await self._read([], lambda: self.store.history(  # type: ignore[union-attr]
+            camera=camera, since=since, until=until, limit=limit))
 
     async def thumbnail(self, event_id: int) -> bytes | None:
         return await self._read(None, lambda: self.store.thumbnail(event_id))  # type: ignore[union-attr]

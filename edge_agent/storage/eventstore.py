@@ -27,6 +27,9 @@ Bounds: at most ``max_pending`` undelivered events (beyond it the oldest are
 marked dropped: never published, still in the history); :meth:`EventStore.prune`
 keeps the history within ``keep_days`` and ``max_mb``.  The schema version is in
 ``PRAGMA user_version``.
+
+Here: the store and its queries.  Opening a file, its schema and moving a bad one
+aside are in ``eventdb.py``; what an :class:`~.event.Event` is, in ``event.py``.
 """
 
 from __future__ import annotations
@@ -34,115 +37,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import sqlite3
-import stat
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from ..episode import Episode
-from ..store import fsync_dir
+from .event import SELECT, Event, event_from_row
+from .eventdb import CORRUPT_CODES, Corrupt, StoreError, connect, move_aside, sqlite_code
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 MAX_NAME = 200  # chars of a camera or class name kept (they come from the agent's config)
 MAX_THUMBNAIL = 256 * 1024  # bytes; a bigger thumbnail is refused (the event is stored without it)
 MAX_LIMIT = 1000  # rows one history() call returns at most
-JOURNAL_LIMIT = 4 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
-CACHE_KIB = 256  # SQLite page cache of the connection (its default: 2 MB)
-
-# Delivery states in events.delivered.
-PENDING, DELIVERED, DROPPED = 0, 1, 2
-
-SCHEMA = """
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: an id is never reused, even after pruning
-    camera TEXT NOT NULL,
-    class TEXT NOT NULL,
-    previous TEXT,
-    confidence REAL NOT NULL,
-    at REAL NOT NULL,                      -- capture time of the deciding frame, epoch s
-    delivered INTEGER NOT NULL DEFAULT 0   -- 0 pending, 1 delivered, 2 dropped (over max_pending)
-);
-CREATE INDEX events_pending ON events(id) WHERE delivered = 0;
-CREATE INDEX events_at ON events(at);
-CREATE INDEX events_camera_at ON events(camera, at);
-CREATE TABLE thumbnails (
-    event_id INTEGER PRIMARY KEY,          -- = events.id, deleted with its event
-    jpeg BLOB NOT NULL
-);
-CREATE TABLE last_state (
-    camera TEXT PRIMARY KEY,
-    class TEXT NOT NULL,
-    at REAL NOT NULL,
-    event_id INTEGER NOT NULL
-);
-"""
-
-# Since when the last decided state holds (the capture of the first result that voted for it),
-# so a restart that decides the same state again keeps it. A table of its own, not a column of
-# last_state: a database of an earlier version gets it when opened (see _check), and an earlier
-# version still opens a database that has it (it checks only the tables it knows). A row is
-# used only while its event_id is last_state's (an earlier version may have moved on since).
-STATE_SINCE = """
-CREATE TABLE state_since (
-    camera TEXT PRIMARY KEY,
-    event_id INTEGER NOT NULL,
-    since REAL NOT NULL
-)"""
-
-COLUMNS = {
-    "events": ["id", "camera", "class", "previous", "confidence", "at", "delivered"],
-    "thumbnails": ["event_id", "jpeg"],
-    "last_state": ["camera", "class", "at", "event_id"],
-    "state_since": ["camera", "event_id", "since"],
-}
-
-# SQLite primary result codes that mean "this file is damaged or not ours".
-_CORRUPT = {11: "SQLITE_CORRUPT", 26: "SQLITE_NOTADB"}
-
-_SELECT = ("SELECT id, camera, class, previous, confidence, at, delivered, "
-           "EXISTS (SELECT 1 FROM thumbnails WHERE event_id = events.id) FROM events")
-
-
-class StoreError(Exception):
-    """The event could not be stored or read (disk full, read-only, I/O error, no
-    database).  Already logged once per episode: the caller only counts it and
-    carries on without durability (publishes the event anyway)."""
-
-
-class _Corrupt(Exception):
-    """The file is not a usable database of ours; the message says why."""
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    camera: str
-    cls: str
-    previous: str | None
-    confidence: float
-    at: float  # epoch s: capture time of the frame that decided it
-    delivered: bool  # False for pending and for dropped events
-    has_thumbnail: bool
-
-    def payload(self) -> dict[str, Any]:
-        """What is published: ``{"id", "camera", "class", "previous", "confidence", "at"}``."""
-        return {"id": self.id, "camera": self.camera, "class": self.cls, "previous": self.previous,
-                "confidence": round(self.confidence, 6), "at": round(self.at, 3)}
-
-
-def _event(row: tuple[Any, ...]) -> Event:
-    return Event(id=row[0], camera=row[1], cls=row[2], previous=row[3], confidence=row[4],
-                 at=row[5], delivered=row[6] == DELIVERED, has_thumbnail=bool(row[7]))
-
-
-def _code(e: sqlite3.Error) -> int:
-    return (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
 
 
 class EventStore:
@@ -184,12 +93,12 @@ class EventStore:
             if self._conn is not None:
                 return
             try:
-                self._conn = self._connect()
-            except _Corrupt as e:
-                self._move_aside(str(e))
+                self._conn = connect(self.path)
+            except Corrupt as e:
+                move_aside(self.path, str(e), self._clock())
                 try:
-                    self._conn = self._connect()
-                except (_Corrupt, sqlite3.Error, OSError) as e2:
+                    self._conn = connect(self.path)
+                except (Corrupt, sqlite3.Error, OSError) as e2:
                     raise self._failed(self._write_ep, "open", e2) from e2
             except (sqlite3.Error, OSError) as e:
                 raise self._failed(self._write_ep, "open", e) from e
@@ -199,110 +108,6 @@ class EventStore:
             except sqlite3.Error as e:
                 self.close()
                 raise self._failed(self._write_ep, "open", e) from e
-
-    def _connect(self) -> sqlite3.Connection:
-        """A checked connection, or _Corrupt (the file is not usable), sqlite3.Error / OSError."""
-        existed = False
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            pass
-        else:
-            existed = True
-            if not stat.S_ISREG(st.st_mode):
-                raise _Corrupt("is not a regular file")
-            try:  # e.g. left behind by a run as root; EROFS is not the file's fault
-                os.close(os.open(self.path, os.O_RDWR))
-            except PermissionError as e:
-                raise _Corrupt(f"cannot be opened for writing ({e.strerror})") from e
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-        try:
-            self._check(conn)
-            if not existed:
-                fsync_dir(self.path.parent)
-            return conn
-        except BaseException:
-            conn.close()
-            raise
-
-    def _check(self, conn: sqlite3.Connection) -> None:
-        try:
-            # SQLite's default page cache is 2 MB, and the integrity check reads every page
-            # into it: 256 KiB holds what appends and the history's indexed queries touch
-            # (the kernel caches the file all the same).
-            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            rows = conn.execute("PRAGMA quick_check").fetchall()
-            if rows != [("ok",)]:
-                raise _Corrupt(f"fails its integrity check ({'; '.join(str(r[0]) for r in rows[:3])})")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = {r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-            if version == 0 and not tables:
-                self._create(conn)
-            elif version != SCHEMA_VERSION:
-                raise _Corrupt(f"has schema version {version}, not {SCHEMA_VERSION}")
-            else:
-                for table, cols in COLUMNS.items():
-                    if table == "state_since" and table not in tables:
-                        continue  # made by a version before it (nothing else differs): added below
-                    have = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-                    if have != cols:
-                        raise _Corrupt(f"has an unexpected table {table!r} ({', '.join(have) or 'missing'})")
-                if "state_since" not in tables:
-                    conn.execute(STATE_SINCE)
-            # WAL is remembered in the file; synchronous is per connection: FULL fsyncs
-            # the WAL at every commit, so a commit survives a power cut.
-            conn.execute("PRAGMA journal_mode=WAL").fetchall()
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_LIMIT}").fetchall()
-        except sqlite3.DatabaseError as e:
-            if _code(e) in _CORRUPT or _code(e) == 10:  # 10: SQLITE_IOERR, a read the card cannot do
-                raise _Corrupt(f"cannot be read as a database ({e})") from e
-            raise
-
-    @staticmethod
-    def _create(conn: sqlite3.Connection) -> None:
-        # auto_vacuum must be chosen before the first table exists; INCREMENTAL lets
-        # prune() give freed pages back to the file system.
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        conn.execute("PRAGMA journal_mode=WAL").fetchall()
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in SCHEMA.split(";") + [STATE_SINCE]:  # not executescript(): it would COMMIT on its own
-                if stmt.strip():
-                    conn.execute(stmt)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-
-    def _move_aside(self, problem: str) -> None:
-        """Rename the bad file (and its WAL) to ``<name>.corrupt-<epoch>``; one warning."""
-        stamp = int(self._clock())
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 1
-        while os.path.lexists(aside):
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}.{n}")
-            n += 1
-        try:
-            os.replace(self.path, aside)
-            # The WAL travels with it (a stale WAL next to a new database would be
-            # replayed into it); the -shm index is rebuilt from the WAL.
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(f"{self.path}-wal", f"{aside}-wal")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}-shm")
-        except OSError as e:
-            log.warning("event database %s %s and cannot be moved aside (%s); events go out "
-                        "without durability", self.path, problem, e.strerror or e)
-            raise StoreError(f"cannot move {self.path} aside: {e}") from e
-        fsync_dir(self.path.parent)
-        log.warning("event database %s %s; moved aside to %s and started a new one "
-                    "(its history and undelivered events are not carried over)", self.path, problem, aside.name)
 
     # -- error handling --------------------------------------------------------------
 
@@ -342,7 +147,7 @@ class EventStore:
                         conn.execute("ROLLBACK")
                 if not isinstance(e, sqlite3.Error):
                     raise
-                if _code(e) in _CORRUPT:
+                if sqlite_code(e) in CORRUPT_CODES:
                     self._recover(e)
                 raise self._failed(episode, what, e) from e
             failures = episode.ok()
@@ -354,7 +159,7 @@ class EventStore:
             self._conn.close()  # type: ignore[union-attr]
         self._conn = None
         with contextlib.suppress(StoreError):
-            self._move_aside(f"is corrupt ({e})")
+            move_aside(self.path, f"is corrupt ({e})", self._clock())
             self.open()
 
     # -- API -----------------------------------------------------------------------------
@@ -439,9 +244,9 @@ class EventStore:
         publish them in)."""
         limit = max(0, min(int(limit), MAX_LIMIT))
         with self._use("read undelivered events", write=False) as conn:
-            rows = conn.execute(f"{_SELECT} WHERE delivered = 0 AND id > ? ORDER BY id LIMIT ?",
+            rows = conn.execute(f"{SELECT} WHERE delivered = 0 AND id > ? ORDER BY id LIMIT ?",
                                 (int(after), limit)).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def mark_delivered(self, ids: Iterable[int]) -> None:
         """The broker acknowledged these events.  Unknown, dropped or already
@@ -478,11 +283,11 @@ class EventStore:
         if until is not None:
             where.append("at < ?")
             args.append(float(until))
-        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at DESC, id DESC LIMIT ?"
+        sql = SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at DESC, id DESC LIMIT ?"
         args.append(max(0, min(int(limit), MAX_LIMIT)))
         with self._use("read the history", write=False) as conn:
             rows = conn.execute(sql, args).fetchall()
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def thumbnail(self, event_id: int) -> bytes | None:
         """The JPEG of the frame that decided the event, or None."""
