@@ -222,7 +222,7 @@ class Agent:
     def _live_metrics(self) -> dict[str, Any]:
         mqtt = self.publisher
         return {
-            "cameras": [{"name": cam.name, "online": cam.online, "enabled": cam.enabled, **cam.counters()}
+            "cameras": [{"name": cam.name, "online": cam.health.online, "enabled": cam.enabled, **cam.counters()}
                         for cam in self.cameras.values()],
             "mqtt_connected": bool(mqtt and mqtt.connected),
             "mqtt_dropped": mqtt.messages_dropped if mqtt else 0,
@@ -251,7 +251,7 @@ class Agent:
         # API timeout). A signal: give them a short grace, then cancel.
         await self.tasks.drain(self.cfg.api.timeout + 1 if self._all_ended else STOP_GRACE)
         for cam in self.cameras.values():
-            cam.online = False
+            cam.health.online = False
             self.status.publish(cam, force=True)
 
     async def _last_words(self) -> None:

@@ -42,38 +42,62 @@ class Latest:
 
 
 @dataclass
+class CameraHealth:
+    """Is the camera up, and what went wrong last (the watch and the calls write it)."""
+
+    online: bool = False
+    ended: bool = False  # a file that played to its end
+    opened: bool = False  # the first open attempt is over (online or offline): status may be published
+    last_error: str | None = None
+    failures: int = 0  # camera: failed opens, reads and stalls since start
+    episode: Episode = field(default_factory=Episode)
+    offline_at: float = 0.0  # monotonic time it was last marked offline
+
+
+@dataclass
+class CameraResults:
+    """The newest results and pictures, for people (the page, snapshots)."""
+
+    latest: Latest | None = None
+    # the last results, (captured_at epoch s, top class, confidence), for the page's confidence plot
+    recent: deque[tuple[float, str, float]] = field(default_factory=lambda: deque(maxlen=RECENT_RESULTS))
+    snapshot: bytes | None = None  # the last snapshot published (retained)
+    unclassified: np.ndarray | None = None  # a frame sent whose classification failed (before any succeeded)
+
+    def unclassified_jpeg(self, region: Any) -> bytes:
+        """That frame, labelled, for the page while nothing is classified yet."""
+        assert self.unclassified is not None
+        return annotate(self.unclassified, "not classified: API failing", region)
+
+
+@dataclass
+class CameraFigures:
+    """Counts and rolling figures of the camera's requests."""
+
+    requests_ok: int = 0
+    requests_failed: int = 0
+    latency: Window = field(default_factory=Window)
+    rate_in: Rate = field(default_factory=Rate)
+    rate_out: Rate = field(default_factory=Rate)
+
+
+@dataclass
 class CameraRuntime:
+    """One camera on the loop: what it is made of (config, admission, decision,
+    capture thread) and its health, results and figures."""
+
     cfg: CameraConfig
     admission: Admission
     debouncer: Debouncer
     worker: CaptureWorker | None = None
-    online: bool = False
-    ended: bool = False
-    last_error: str | None = None
-    requests_ok: int = 0
-    requests_failed: int = 0
-    failures: int = 0  # camera: failed opens, reads and stalls since start
-    episode: Episode = field(default_factory=Episode)
-    order_tail: asyncio.Future[None] | None = None
-    last_status: StatusMessage | None = None
-    last_status_at: float = 0.0
-    offline_at: float = 0.0  # monotonic time it was last marked offline
-    latest: Latest | None = None
-    snapshot: bytes | None = None  # the last snapshot published (retained)
+    health: CameraHealth = field(default_factory=CameraHealth)
+    results: CameraResults = field(default_factory=CameraResults)
+    figures: CameraFigures = field(default_factory=CameraFigures)
     stale_since: float | None = None  # epoch s: the state is marked stale (a needed check failing since)
     previous_class: str | None = None  # the last event's class (for events that could not be stored)
-    opened: bool = False  # the first open attempt is over (online or offline): status may be published
-    unclassified: np.ndarray | None = None  # a frame sent whose classification failed (before any succeeded)
-
-    def unclassified_jpeg(self) -> bytes:
-        """That frame, labelled, for the page while nothing is classified yet."""
-        assert self.unclassified is not None
-        return annotate(self.unclassified, "not classified: API failing", self.cfg.region)
-    latency: Window = field(default_factory=Window)
-    rate_in: Rate = field(default_factory=Rate)
-    rate_out: Rate = field(default_factory=Rate)
-    # the last results, (captured_at epoch s, top class, confidence), for the page's confidence plot
-    recent: deque[tuple[float, str, float]] = field(default_factory=lambda: deque(maxlen=RECENT_RESULTS))
+    order_tail: asyncio.Future[None] | None = None  # the newest frame in flight (results apply in order)
+    last_status: StatusMessage | None = None
+    last_status_at: float = 0.0
 
     @classmethod
     def create(cls, cfg: CameraConfig, admission: Admission) -> "CameraRuntime":
@@ -95,7 +119,8 @@ class CameraRuntime:
         """The decided state as published: with the newest result's predictions, and
         whether it is stale."""
         assert self.debouncer.state is not None
-        return StateMessage(self.debouncer.state, self.latest.result.predictions if self.latest else None,
+        latest = self.results.latest
+        return StateMessage(self.debouncer.state, latest.result.predictions if latest else None,
                             self.stale_since)
 
     def counters(self) -> dict[str, int]:

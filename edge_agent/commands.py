@@ -56,10 +56,10 @@ class Commands:
         if cam is None:
             return
         if cmd.field is CommandField.SNAPSHOT:
-            if cam.worker is not None and cam.online:
+            if cam.worker is not None and cam.health.online:
                 cam.worker.request_snapshot()
-            elif cam.latest is not None:
-                publish_snapshot(self.outputs, cam, cam.latest.jpeg(cam.cfg.region))
+            elif cam.results.latest is not None:
+                publish_snapshot(self.outputs, cam, cam.results.latest.jpeg(cam.cfg.region))
             return
         if cmd.field is CommandField.CLASSIFY:
             self._classify_now(cam)

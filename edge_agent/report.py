@@ -21,14 +21,15 @@ def summary_line(cam: "CameraRuntime", interval: float, counts_before: dict[str,
                  failed_before: int, now: float) -> str:
     """A camera's figures since the last summary (the counts given), for the log."""
     counts = cam.counters()
-    lat = cam.latency.summary(now)
+    lat = cam.figures.latency.summary(now)
     latency = "no replies" if lat["median"] is None else \
         f"API latency median {lat['median']:.0f} ms, p95 {lat['p95']:.0f} ms"
     return (f"{cam.name}: last {interval:g} s: {counts['captured'] - counts_before['captured']} frames in, "
             f"{counts['sent'] - counts_before['sent']} sent, "
             f"{counts['unchanged'] - counts_before.get('unchanged', 0)} unchanged, "
             f"{counts['dropped'] - counts_before['dropped']} dropped; "
-            f"requests {cam.requests_ok - ok_before} ok, {cam.requests_failed - failed_before} failed; {latency}")
+            f"requests {cam.figures.requests_ok - ok_before} ok, "
+            f"{cam.figures.requests_failed - failed_before} failed; {latency}")
 
 
 def wedged(agent: "AgentView", now: float) -> list[str]:
@@ -36,7 +37,7 @@ def wedged(agent: "AgentView", now: float) -> list[str]:
     problems = []
     for cam in agent.cameras.values():
         w = cam.worker
-        if w is None or cam.ended:
+        if w is None or cam.health.ended:
             continue
         wedge = assess(w, now).wedge()
         if wedge is not None:
@@ -47,11 +48,11 @@ def wedged(agent: "AgentView", now: float) -> list[str]:
 def status_line(agent: "AgentView") -> str:
     """One line for systemd's STATUS= (shown by systemctl status)."""
     cams = list(agent.cameras.values())
-    online = sum(1 for c in cams if c.online)
+    online = sum(1 for c in cams if c.health.online)
     paused = sum(1 for c in cams if not c.enabled)
     pub = agent.publisher
     mqtt = "connected" if pub and pub.connected else "disconnected"
-    classified = sum(c.requests_ok for c in cams)
+    classified = sum(c.figures.requests_ok for c in cams)
     extra = f", {paused} paused" if paused else ""
     return (f"{len(cams)} camera(s): {online} online{extra}; API {agent.guard.status}; MQTT {mqtt}; "
             f"{classified} classified")

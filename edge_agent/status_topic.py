@@ -33,18 +33,18 @@ class StatusTopic:
         counts = cam.counters()
         mqtt = self.outputs.health_of("mqtt")
         return StatusMessage(
-            camera="online" if cam.online else "offline",
+            camera="online" if cam.health.online else "offline",
             api=self.guard.status,
             frames_captured=counts["captured"],
             frames_dropped=counts["dropped"],
             frames_sent=counts["sent"],
-            requests_ok=cam.requests_ok,
-            requests_failed=cam.requests_failed,
+            requests_ok=cam.figures.requests_ok,
+            requests_failed=cam.figures.requests_failed,
             messages_dropped=self.outputs.messages_dropped(),
-            last_error=cam.last_error,
+            last_error=cam.health.last_error,
             enabled=cam.enabled,
             fps=cam.fps,
-            camera_failures=cam.failures,
+            camera_failures=cam.health.failures,
             mqtt_disconnects=mqtt.disconnects if mqtt else 0,
             frames_unchanged=counts["unchanged"],
             calls=counts["sent"],
@@ -55,7 +55,7 @@ class StatusTopic:
         )
 
     def publish(self, cam: "CameraRuntime", *, force: bool = False) -> None:
-        if not cam.opened and not self.stopping:
+        if not cam.health.opened and not self.stopping:
             return
         msg = self.message(cam)
         now = time.monotonic()

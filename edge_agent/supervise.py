@@ -28,7 +28,7 @@ async def supervise(agent: "AgentView") -> None:
     assert agent.publisher is not None
     started = time.monotonic()
     while True:
-        settled = all(c.online or c.episode.active or c.ended for c in agent.cameras.values())
+        settled = all(c.health.online or c.health.episode.active or c.health.ended for c in agent.cameras.values())
         if settled and (agent.publisher.connected or time.monotonic() - started > READY_GRACE):
             break
         await asyncio.sleep(0.1)

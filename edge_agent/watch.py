@@ -39,29 +39,29 @@ class CameraWatch:
 
     def event(self, cam: "CameraRuntime", kind: str, detail: str | None) -> None:
         """From the capture thread (through the loop): ``online``, ``offline`` or ``ended``."""
-        cam.opened = True
+        cam.health.opened = True
         if kind == "online":
-            if cam.online:  # a looping file starting again: nothing new
+            if cam.health.online:  # a looping file starting again: nothing new
                 return
-            failures = cam.episode.ok()
-            cam.online = True
+            failures = cam.health.episode.ok()
+            cam.health.online = True
             if failures:
                 log.info("%s: camera back online after %d failed attempt(s)", cam.name, failures)
             else:
                 log.info("%s: camera online (%s)", cam.name, cam.worker.spec.describe() if cam.worker else "")
         elif kind == "offline":
-            cam.online = False
-            cam.failures += 1
-            cam.offline_at = time.monotonic()
+            cam.health.online = False
+            cam.health.failures += 1
+            cam.health.offline_at = time.monotonic()
             text = self.redact(detail or "camera offline")
-            cam.last_error = f"camera: {text}"
-            if cam.episode.fail(text):
+            cam.health.last_error = f"camera: {text}"
+            if cam.health.episode.fail(text):
                 log.warning("%s: camera offline: %s; reopening with backoff (cap 60 s)", cam.name, text)
         elif kind == "ended":
-            cam.online = False
-            cam.ended = True
+            cam.health.online = False
+            cam.health.ended = True
             log.info("%s: video file ended", cam.name)
-            if all(c.ended for c in self.cameras.values()):
+            if all(c.health.ended for c in self.cameras.values()):
                 self.all_ended()
         self.status.publish(cam)
 
@@ -72,35 +72,36 @@ class CameraWatch:
             now = time.monotonic()
             for cam in self.cameras.values():
                 w = cam.worker
-                if w is None or cam.ended:
+                if w is None or cam.health.ended:
                     continue
                 counts = cam.counters()
                 self.check_stale(cam, now)
-                cam.rate_in.sample(now, counts["captured"])
-                cam.rate_out.sample(now, counts["sent"])
+                cam.figures.rate_in.sample(now, counts["captured"])
+                cam.figures.rate_out.sample(now, counts["sent"])
                 last = w.last_frame_mono
                 h = assess(w, now)
-                if h.blocked and (cam.online or not cam.episode.active):
+                if h.blocked and (cam.health.online or not cam.health.episode.active):
                     # Longer than any open or read may take: the source hangs in OpenCV.
                     self.event(cam, "offline", f"capture blocked for {h.busy_for:.0f} s")
-                elif cam.online and h.stalled:
+                elif cam.health.online and h.stalled:
                     # The capture thread may still be inside a blocking read: say so now.
                     self.event(cam, "offline", f"no frame for {cam.cfg.stall_timeout:g} s")
-                elif not cam.online and last is not None and last > cam.offline_at:
+                elif not cam.health.online and last is not None and last > cam.health.offline_at:
                     # Frames flow again without a reopen (a slow source caught up).
                     self.event(cam, "online", None)
                 self.status.publish(cam)
 
     async def summaries(self, interval: float) -> None:
         """One line per camera every ``interval`` seconds (``log_summary_interval``)."""
-        before = {name: (cam.counters(), cam.requests_ok, cam.requests_failed) for name, cam in self.cameras.items()}
+        before = {name: (cam.counters(), cam.figures.requests_ok, cam.figures.requests_failed)
+                  for name, cam in self.cameras.items()}
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for name, cam in self.cameras.items():
                 counts, ok, failed = before[name]
                 log.info("%s", summary_line(cam, interval, counts, ok, failed, now))
-                before[name] = (cam.counters(), cam.requests_ok, cam.requests_failed)
+                before[name] = (cam.counters(), cam.figures.requests_ok, cam.figures.requests_failed)
 
     def check_stale(self, cam: "CameraRuntime", now: float) -> None:
         """Honest when stale: a check that was needed has failed for ``stale_after``."""
@@ -109,6 +110,6 @@ class CameraWatch:
             return
         cam.stale_since = time.time() - (now - since)
         log.warning("%s: the state could not be checked for %.0f s (%s): marked stale", cam.name, now - since,
-                    "API budget spent" if self.budget.exhausted() else (cam.last_error or "API failing"))
+                    "API budget spent" if self.budget.exhausted() else (cam.health.last_error or "API failing"))
         if cam.debouncer.state is not None:
             self.outputs.state(cam.name, cam.state_message())

@@ -105,6 +105,6 @@ def test_decide_then_publish_sends_typed_messages_the_state_only_when_decided(tm
     assert decided.state is not None and decided.state.cls == "red" and decided.in_state == 0.9
     kinds = [m.topic.rsplit("/", 1)[-1] for m in out.messages]
     assert kinds == ["result"] * len(results) + ["state", "snapshot", "confidence"]
-    assert out.states() == ["red"] and cam.snapshot is not None
+    assert out.states() == ["red"] and cam.results.snapshot is not None
     pipe.run(result(cam, "red", 20.0))  # no change: a result and the confidence, no state
     assert [m.topic.rsplit("/", 1)[-1] for m in out.messages][len(kinds):] == ["result", "confidence"]

@@ -83,11 +83,11 @@ class Calls:
         delay, should_log = self.guard.failure(err, started, time.monotonic())
         cam.admission.forget_reference()  # no result for the frame the gate compares with: look afresh
         cam.admission.mark_unchecked(time.monotonic())
-        cam.requests_failed += 1
-        if cam.latest is None:
-            cam.unclassified = frame.preview  # the page shows it, so the camera can be aimed meanwhile
+        cam.figures.requests_failed += 1
+        if cam.results.latest is None:
+            cam.results.unclassified = frame.preview  # the page shows it, so the camera can be aimed meanwhile
         self.metrics.request_failed(cam.name, err.kind)
-        cam.last_error = self.redact(f"api: {err.description}")
+        cam.health.last_error = self.redact(f"api: {err.description}")
         if should_log:
             if err.kind is ApiErrorKind.UNAUTHORIZED:
                 log.error("API key rejected (HTTP %s) by %s: check api.api_key; retrying every %g s",
@@ -100,7 +100,7 @@ class Calls:
 
     def _ok(self, cam: "CameraRuntime", started: float, reply: Reply) -> None:
         before = self.guard.status
-        cam.latency.add(time.monotonic(), reply.latency_ms)
+        cam.figures.latency.add(time.monotonic(), reply.latency_ms)
         self.metrics.request_ok(cam.name, reply.latency_ms / 1000)
         failures = self.guard.success(started)
         if failures:

@@ -20,9 +20,9 @@ class DecideStage:
 
     def handle(self, r: Result) -> None:
         cam, frame, reply = r.camera, r.frame, r.reply
-        cam.requests_ok += 1
-        cam.latest = Latest(frame.seq, frame.preview, reply.result, frame.captured_at, reply.latency_ms)
-        cam.recent.append((frame.captured_at, reply.result.top, reply.result.confidence))
+        cam.figures.requests_ok += 1
+        cam.results.latest = Latest(frame.seq, frame.preview, reply.result, frame.captured_at, reply.latency_ms)
+        cam.results.recent.append((frame.captured_at, reply.result.top, reply.result.confidence))
         r.state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at,
                                      picture_changed=r.picture_changed)
         r.decided = decided = cam.debouncer.state

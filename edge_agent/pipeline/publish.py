@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def publish_snapshot(outputs: Dispatcher, cam: "CameraRuntime", jpeg: bytes) -> None:
     """The camera's retained snapshot (the page shows the same one)."""
-    cam.snapshot = jpeg
+    cam.results.snapshot = jpeg
     outputs.snapshot(cam.name, jpeg)
 
 
@@ -37,8 +37,8 @@ class PublishStage:
             return
         if r.state is not None or r.was_stale:
             self.outputs.state(cam.name, cam.state_message())
-        if r.state is not None and cam.latest is not None:
-            publish_snapshot(self.outputs, cam, cam.latest.jpeg(cam.cfg.region))
+        if r.state is not None and cam.results.latest is not None:
+            publish_snapshot(self.outputs, cam, cam.results.latest.jpeg(cam.cfg.region))
         # Retained, after every result: Home Assistant's confidence sensor has a value at once
         # after its own restart, while the state is sent only when it changes.
         self.outputs.confidence(cam.name, ConfidenceMessage(decided.cls, r.in_state or 0.0, r.captured_at))

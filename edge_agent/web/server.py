@@ -400,10 +400,12 @@ class StatusServer:
         cam = self.agent.cameras.get(request.match_info["name"])
         if cam is None:
             raise web.HTTPNotFound(text="no such camera")
-        if cam.latest is not None:
-            return web.Response(body=cam.latest.jpeg(cam.cfg.region), content_type="image/jpeg", headers=NO_STORE)
-        if cam.unclassified is not None:  # online while the API fails: a picture to aim the camera by
-            return web.Response(body=cam.unclassified_jpeg(), content_type="image/jpeg", headers=NO_STORE)
+        shown = cam.results
+        if shown.latest is not None:
+            return web.Response(body=shown.latest.jpeg(cam.cfg.region), content_type="image/jpeg", headers=NO_STORE)
+        if shown.unclassified is not None:  # online while the API fails: a picture to aim the camera by
+            return web.Response(body=shown.unclassified_jpeg(cam.cfg.region), content_type="image/jpeg",
+                                headers=NO_STORE)
         raise web.HTTPNotFound(text="no frame yet")
 
     async def events(self, request: web.Request) -> web.Response:

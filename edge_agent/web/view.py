@@ -22,13 +22,13 @@ def _ms(value: float | None) -> float | None:
 
 def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[str, Any]:
     counts = cam.counters()
-    lat = cam.latency.summary(now)
+    lat = cam.figures.latency.summary(now)
     state = cam.debouncer.state
-    latest = cam.latest
+    latest = cam.results.latest
     return {
         "name": cam.name,
         "source": cam.worker.spec.describe() if cam.worker else agent.redact(cam.cfg.source),
-        "online": cam.online,
+        "online": cam.health.online,
         "enabled": cam.enabled,
         "fps": round(cam.fps, 3),
         "region": list(cam.cfg.region) if cam.cfg.region else None,
@@ -39,10 +39,10 @@ def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[st
             "captured_at": round(latest.captured_at, 3), "latency_ms": _ms(latest.latency_ms),
             "image": f"/cameras/{cam.name}/latest.jpg?seq={latest.seq}"},
         # Online while the API fails: the frame that was sent, to aim the camera by.
-        "unclassified_image": f"/cameras/{cam.name}/latest.jpg?u={cam.requests_failed}"
-        if latest is None and cam.unclassified is not None else None,
-        "frames_in_per_s": round(cam.rate_in.per_second(), 2),
-        "frames_out_per_s": round(cam.rate_out.per_second(), 2),
+        "unclassified_image": f"/cameras/{cam.name}/latest.jpg?u={cam.figures.requests_failed}"
+        if latest is None and cam.results.unclassified is not None else None,
+        "frames_in_per_s": round(cam.figures.rate_in.per_second(), 2),
+        "frames_out_per_s": round(cam.figures.rate_out.per_second(), 2),
         "frames_captured": counts["captured"],
         "frames_dropped": counts["dropped"],
         "frames_sent": counts["sent"],
@@ -52,19 +52,20 @@ def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[st
         "change_gate": {"enabled": cam.cfg.change.enabled, "threshold": cam.cfg.change.threshold,
                         "heartbeat": cam.cfg.change.heartbeat},
         "last_change": None if cam.admission.last_change_at is None else round(cam.admission.last_change_at, 3),
-        "requests_ok": cam.requests_ok,
-        "requests_failed": cam.requests_failed,
-        "camera_failures": cam.failures,
+        "requests_ok": cam.figures.requests_ok,
+        "requests_failed": cam.figures.requests_failed,
+        "camera_failures": cam.health.failures,
         "latency_ms": {"median": _ms(lat["median"]), "p95": _ms(lat["p95"]), "count": lat["count"]},
-        "last_error": cam.last_error,
-        "recent": [{"at": round(at, 3), "top": top, "confidence": round(conf, 4)} for at, top, conf in cam.recent],
+        "last_error": cam.health.last_error,
+        "recent": [{"at": round(at, 3), "top": top, "confidence": round(conf, 4)}
+                   for at, top, conf in cam.results.recent],
     }
 
 
 def status_view(agent: "AgentView") -> dict[str, Any]:
     now = time.monotonic()
     pub = agent.publisher
-    all_latencies = [v for cam in agent.cameras.values() for v in cam.latency.values(now)]
+    all_latencies = [v for cam in agent.cameras.values() for v in cam.figures.latency.values(now)]
     return {
         "device_id": agent.cfg.device_id,
         "version": __version__,
@@ -93,8 +94,8 @@ def health(agent: "AgentView") -> tuple[bool, list[str]]:
         problem = assess(cam.worker, now).problem() if cam.worker else "no frame yet"
         if problem is not None:
             # The reason /api/status gives ("file ... not found"), where there is one.
-            if not cam.online and cam.last_error and cam.last_error.startswith("camera: "):
-                problem = cam.last_error[len("camera: "):]
+            if not cam.health.online and cam.health.last_error and cam.health.last_error.startswith("camera: "):
+                problem = cam.health.last_error[len("camera: "):]
             reasons.append(f"camera {cam.name}: {problem}")
     if not (agent.publisher and agent.publisher.connected):
         reasons.append("mqtt: not connected")
