@@ -108,8 +108,7 @@ class Agent:
 
     # -- what others read and ask ------------------------------------------------------
 
-    @property
-    def publisher(self) -> OutputHealth | None:
+    def mqtt(self) -> OutputHealth | None:
         """The MQTT output's figures (the page and systemd's readiness read them)."""
         return self.outputs.health_of("mqtt")
 
@@ -220,7 +219,7 @@ class Agent:
         self._calls.submit(cam, frame)
 
     def _live_metrics(self) -> dict[str, Any]:
-        mqtt = self.publisher
+        mqtt = self.mqtt()
         return {
             "cameras": [{"name": cam.name, "online": cam.health.online, "enabled": cam.enabled, **cam.counters()}
                         for cam in self.cameras.values()],

@@ -12,16 +12,9 @@ if TYPE_CHECKING:
     from .classify import ApiGuard
     from .config import Config
     from .metrics import Metrics
+    from .outputs.dispatch import OutputHealth
     from .sdnotify import Notifier
     from .storage.reader import EventReader
-
-
-class OutputStats(Protocol):
-    """The MQTT output's figures."""
-    connected: bool
-    messages_dropped: int
-    disconnects: int
-    pending: int
 
 
 class AgentView(Protocol):
@@ -33,9 +26,10 @@ class AgentView(Protocol):
     budget: "Budget"
     metrics: "Metrics"
     notifier: "Notifier"
-    publisher: OutputStats | None
 
     @property
     def events(self) -> "EventReader": ...  # read only: the agent alone writes the store
 
     def redact(self, text: str) -> str: ...
+
+    def mqtt(self) -> "OutputHealth | None": ...  # the MQTT output's own figures

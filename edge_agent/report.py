@@ -50,7 +50,7 @@ def status_line(agent: "AgentView") -> str:
     cams = list(agent.cameras.values())
     online = sum(1 for c in cams if c.health.online)
     paused = sum(1 for c in cams if not c.enabled)
-    pub = agent.publisher
+    pub = agent.mqtt()
     mqtt = "connected" if pub and pub.connected else "disconnected"
     classified = sum(c.figures.requests_ok for c in cams)
     extra = f", {paused} paused" if paused else ""

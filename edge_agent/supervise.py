@@ -25,11 +25,11 @@ async def supervise(agent: "AgentView") -> None:
     n = agent.notifier
     if not n.enabled:
         return
-    assert agent.publisher is not None
     started = time.monotonic()
     while True:
         settled = all(c.health.online or c.health.episode.active or c.health.ended for c in agent.cameras.values())
-        if settled and (agent.publisher.connected or time.monotonic() - started > READY_GRACE):
+        mqtt = agent.mqtt()
+        if settled and ((mqtt is not None and mqtt.connected) or time.monotonic() - started > READY_GRACE):
             break
         await asyncio.sleep(0.1)
     status = status_line(agent)

@@ -64,7 +64,7 @@ def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[st
 
 def status_view(agent: "AgentView") -> dict[str, Any]:
     now = time.monotonic()
-    pub = agent.publisher
+    pub = agent.mqtt()
     all_latencies = [v for cam in agent.cameras.values() for v in cam.figures.latency.values(now)]
     return {
         "device_id": agent.cfg.device_id,
@@ -97,6 +97,7 @@ def health(agent: "AgentView") -> tuple[bool, list[str]]:
             if not cam.health.online and cam.health.last_error and cam.health.last_error.startswith("camera: "):
                 problem = cam.health.last_error[len("camera: "):]
             reasons.append(f"camera {cam.name}: {problem}")
-    if not (agent.publisher and agent.publisher.connected):
+    pub = agent.mqtt()
+    if not (pub and pub.connected):
         reasons.append("mqtt: not connected")
     return not reasons, reasons
