@@ -27,7 +27,7 @@ from .admission import Admission, InFlight
 from .budget import Budget
 from .camera import CameraRuntime
 from .capture import CaptureWorker, Frame
-from .classify import ApiGuard, Classifier, ClassifyClient, new_session
+from .classify import ApiGuard, Classifier, build_classifier
 from .commands import Commands
 from .config import Config, ConfigError
 from .metrics import Metrics
@@ -50,12 +50,6 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop must fit in 5 s)
 
 
-def _api_classifier(cfg: Config) -> tuple[Classifier, Any]:
-    """The real client, and the aiohttp session to close at the end."""
-    session = new_session(cfg.api)
-    return ClassifyClient(cfg.api, session), session
-
-
 class Agent:
     def __init__(self, cfg: Config, redactor: Redactor | None = None, notifier: Notifier | None = None, *,
                  classifier: Callable[[Config], tuple[Classifier, Any]] | None = None,
@@ -64,7 +58,7 @@ class Agent:
         self.cfg = cfg
         self.notifier = notifier or Notifier()
         self.redact = redactor or Redactor(cfg.secrets())
-        self._make_classifier = classifier or _api_classifier
+        self._make_classifier = classifier or build_classifier
         self._make_outputs = outputs or build_outputs
         self._worker_seams = worker_seams or (lambda cam_cfg: {})  # tests: a fake source and clock per camera
         self.guard = ApiGuard(cfg.api)

@@ -35,7 +35,7 @@ import aiohttp
 from . import __version__
 from .backoff import Backoff, parse_retry_after
 from .budget import credits_of
-from .config import ApiConfig
+from .config import ApiConfig, Config
 from .episode import Episode
 from .redact import Redactor
 from .reply import BadReply, Classification, parse_reply
@@ -253,6 +253,15 @@ def _size(n: int) -> str:
 
 
 API_STATUS = {ApiErrorKind.UNAUTHORIZED: ApiStatus.UNAUTHORIZED, ApiErrorKind.RATE_LIMITED: ApiStatus.RATE_LIMITED}
+
+
+
+def build_classifier(cfg: Config) -> tuple[Classifier, aiohttp.ClientSession]:
+    """The one place the agent's endpoint is made: the hosted (or self-hosted) API
+    client, and the session to close at the stop. A second endpoint (a fallback,
+    #22) is a :class:`Classifier` built here around both clients."""
+    session = new_session(cfg.api)
+    return ClassifyClient(cfg.api, session), session
 
 
 class ApiGuard:
