@@ -25,6 +25,7 @@ from edge_agent.agent import Agent
 from edge_agent.classify import Reply
 from edge_agent.config import Config, parse_config
 from edge_agent.reply import Classification, Prediction
+from edge_agent.sources import FrameSource
 from tools.scenes import Scene, dominant
 
 
@@ -38,7 +39,7 @@ class FakeClock:
         return self.now
 
 
-class SceneSource:
+class SceneSource(FrameSource):
     """A :class:`~edge_agent.sources.FrameSource` playing a Scene, frame by frame."""
 
     is_file = False
