@@ -76,6 +76,8 @@ class PumpOutcome(enum.Enum):
 
 @dataclass(frozen=True)
 class PumpEnd:
+    """How one open of the source ended: the outcome and, for an outage, why."""
+
     outcome: PumpOutcome
     detail: str | None = None  # FAILED: why, for people (the camera's offline reason)
 
