@@ -4,7 +4,8 @@ The capture thread (``capture.py``) owns pacing, stall detection, reopening with
 backoff and taking/encoding frames; a source only opens, reads and closes:
 
 * ``opencv.py``  OpenCV: USB/V4L2 devices, and FFmpeg for files, RTSP and HTTP
-  streams (MJPEG demux-only; H.264/H.265 all frames or keyframes only);
+  streams (MJPEG demux-only; H.264/H.265 all frames or keyframes only, which
+  ``decode: auto`` chooses in ``autodecode.py``);
 * ``pipe.py``    a command's stdout carrying MJPEG (``exec:``, and the Pi camera
   through ``rpicam-vid``, ``rpicam.py``), split by ``jpegstream.py``.
 
