@@ -22,6 +22,7 @@ once, for every kind of source.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
@@ -47,13 +48,38 @@ from .encode import Scratch, decode_jpeg, decode_jpeg_colour_8, jpeg_scale, prep
 from .episode import Episode
 from .sources import MAX_FRAME_BYTES, FrameSource, make_source, parse_source
 
-log = logging.getLogger("edge_agent.capture")
+log = logging.getLogger(__name__)
 
 PREVIEW_SIZE = 640  # longest side of the copy kept for the status page and snapshots
 REOPEN_INITIAL = 1.0
 REOPEN_CAP = 60.0
 DEFAULT_FILE_FPS = 25.0
 RAW_FAILURES_BEFORE_FALLBACK = 3  # undecodable JPEGs in a row, none good yet: let FFmpeg decode
+
+
+class CameraEvent(enum.StrEnum):
+    """What the capture thread reports of its camera (``on_event(kind, detail)``)."""
+
+    ONLINE = "online"  # the first frame of an open came
+    OFFLINE = "offline"  # an open or read failed, or no frame came (detail: why); reopened with backoff
+    ENDED = "ended"  # a video file that does not loop ended: the thread is over
+
+
+class PumpOutcome(enum.Enum):
+    """Why one open of the source ended (:class:`PumpEnd`)."""
+
+    REOPEN = "reopen"  # the source asked to be reopened now (it changes how it decodes): no backoff
+    ENDED = "ended"  # a file's end (a looping one is opened again)
+    FAILED = "failed"  # an outage: the open or a read failed, or no frame for stall_timeout
+    STOPPED = "stopped"  # the agent stops
+
+
+@dataclass(frozen=True)
+class PumpEnd:
+    """How one open of the source ended: the outcome and, for an outage, why."""
+
+    outcome: PumpOutcome
+    detail: str | None = None  # FAILED: why, for people (the camera's offline reason)
 
 
 @dataclass(frozen=True)
@@ -75,7 +101,7 @@ class CaptureWorker:
     ``admission`` decides which frames become calls (its slot travels with the
     delivered frame). Callbacks run in the capture thread; the owner makes them
     thread-safe: ``deliver(frame)`` hands a taken frame over,
-    ``on_event(kind, detail)`` reports ``online``, ``offline`` or ``ended``;
+    ``on_event(kind, detail)`` reports a :class:`CameraEvent`;
     ``on_snapshot(preview, captured_at)`` answers ``request_snapshot()``.
     While the admission is paused the thread keeps grabbing (the source stays
     open and drained) but takes nothing and counts nothing as dropped.
@@ -83,7 +109,7 @@ class CaptureWorker:
 
     def __init__(self, cfg: CameraConfig, *, image_size: int, jpeg_quality: int,
                  admission: Admission, deliver: Callable[[Frame], None],
-                 on_event: Callable[[str, str | None], None],
+                 on_event: Callable[[CameraEvent, str | None], None],
                  on_snapshot: Callable[[np.ndarray, float], None] | None = None,
                  open_timeout: float = 10.0, source: Callable[[], FrameSource] | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -156,22 +182,22 @@ class CaptureWorker:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                outcome = self._open_and_pump()
+                end = self._open_and_pump()
                 if self._stop.is_set():
                     break
-                if outcome == "reopen":
+                if end.outcome is PumpOutcome.REOPEN:
                     continue
-                if outcome == "ended":
+                if end.outcome is PumpOutcome.ENDED:
                     if self.cfg.loop:
                         continue
                     self.ended = True
-                    self._on_event("ended", None)
+                    self._on_event(CameraEvent.ENDED, None)
                     return
-                self._on_event("offline", outcome)
+                self._on_event(CameraEvent.OFFLINE, end.detail)
                 self._stop.wait(self._backoff.next_delay())
         except Exception as exc:  # pragma: no cover - a bug; keep the daemon alive and say so
             log.exception("%s: capture thread failed", self.cfg.name)
-            self._on_event("offline", f"capture thread failed: {type(exc).__name__}")
+            self._on_event(CameraEvent.OFFLINE, f"capture thread failed: {type(exc).__name__}")
 
     @property
     def decode_on_take(self) -> bool:
@@ -206,17 +232,17 @@ class CaptureWorker:
         image = decode_jpeg(data, self._jpeg_scale())
         if image is not None:
             self._raw_good, self._raw_failures = True, 0
-        elif not self._raw_good and hasattr(self.source, "allow_jpeg"):
+        elif not self._raw_good and self.source is not None and self.source.can_decode_itself:
             self._raw_failures += 1
             if self._raw_failures >= RAW_FAILURES_BEFORE_FALLBACK:
                 # Not plain JPEGs (e.g. interlaced MJPEG): FFmpeg decodes from the next open on.
                 log.warning("%s: frames do not decode as JPEG on their own; decoding every frame instead",
                             self.cfg.name)
-                self.source.allow_jpeg = False  # type: ignore[union-attr]
+                self.source.decode_itself()
                 self._reopen_now = True
         return image
 
-    def _open_and_pump(self) -> str:
+    def _open_and_pump(self) -> PumpEnd:
         if self.source is None:
             self.source = self._make_source()
         source = self.source
@@ -227,7 +253,7 @@ class CaptureWorker:
             self.busy_since = None
         if error is not None:
             source.close()
-            return error
+            return PumpEnd(PumpOutcome.FAILED, error)
         memory.release()  # what the open's probing allocated and freed
         self._scale = None
         try:
@@ -236,7 +262,7 @@ class CaptureWorker:
             source.close()
             self._scratch.clear()  # an offline camera holds no frame-sized buffers
 
-    def _pump(self, source: FrameSource) -> str:
+    def _pump(self, source: FrameSource) -> PumpEnd:
         pace = (source.frame_rate() or DEFAULT_FILE_FPS) if source.is_file else None
         start = time.monotonic()
         first_pos: float | None = None
@@ -245,25 +271,27 @@ class CaptureWorker:
         first = True
         stall = self.cfg.stall_timeout
         while not self._stop.is_set():
-            if self._reopen_now or getattr(source, "reopen_wanted", False):
+            if self._reopen_now or source.reopen_wanted:
                 self._reopen_now = False
-                return "reopen"
+                return PumpEnd(PumpOutcome.REOPEN)
             before = self.busy_since = self._clock()
             ok = source.grab()
             self.busy_since = None
             now = self._clock()
-            if getattr(source, "reopen_wanted", False):
+            if source.reopen_wanted:
                 continue  # auto decided how to decode: reopen at the top of the loop
             if now - before >= stall * 0.9 and not source.is_file:
                 # FFmpeg's read timeout fired: on a frozen RTSP stream grab() may still
                 # say True now and then, without a new frame. Either way: stalled.
-                return f"no frame for {stall:g} s"
+                return PumpEnd(PumpOutcome.FAILED, f"no frame for {stall:g} s")
             if not ok:
                 if source.is_file and self.cfg.loop and n > 0 and self._rewind(source):
                     # Play it again from its first frame, due one frame after the end.
                     first_pos, n, resume_at = None, 0, time.monotonic() + 1 / (pace or DEFAULT_FILE_FPS)
                     continue
-                return "ended" if source.is_file else (source.error or "read failed")
+                if source.is_file:
+                    return PumpEnd(PumpOutcome.ENDED)
+                return PumpEnd(PumpOutcome.FAILED, source.error or "read failed")
             if pace is not None:
                 # Play a file at its own frame rate, as a camera would deliver it: by the
                 # grabbed frame's timestamp when it has one (keyframes only skip the rest).
@@ -284,7 +312,7 @@ class CaptureWorker:
             if first:
                 first = False
                 self._backoff.reset()
-                self._on_event("online", None)
+                self._on_event(CameraEvent.ONLINE, None)
             if self._snapshot_wanted.is_set():
                 self._snapshot(now)
             if self.admission.paused:
@@ -294,7 +322,7 @@ class CaptureWorker:
                 self.frames_dropped += 1
                 continue
             self._take(now, slot)
-        return "stopped"
+        return PumpEnd(PumpOutcome.STOPPED)
 
     def _rewind(self, source: FrameSource) -> bool:
         self.busy_since = self._clock()  # a seek is a blocking call too (the watchdog's view)

@@ -27,6 +27,7 @@ from edge_agent.config import Config, parse_config
 from edge_agent.messages import ConfidenceMessage, ResultMessage, StateMessage, StatusMessage
 from edge_agent.outputs.dispatch import OutputHealth
 from edge_agent.reply import Classification, Prediction
+from edge_agent.sources import FrameSource
 from tools.scenes import Scene, dominant
 
 
@@ -40,7 +41,7 @@ class FakeClock:
         return self.now
 
 
-class SceneSource:
+class SceneSource(FrameSource):
     """A :class:`~edge_agent.sources.FrameSource` playing a Scene, frame by frame."""
 
     is_file = False

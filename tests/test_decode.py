@@ -17,7 +17,8 @@ import pytest
 
 from edge_agent.config import CameraConfig, DecodeMode
 from edge_agent.sources import SourceKind, SourceSpec
-from edge_agent.sources.opencv import OpenCVSource, auto_keyframes, capture_options, file_interval, stream_interval
+from edge_agent.sources.autodecode import auto_keyframes, file_interval, stream_interval
+from edge_agent.sources.opencv import OpenCVSource, capture_options
 from tests.helpers import AgentProc, agent_config, free_port
 from tests.streams import RtspCamera, need_gst
 from tools.standin_api import StandinApi, ThreadedStandin
@@ -179,14 +180,14 @@ def test_a_live_stream_whose_keyframes_spread_out_goes_back_to_every_frame():
     cfg = CameraConfig(name="cam", source="rtsp://127.0.0.1:1/cam", fps=1, decode=DecodeMode.AUTO)
     src = OpenCVSource(SourceSpec(SourceKind.STREAM, cfg.source), cfg, open_timeout=1, look_interval=lambda: 1.0,
                        clock=clock)  # not opened: no timestamps, so the clock times the keyframes
-    src._keyframes, src._choice, src._learned = True, True, 1.0  # as after a switch
+    src._keyframes, src._auto.choice, src._auto.learned = True, True, 1.0  # as after a switch
     for t in (0.0, 1.0, 2.0, 3.05):
         clock.now = 100 + t
-        src._watch()
+        src._auto.watch(None)
     assert not src.reopen_wanted  # a little jitter is no reason
     clock.now += 3.0
-    src._watch()
-    assert src.reopen_wanted and src._choice is None  # every frame again, learned anew
+    src._auto.watch(None)
+    assert src.reopen_wanted and src._auto.choice is None  # every frame again, learned anew
 
 
 def test_the_agent_says_how_it_decodes(tmp_path: Path, gop1: Path, broker, recorder):
@@ -332,7 +333,7 @@ def test_auto_times_a_raw_h264_stream_without_timestamps_by_the_clock(gop: int, 
             assert src.grab()
         assert src.reopen_wanted is keyframes, src.info()
         if keyframes:
-            assert src._learned == pytest.approx(0.48, abs=0.1)
+            assert src._auto.learned == pytest.approx(0.48, abs=0.1)
         else:
             assert src.info().startswith("all frames")
     finally:

@@ -212,11 +212,11 @@ def test_stderr_is_logged_at_debug_rate_limited_with_the_camera_name(
     long = "x" * 500
     script = f"echo '{long}' >&2; i=1; while [ $i -lt 50 ]; do echo \"line $i\" >&2; i=$((i+1)); done"
     src = sh(script, name="porch")
-    with caplog.at_level(logging.DEBUG, logger="edge_agent.capture"):
+    with caplog.at_level(logging.DEBUG, logger="edge_agent.sources.pipe"):
         assert src.open() is None
         assert not src.grab()
         src.close()
-    lines = [r for r in caplog.records if r.name == "edge_agent.capture"]
+    lines = [r for r in caplog.records if r.name == "edge_agent.sources.pipe"]
     assert all(r.levelno == logging.DEBUG for r in lines)
     said = [r.getMessage() for r in lines if "command says" in r.getMessage()]
     assert len(said) == 20

@@ -4,7 +4,8 @@ The capture thread (``capture.py``) owns pacing, stall detection, reopening with
 backoff and taking/encoding frames; a source only opens, reads and closes:
 
 * ``opencv.py``  OpenCV: USB/V4L2 devices, and FFmpeg for files, RTSP and HTTP
-  streams (MJPEG demux-only; H.264/H.265 all frames or keyframes only);
+  streams (MJPEG demux-only; H.264/H.265 all frames or keyframes only, which
+  ``decode: auto`` chooses in ``autodecode.py``);
 * ``pipe.py``    a command's stdout carrying MJPEG (``exec:``, and the Pi camera
   through ``rpicam-vid``, ``rpicam.py``), split by ``jpegstream.py``.
 
@@ -30,11 +31,31 @@ if TYPE_CHECKING:
 
 
 class FrameSource(Protocol):
-    """One camera's frames. The capture thread calls everything but ``interrupt()``."""
+    """One camera's frames. The capture thread calls everything but ``interrupt()``.
+
+    Every member is part of the contract; the capture thread never asks whether a
+    source has one. A source that subclasses this class takes the defaults of the
+    few members most sources need no more of (it never asks to be reopened and
+    cannot decode JPEGs itself); the rest it implements."""
 
     is_file: bool  # play at the file's own rate; the end is "ended", not an outage
     jpeg: bool  # retrieve() gives a JPEG's bytes: only the frames taken are decoded
     error: str | None  # why the last open() or grab() failed
+
+    @property
+    def reopen_wanted(self) -> bool:
+        """Reopen me now, without backoff: the source changes how it reads (``decode:
+        auto``). Asked before each grab() and after it (that frame is passed over)."""
+        return False
+
+    @property
+    def can_decode_itself(self) -> bool:
+        """With ``jpeg``: could the source give decoded pixels instead (``decode_itself``)?"""
+        return False
+
+    def decode_itself(self) -> None:
+        """Its JPEGs do not decode on their own (e.g. interlaced MJPEG): give decoded
+        pixels from the next open on. Called only when ``can_decode_itself``."""
 
     def open(self) -> str | None:
         """None when open, else why not (an outage: retried with backoff)."""

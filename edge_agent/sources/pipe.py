@@ -32,10 +32,10 @@ from typing import IO
 import numpy as np
 
 from ..redact import bounded, redact_url
-from . import MAX_FRAME_BYTES
+from . import MAX_FRAME_BYTES, FrameSource
 from .jpegstream import JpegSplitter, jpeg_size
 
-log = logging.getLogger("edge_agent.capture")
+log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 << 10  # a Linux pipe's buffer: one read usually drains it
 TERM_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
@@ -54,7 +54,7 @@ def _describe_exit(code: int, signalled: bool) -> str:
     return f"the command exited with status {code}"
 
 
-class PipeSource:
+class PipeSource(FrameSource):
     """MJPEG from a child process's stdout, as a ``FrameSource``.
 
     ``grab()`` reads until one whole JPEG is in and keeps the newest if a read
