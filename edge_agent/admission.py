@@ -8,7 +8,7 @@ camera's capture thread, and each refusal is counted where it is shown:
    *looks*), the API is not backing off, the day's budget is not spent, and one
    of the shared in-flight places is free. It hands out a :class:`Slot`.
 2. ``decide(slot, thumb, now)``, after the frame is decoded and before it is
-   encoded: the change gate (``change.py``: the look's luma and chroma
+   encoded: the change gate (``change/``: the look's luma and chroma
    thumbnails, and ``now`` for the light's history) and the budget's pacing. Why
    call? Someone asked (``ON_DEMAND``); the picture changed since the last
    classified frame, in brightness or colour, or the whole picture's light

@@ -47,6 +47,7 @@ from .config import CameraConfig
 from .encode import Scratch, decode_jpeg, decode_jpeg_colour_8, jpeg_scale, prepare_with_preview, resize_for_api
 from .episode import Episode
 from .sources import MAX_FRAME_BYTES, FrameSource, make_source, parse_source
+from .strenum import StrEnum
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ DEFAULT_FILE_FPS = 25.0
 RAW_FAILURES_BEFORE_FALLBACK = 3  # undecodable JPEGs in a row, none good yet: let FFmpeg decode
 
 
-class CameraEvent(enum.StrEnum):
+class CameraEvent(StrEnum):
     """What the capture thread reports of its camera (``on_event(kind, detail)``)."""
 
     ONLINE = "online"  # the first frame of an open came

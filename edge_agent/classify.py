@@ -26,7 +26,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from enum import StrEnum
+from .strenum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import quote
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from .budget import Budget
+from .capture import CameraEvent
 from .health import assess
 from .outputs.dispatch import Dispatcher
 from .redact import Redactor
@@ -37,10 +38,10 @@ class CameraWatch:
     redact: Redactor
     all_ended: Callable[[], None]  # every camera is a file that ended: the agent stops
 
-    def event(self, cam: "CameraRuntime", kind: str, detail: str | None) -> None:
-        """From the capture thread (through the loop): ``online``, ``offline`` or ``ended``."""
+    def event(self, cam: "CameraRuntime", kind: CameraEvent, detail: str | None) -> None:
+        """From the capture thread (through the loop), or the watchdog's own verdict."""
         cam.health.opened = True
-        if kind == "online":
+        if kind is CameraEvent.ONLINE:
             if cam.health.online:  # a looping file starting again: nothing new
                 return
             failures = cam.health.episode.ok()
@@ -49,7 +50,7 @@ class CameraWatch:
                 log.info("%s: camera back online after %d failed attempt(s)", cam.name, failures)
             else:
                 log.info("%s: camera online (%s)", cam.name, cam.worker.spec.describe() if cam.worker else "")
-        elif kind == "offline":
+        elif kind is CameraEvent.OFFLINE:
             cam.health.online = False
             cam.health.failures += 1
             cam.health.offline_at = time.monotonic()
@@ -57,7 +58,7 @@ class CameraWatch:
             cam.health.last_error = f"camera: {text}"
             if cam.health.episode.fail(text):
                 log.warning("%s: camera offline: %s; reopening with backoff (cap 60 s)", cam.name, text)
-        elif kind == "ended":
+        elif kind is CameraEvent.ENDED:
             cam.health.online = False
             cam.health.ended = True
             log.info("%s: video file ended", cam.name)
@@ -82,13 +83,13 @@ class CameraWatch:
                 h = assess(w, now)
                 if h.blocked and (cam.health.online or not cam.health.episode.active):
                     # Longer than any open or read may take: the source hangs in OpenCV.
-                    self.event(cam, "offline", f"capture blocked for {h.busy_for:.0f} s")
+                    self.event(cam, CameraEvent.OFFLINE, f"capture blocked for {h.busy_for:.0f} s")
                 elif cam.health.online and h.stalled:
                     # The capture thread may still be inside a blocking read: say so now.
-                    self.event(cam, "offline", f"no frame for {cam.cfg.stall_timeout:g} s")
+                    self.event(cam, CameraEvent.OFFLINE, f"no frame for {cam.cfg.stall_timeout:g} s")
                 elif not cam.health.online and last is not None and last > cam.health.offline_at:
                     # Frames flow again without a reopen (a slow source caught up).
-                    self.event(cam, "online", None)
+                    self.event(cam, CameraEvent.ONLINE, None)
                 self.status.publish(cam)
 
     async def summaries(self, interval: float) -> None:

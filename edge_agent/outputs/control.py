@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
+from ..strenum import StrEnum
 
 MAX_FPS = 60.0
 MIN_FPS = 0.001  # one look every 1000 s; below, a typo (1e-300) would leave the camera blind
