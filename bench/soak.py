@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from bench.bench_sources import smaps, start_floor  # noqa: E402
+from bench.sources_rig import smaps, start_floor  # noqa: E402
 from tests.helpers import AgentProc, Broker, Recorder, agent_config, make_video  # noqa: E402
 from tools.standin_api import StandinApi, ThreadedStandin  # noqa: E402
 
