@@ -22,7 +22,8 @@ from .files import read_key_file, read_yaml
 from .limits import too_many_cameras
 from .model import (MQTT_TLS_PORT, ApiConfig, CameraConfig, Config, DecideConfig, EventsConfig, MqttConfig,
                     StatusAuthConfig, StatusConfig, TlsConfig, is_loopback_host)
-from .reader import Section, read, read_field
+from .reader import read, read_field
+from .section import Section
 from .spec import Context, Rule
 
 

@@ -16,10 +16,9 @@ import enum
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
-if TYPE_CHECKING:
-    from .reader import Section
+from .section import Section
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class Context:
 # A converter checks and converts one given (non-null) value: (value, key path, context) -> value.
 Converter = Callable[[Any, str, Context], Any]
 # A rule checks and completes one section's values before the dataclass is built.
-Rule = Callable[[dict[str, Any], "Section", Context], None]
+Rule = Callable[[dict[str, Any], Section, Context], None]
 
 
 class Kind(enum.Enum):
