@@ -17,7 +17,7 @@ from typing import Any
 
 from ..redact import redact_url
 from .errors import ConfigError, show
-from .spec import Context
+from .spec import Context, Converter
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[0-9]+$")
@@ -36,7 +36,8 @@ def http_url(url: str, key: str, ctx: Context) -> str:
 
 
 def mqtt_topic(prefix: str, key: str, ctx: Context) -> str:
-    if not prefix or any(c in prefix for c in "+#\0") or prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+    if (not prefix or any(c in prefix for c in "+#\0") or prefix.startswith("/") or prefix.endswith("/")
+            or "//" in prefix):
         raise ConfigError(key, f"must be a topic without wildcards or empty levels, got {prefix!r}")
     return prefix
 
@@ -99,11 +100,16 @@ def source(value: Any, key: str, ctx: Context) -> str:
     return text
 
 
-def resolution(value: Any, key: str, ctx: Context) -> tuple[int, int]:
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 8192 for v in value)):
-        raise ConfigError(key, f"must be [width, height] in pixels (16..8192), got {show(value)}")
-    return (value[0], value[1])
+def pixels(lo: int, hi: int) -> Converter:
+    """``[width, height]``, each a whole number of pixels from ``lo`` to ``hi``."""
+
+    def size(value: Any, key: str, ctx: Context) -> tuple[int, int]:
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi for v in value)):
+            raise ConfigError(key, f"must be [width, height] in pixels ({lo}..{hi}), got {show(value)}")
+        return (value[0], value[1])
+
+    return size
 
 
 def options(value: Any, key: str, ctx: Context) -> tuple[str, ...]:
@@ -142,6 +148,7 @@ def boxes(value: Any, key: str, ctx: Context) -> tuple[Box, ...]:
             raise ConfigError(f"{key}[{i}]", f"must be [x, y, w, h] as fractions of the frame, got {show(box)}")
         x, y, w, h = (float(v) for v in box)
         if not (0 <= x < 1 and 0 <= y < 1 and 0 < w and 0 < h and x + w <= 1 + 1e-9 and y + h <= 1 + 1e-9):
-            raise ConfigError(f"{key}[{i}]", f"needs 0 <= x, y < 1, w and h > 0 and the box inside the frame, got {box}")
+            raise ConfigError(f"{key}[{i}]",
+                              f"needs 0 <= x, y < 1, w and h > 0 and the box inside the frame, got {box}")
         out.append((x, y, w, h))
     return tuple(out)

@@ -115,12 +115,15 @@ class CameraConfig:
     loop: bool = flag(False)
     stall_timeout: float = num(10.0, gt=0)
     decide: DecideConfig = section(DecideConfig)  # laid over the top-level decide (parse.py)
-    region: tuple[float, float, float, float] | None = custom(None, convert=convert.region)  # x1, y1, x2, y2 as fractions
+    # x1, y1, x2, y2 as fractions of the frame
+    region: tuple[float, float, float, float] | None = custom(None, convert=convert.region)
     classes: tuple[str, ...] = custom((), convert=convert.classes)  # a Home Assistant binary_sensor for each
     change: ChangeConfig = section(ChangeConfig)
     decode: DecodeMode = choice(DecodeMode.AUTO, of=DecodeMode)  # FFmpeg sources (see sources/opencv.py)
-    resolution: tuple[int, int] = custom((1280, 720), convert=convert.resolution)  # the Pi camera's (rpicam) capture size
-    options: tuple[str, ...] = custom((), convert=convert.options)  # extra arguments for rpicam-vid, e.g. ["--rotation", "180"]
+    # the Pi camera's (rpicam) capture size
+    resolution: tuple[int, int] = custom((1280, 720), convert=convert.pixels(lo=16, hi=8192))
+    # extra arguments for rpicam-vid, e.g. ["--rotation", "180"]
+    options: tuple[str, ...] = custom((), convert=convert.options)
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,8 @@ class EventsConfig:
     """The local event history and store-and-forward (outputs/eventstore.py)."""
     keep_days: float = num(14.0, gt=0, le=3650)
     max_mb: float = num(200.0, gt=0, le=100_000)
-    max_pending: int = integer(10_000, ge=1, le=10_000_000)  # undelivered events kept while the broker is away; beyond, the oldest go
+    # undelivered events kept while the broker is away; beyond, the oldest go
+    max_pending: int = integer(10_000, ge=1, le=10_000_000)
 
 
 @dataclass(frozen=True)
