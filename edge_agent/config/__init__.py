@@ -13,7 +13,8 @@ parse.py (top-level order, cross-field rules) -> Config; display.py prints it.
 """
 
 from .display import MASK, masked
-from .env import _url_secrets, default_device_id, default_state_dir, expand_env, literal_secrets
+from .env import default_device_id, default_state_dir, expand_env, literal_secrets
+from .env import url_secrets as _url_secrets
 from .errors import ConfigError
 from .files import read_bounded_text
 from .limits import (AGENT_THREADS, MAX_CAMERAS, MAX_CONFIG_BYTES, MAX_DEPTH, MAX_KEY_FILE_BYTES, MAX_NODES,

@@ -91,11 +91,11 @@ def literal_secrets(text: str) -> bool:
 def source_secrets(source: str) -> list[str]:
     """The credentials in a camera's source: in its URL, or in any URL of an ``exec:`` command line."""
     if source.startswith("exec:"):  # a command line: any URL in it may carry credentials
-        return [s for word in shlex.split(source[len("exec:"):]) for s in _url_secrets(word)]
-    return _url_secrets(source)
+        return [s for word in shlex.split(source[len("exec:"):]) for s in url_secrets(word)]
+    return url_secrets(source)
 
 
-def _url_secrets(url: str) -> list[str]:
+def url_secrets(url: str) -> list[str]:
     if not url_has_credentials(url):
         return []
     parts = urlsplit(url)

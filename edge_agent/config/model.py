@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import convert
 from .convert import MODEL_RE, NAME_RE, Box  # noqa: F401 - Box: the annotations below
-from .env import _url_secrets, source_secrets
+from .env import source_secrets, url_secrets
 from .spec import NO_DEFAULT, Presence, choice, custom, derived, flag, integer, num, section, sections, text
 
 
@@ -201,5 +201,5 @@ class Config:
                self.status.auth.password if self.status.auth else ""]
         for cam in self.cameras:
             out.extend(source_secrets(cam.source))
-        out.extend(_url_secrets(self.api.url))
+        out.extend(url_secrets(self.api.url))
         return [s for s in out if s]

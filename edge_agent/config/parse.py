@@ -97,17 +97,17 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
     root = Section("", expand_env(data, env))
     root.check_keys(set(_FIELDS))  # a misspelt section before its "is required"
 
-    def field(name: str, **kw: Any) -> Any:
-        return read_field(_FIELDS[name], root, ctx, **kw)
+    def root_field(name: str) -> Any:
+        return read_field(_FIELDS[name], root, ctx)
 
-    device_id = field("device_id") or default_device_id()
-    api = field("api")
+    device_id = root_field("device_id") or default_device_id()
+    api = root_field("api")
     mqtt = read(MqttConfig, Section("mqtt", root.get("mqtt")), ctx,
                 defaults={"topic_prefix": f"edge_agent/{device_id}", "client_id": f"edge-agent-{device_id}"})
     decide_raw = root.get("decide") or {}  # as ever: a null, empty or false decide is every default
     decide = read(DecideConfig, Section("decide", decide_raw), ctx)
-    ha = field("homeassistant")
-    status = field("status")
+    ha = root_field("homeassistant")
+    status = root_field("status")
     cams_raw = root.get("cameras")
     if not isinstance(cams_raw, list) or not cams_raw:
         raise ConfigError("cameras", "must be a non-empty list of cameras")
@@ -120,10 +120,10 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         if any(c.name == cam.name for c in cameras):
             raise ConfigError(f"cameras[{i}].name", f"duplicate camera name {cam.name!r}")
         cameras.append(cam)
-    status_interval = field("status_interval")
-    summary = field("log_summary_interval")
-    events: EventsConfig = field("events")
-    state_path = Path(field("state_dir") or default_state_dir(env))
+    status_interval = root_field("status_interval")
+    summary = root_field("log_summary_interval")
+    events: EventsConfig = root_field("events")
+    state_path = Path(root_field("state_dir") or default_state_dir(env))
     if not state_path.is_absolute():
         state_path = base / state_path
     if not api.api_key and "roboflow.com" in api.url:

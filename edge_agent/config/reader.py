@@ -73,6 +73,8 @@ def read_field(f: dataclasses.Field[Any], sec: Section, ctx: Context, *, default
         default = None if spec.fills else default_of(f)
     if spec.kind is Kind.SECTION:
         return _section(spec, name, sec, ctx, default, inherit)
+    if spec.kind is Kind.SECTIONS:
+        raise TypeError(f"{key}: a list of sections is read by its caller, one read() for each")
     value = sec.get(name)
     if value is None:
         if spec.required:
