@@ -128,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     # FFmpeg decodes with a thread per core: at most 4 (a Pi's cores), so a camera
-    # costs at most 6 threads and MAX_CAMERAS fits the unit's TasksMax (config.py).
+    # costs at most 6 threads and MAX_CAMERAS fits the unit's TasksMax (config/limits.py).
     os.environ.setdefault("OPENCV_FFMPEG_THREADS", str(min(4, os.cpu_count() or 1)))
     # No linear algebra here: one OpenBLAS thread (numpy's and OpenCV's each start
     # an idle pool at import otherwise). Must be set before numpy is imported.

@@ -86,7 +86,7 @@ most twice this share of the step's own speed."""
 
 MAX_FPS = 60
 """The fastest look rate the config allows (``cameras[].fps`` is bounded at 60 in
-config.py, where the bound is a literal): what :data:`MAX_LOOKS` is sized for."""
+config/model.py, where the bound is a literal): what :data:`MAX_LOOKS` is sized for."""
 
 MAX_LOOKS = math.ceil((HOLD_TIME + 2 * STEP_TIME) * MAX_FPS) + 8
 """Looks of light remembered (155): a step test reaches back from this look over

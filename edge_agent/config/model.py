@@ -100,7 +100,7 @@ class DecodeMode(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ChangeConfig:
-    """The change gate: classify only when the picture changed (see change.py)."""
+    """The change gate: classify only when the picture changed (see change/)."""
     enabled: bool = flag(True)
     threshold: float = num(0.01, gt=0, le=1)  # share of the picture (0..1) that must differ
     heartbeat: float = num(600.0, ge=0)  # s: classify at least this often anyway; 0 = never
@@ -174,7 +174,7 @@ class HomeAssistantConfig:
 
 @dataclass(frozen=True)
 class EventsConfig:
-    """The local event history and store-and-forward (outputs/eventstore.py)."""
+    """The local event history and store-and-forward (storage/eventstore.py)."""
     keep_days: float = num(14.0, gt=0, le=3650)
     max_mb: float = num(200.0, gt=0, le=100_000)
     # undelivered events kept while the broker is away; beyond, the oldest go

@@ -1,6 +1,6 @@
 """Who may look (issue #13): the page shows camera pictures and their history. With
 ``status.auth`` every route but /healthz (for probes) needs HTTP basic auth, checked
-in constant time; without it, config.py refuses a non-loopback ``status.listen``
+in constant time; without it, the config refuses a non-loopback ``status.listen``
 unless ``status.public: true``, which is logged as a warning at start."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ and asyncio logged a traceback per failed accept). So the server
   ``edge-agent`` in the Server header instead of aiohttp's version.
 
 Who may look (issue #13): with ``status.auth``, HTTP basic auth (auth.py); without
-it, config.py refuses a non-loopback ``status.listen`` unless ``status.public: true``,
+it, the config refuses a non-loopback ``status.listen`` unless ``status.public: true``,
 which is logged as a warning at start.
 """
 
