@@ -33,6 +33,7 @@ from .config import Config, ConfigError
 from .metrics import Metrics
 from .outputs.control import MAX_FPS
 from .outputs.dispatch import Dispatcher, Output, OutputHealth
+from .outputs.mqtt import MqttOutput
 from .outputs.registry import OutputContext, build_outputs
 from .pipeline import Calls, Pipeline, StageContext, build_stages
 from .redact import Redactor
@@ -104,7 +105,7 @@ class Agent:
 
     def mqtt(self) -> OutputHealth | None:
         """The MQTT output's figures (the page and systemd's readiness read them)."""
-        return self.outputs.health_of("mqtt")
+        return self.outputs.health_of(MqttOutput.name)
 
     @property
     def busy(self) -> bool:

@@ -26,7 +26,6 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from .strenum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -39,6 +38,7 @@ from .config import ApiConfig, Config
 from .episode import Episode
 from .redact import Redactor
 from .reply import BadReply, Classification, parse_reply
+from .strenum import StrEnum
 
 USER_AGENT = f"edge-agent/{__version__}"
 log = logging.getLogger(__name__)
@@ -253,7 +253,6 @@ def _size(n: int) -> str:
 
 
 API_STATUS = {ApiErrorKind.UNAUTHORIZED: ApiStatus.UNAUTHORIZED, ApiErrorKind.RATE_LIMITED: ApiStatus.RATE_LIMITED}
-
 
 
 def build_classifier(cfg: Config) -> tuple[Classifier, aiohttp.ClientSession]:

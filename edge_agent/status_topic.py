@@ -15,6 +15,7 @@ from .classify import ApiGuard
 from .config import Config
 from .messages import StatusMessage, budget_payload
 from .outputs.dispatch import Dispatcher
+from .outputs.mqtt import MqttOutput
 
 if TYPE_CHECKING:
     from .camera import CameraRuntime
@@ -31,7 +32,7 @@ class StatusTopic:
 
     def message(self, cam: "CameraRuntime") -> StatusMessage:
         counts = cam.counters()
-        mqtt = self.outputs.health_of("mqtt")
+        mqtt = self.outputs.health_of(MqttOutput.name)
         return StatusMessage(
             camera="online" if cam.health.online else "offline",
             api=self.guard.status,

@@ -34,7 +34,7 @@ class Broken:
         return fail
 
     def health(self) -> OutputHealth:
-        return OutputHealth(self.name, False, messages_dropped=2)
+        raise RuntimeError("a bug in this output's figures")
 
 
 def test_a_failing_output_is_logged_once_and_the_others_still_get_every_message(caplog: pytest.LogCaptureFixture):
@@ -48,7 +48,12 @@ def test_a_failing_output_is_logged_once_and_the_others_still_get_every_message(
     assert [m.topic.rsplit("/", 1)[-1] for m in good.messages] == ["state", "confidence"] * 3
     failures = [r for r in caplog.records if "output broken failed" in r.getMessage()]
     assert len(failures) == 2  # once per kind of message, not once per message
-    assert out.messages_dropped() == 2  # each output's own figures, summed
+    good.messages_dropped = 3
+    with caplog.at_level(logging.ERROR):
+        assert out.messages_dropped() == 3 and out.messages_dropped() == 3  # each output's own figures, summed
+        # the broken one's figures fail: it reads as disconnected, logged once
+        assert out.health_of("broken") == OutputHealth("broken", connected=False)
+    assert sum("output broken failed in health" in r.getMessage() for r in caplog.records) == 1
     assert out.health_of("mqtt") == good.health() and out.health_of("nope") is None
 
 

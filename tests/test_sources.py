@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_agent.sources import SourceKind, parse_source
@@ -101,3 +102,21 @@ def test_missing_v4l2_device_is_offline_not_fatal(tmp_path: Path, broker: Broker
             agent.signal(signal.SIGTERM)
             assert agent.wait(10) == 0
             agent.close()
+
+
+def test_the_frame_source_protocol_has_defaults_only_where_a_default_is_true():
+    """A source that forgets a member it must implement fails loudly; the optional
+    ones answer as a plain live stream would."""
+    from edge_agent.sources import FrameSource
+
+    class Bare(FrameSource):
+        is_file = jpeg = False
+        error = None
+
+    src = Bare()
+    for required in (src.open, src.grab, src.retrieve, src.info, src.close, src.interrupt, src.describe):
+        with pytest.raises(NotImplementedError):
+            required()
+    assert not src.reopen_wanted and not src.can_decode_itself
+    assert src.rewind() is False and src.holds(np.zeros(1)) is False
+    assert src.frame_rate() is None and src.position() is None and src.size() is None

@@ -113,11 +113,12 @@ async def test_wedged_capture_thread_stops_the_watchdog(tmp_path: Path):
     import asyncio
 
     from edge_agent.agent import Agent
+    from edge_agent.sources import FrameSource
     from tests.inprocess import FakeClassifier, RecordingOutput, config
 
     release = threading.Event()
 
-    class HangingSource:
+    class HangingSource(FrameSource):
         """Its open never returns (until the test releases it)."""
         is_file = jpeg = False
         error = None

@@ -128,9 +128,12 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         state_path = base / state_path
     if not api.api_key and "roboflow.com" in api.url:
         raise ConfigError("api.api_key", f"is required for {api.url}")
-    return Config(device_id=device_id, api=api, mqtt=mqtt, decide=decide, cameras=tuple(cameras),
-                  status_interval=status_interval, status=status, homeassistant=ha,
-                  log_summary_interval=summary, state_dir=str(state_path), events=events)
+    given: dict[str, Any] = dict(device_id=device_id, api=api, mqtt=mqtt, decide=decide, cameras=tuple(cameras),
+                                 status_interval=status_interval, status=status, homeassistant=ha,
+                                 log_summary_interval=summary, state_dir=str(state_path), events=events)
+    for name in _FIELDS.keys() - given.keys():  # a top-level field with no rule above: read by its spec
+        given[name] = root_field(name)
+    return Config(**given)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

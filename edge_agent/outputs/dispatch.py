@@ -99,12 +99,22 @@ class Dispatcher:
 
     # -- health ------------------------------------------------------------------
 
+    def _health(self, out: Output) -> OutputHealth:
+        """Its own figures; an output whose ``health()`` fails reads as disconnected (logged
+        once): the status, the page and the watchdog that ask must not fail with it."""
+        try:
+            return out.health()
+        except Exception:
+            if self._trouble[id(out)].fail("health"):
+                log.exception("output %s failed in health (logged once)", out.name)
+            return OutputHealth(out.name, connected=False)
+
     def health(self) -> list[OutputHealth]:
-        return [out.health() for out in self.outputs]
+        return [self._health(out) for out in self.outputs]
 
     def health_of(self, name: str) -> OutputHealth | None:
         """The named output's figures (``"mqtt"``), None when there is no such output."""
-        return next((out.health() for out in self.outputs if out.name == name), None)
+        return next((self._health(out) for out in self.outputs if out.name == name), None)
 
     def messages_dropped(self) -> int:
         return sum(h.messages_dropped for h in self.health())

@@ -35,8 +35,10 @@ class FrameSource(Protocol):
 
     Every member is part of the contract; the capture thread never asks whether a
     source has one. A source that subclasses this class takes the defaults of the
-    few members most sources need no more of (it never asks to be reopened and
-    cannot decode JPEGs itself); the rest it implements."""
+    members many sources need no more of (it never asks to be reopened, cannot
+    decode JPEGs itself, gives a new array per frame, cannot rewind, and knows no
+    frame rate, position or size); the rest (open, grab, retrieve, info, close,
+    interrupt, describe) it must implement: they raise ``NotImplementedError``."""
 
     is_file: bool  # play at the file's own rate; the end is "ended", not an outage
     jpeg: bool  # retrieve() gives a JPEG's bytes: only the frames taken are decoded
@@ -59,44 +61,56 @@ class FrameSource(Protocol):
 
     def open(self) -> str | None:
         """None when open, else why not (an outage: retried with backoff)."""
+        raise NotImplementedError
 
     def grab(self) -> bool:
         """Read the next frame (not decoded). False: failed, ended or stalled (see ``error``)."""
+        raise NotImplementedError
 
     def retrieve(self) -> np.ndarray | None:
         """The grabbed frame: BGR pixels, or a JPEG's bytes (1-D uint8) when ``jpeg``.
         The pixels may be an array the next ``retrieve()`` writes into (``holds``)."""
+        raise NotImplementedError
 
     def holds(self, image: np.ndarray) -> bool:
         """Is ``image`` an array this source reuses for the next frame (so anything that
         must outlive the next ``retrieve()`` is copied from it)?"""
+        return False
 
     def rewind(self) -> bool:
         """A file that loops: back to its first frame without reopening it (no new
         probe, no new decoder). False if it cannot: it is then reopened. True is a
         promise to try: a source whose next grab() finds the seek went wrong fails it
         (the file is then reopened) and answers False from then on."""
+        return False
 
     def frame_rate(self) -> float | None:
         """A file's own frame rate (for pacing), else None."""
+        return None
 
     def position(self) -> float | None:
         """A file's position in seconds of the frame grabbed (for pacing), else None."""
+        return None
 
     def size(self) -> tuple[int, int] | None:
         """(width, height) of the frames, if known."""
+        return None
 
     def info(self) -> str:
         """How it is read, for people: "keyframes only, every 1.0 s"."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release everything (idempotent)."""
+        raise NotImplementedError
 
     def interrupt(self) -> None:
         """From another thread: make a blocked open()/grab() return soon (agent stop)."""
+        raise NotImplementedError
 
     def describe(self) -> str:
         """What it is, credentials redacted."""
+        raise NotImplementedError
 
 
 class SourceKind(enum.Enum):

@@ -141,17 +141,8 @@ class PipeSource(FrameSource):
     def retrieve(self) -> np.ndarray | None:
         return np.frombuffer(self._frame, np.uint8) if self._frame is not None else None
 
-    def holds(self, image: np.ndarray) -> bool:
-        return False  # a new bytes object per frame
-
-    def rewind(self) -> bool:
-        return False  # a stream, not a file
-
-    def frame_rate(self) -> float | None:
-        return None
-
-    def position(self) -> float | None:
-        return None
+    # holds, rewind, frame_rate, position: the protocol's defaults (a new bytes object per
+    # frame; a stream, not a file)
 
     def size(self) -> tuple[int, int] | None:
         return self._size
