@@ -184,7 +184,7 @@ class CaptureWorker:
         try:
             while not self._stop.is_set():
                 end = self._open_and_pump()
-                if self._stop.is_set():
+                if end.outcome is PumpOutcome.STOPPED or self._stop.is_set():
                     break
                 if end.outcome is PumpOutcome.REOPEN:
                     continue
