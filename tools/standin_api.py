@@ -30,6 +30,11 @@ replies answered with another class at 0.55-0.95, ``seed`` to repeat them) and b
   top class is ``text``; ``{"echo_key": True}`` a 400 whose body quotes the API
   key at character 70 (it straddles an 80-character cut).
 
+It also serves Roboflow's dataset upload and annotate routes (``/dataset/...``,
+issue #20), with the same key check and their own fault switches; what they
+receive is filed in a folder (``dataset_dir``, ``--dataset-dir``; a temporary one
+if not given). See ``tools/standin_dataset.py``.
+
 Run it: ``python -m tools.standin_api --port 9001 --api-key demo-key``.
 """
 
@@ -48,11 +53,14 @@ import uuid
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from aiohttp import web
+
+from tools.standin_dataset import DatasetRoutes
 
 CLASSES = ("blue", "green", "red")  # BGR channel order
 
@@ -90,6 +98,9 @@ class StandinApi:
     in_flight: int = 0
     max_in_flight_seen: int = 0
     mistakes: int = 0
+    dataset_dir: Path | None = None  # where the dataset routes file what they receive (None: a temporary folder)
+    projects: set[str] | None = None  # the dataset projects that exist (None: any)
+    _dataset: DatasetRoutes | None = None
     _runner: web.AppRunner | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -98,7 +109,15 @@ class StandinApi:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/{slug}/{version}", self._classify)
+        self.dataset.add_routes(app)
         return app
+
+    @property
+    def dataset(self) -> DatasetRoutes:
+        """The upload and annotate routes: their folder, log, faults and ``down`` switch."""
+        if self._dataset is None:
+            self._dataset = DatasetRoutes(self.dataset_dir, lambda: self.api_key, self.projects)
+        return self._dataset
 
     def _record(self, request: web.Request, status: int, w: int = 0, h: int = 0, n: int = 0) -> None:
         with self._lock:
@@ -292,6 +311,8 @@ class StandinApi:
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
+        if self._dataset is not None:
+            self._dataset.close()  # removes its folder only if it made a temporary one
 
     @property
     def url(self) -> str:
@@ -359,13 +380,16 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
     ap.add_argument("--multi-label", action="store_true")
     ap.add_argument("--no-billing", action="store_true", help="no X-Processing-Time (as a self-hosted server)")
+    ap.add_argument("--dataset-dir", type=Path, default=None,
+                    help="folder for what the dataset upload/annotate routes receive (default: a temporary one)")
     args = ap.parse_args()
     api = StandinApi(api_key=args.api_key, latency=args.latency, multi_label=args.multi_label,
-                     billing=not args.no_billing, host=args.host, port=args.port)
+                     billing=not args.no_billing, host=args.host, port=args.port, dataset_dir=args.dataset_dir)
 
     async def serve() -> None:
         await api.start()
         print(json.dumps({"standin_api": api.url}), flush=True)
+        print(json.dumps({"standin_dataset_folder": str(api.dataset.root())}), flush=True)
         await asyncio.Event().wait()
 
     try:

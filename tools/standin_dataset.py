@@ -1,0 +1,253 @@
+"""The STAND-IN's dataset routes: Roboflow's upload and annotate API, as its
+clients call it (see ``edge_agent/dataset/upload.py`` for the contract and where
+it was read). Not a dataset: it files what it receives in a folder, so a test or
+the demo can look at exactly what arrived.
+
+* ``POST /dataset/<project>/upload?api_key=&batch=&tag=...`` (multipart ``name``,
+  ``split``, ``file`` image/jpeg, optional ``metadata`` JSON): stores
+  ``<folder>/<project>/<id>.jpg`` and ``<id>.json`` (name, split, batch, tags,
+  metadata); replies ``{"success": true, "id": ...}``, or ``{"duplicate": true,
+  "id": ...}`` for the same bytes again (the id is derived from them, so a
+  restarted stand-in on the same folder still knows them).
+* ``POST /dataset/<project>/annotate/<id>?api_key=&name=<id>.txt[&prediction=true]``
+  (``text/plain``, the class name): stores ``<id>.label.json``; ``{"success":
+  true}``, 409 for a second label, 404 for an unknown image.
+
+The key is checked as the classification route checks it. ``projects`` (if
+given) are the only ones that exist: others are 404. ``down`` answers 503 to
+everything; ``add_faults`` plays one fault per request, as the classification
+faults do: ``{"status": N}`` (optionally ``"retry_after"``), ``{"hang": s}``,
+``{"reset": True}``, ``{"garbage": True}`` (an HTML page), ``{"reply": obj}`` (a
+200 with that JSON), ``{"big_body": N}`` (``"chunked": True`` for no
+Content-Length), ``{"gzip_bomb": N}``, ``{"echo_key": True}`` (a 400 quoting the
+key). A fault is played after the key check, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+MAX_LABEL = 1024  # bytes of an annotation body
+
+
+@dataclass(frozen=True)
+class Received:
+    """One upload or annotation as the stand-in took it."""
+    at: float  # time.monotonic()
+    route: str  # "upload" or "annotate"
+    project: str
+    status: int
+    image_id: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetRoutes:
+    folder: Path | None  # None: a temporary folder, made at the first upload, removed by ``close``
+    api_key: Callable[[], str | None]  # read per request: a test may change the stand-in's key
+    projects: set[str] | None = None  # None: every project exists
+    down: bool = False
+    faults: deque[dict[str, Any]] = field(default_factory=deque)
+    received: list[Received] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    _temporary: bool = False
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/dataset/{project}/upload", self._upload)
+        app.router.add_post("/dataset/{project}/annotate/{image_id}", self._annotate)
+
+    def add_faults(self, *faults: dict[str, Any]) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def log(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
+
+    def uploads(self) -> list[Received]:
+        """The images stored (new ones, not duplicates), in the order they came."""
+        return [r for r in self.log() if r.route == "upload" and r.status == 200 and r.image_id is not None
+                and not r.fields.get("duplicate")]
+
+    def _note(self, route: str, project: str, status: int, image_id: str | None = None, **fields: Any) -> None:
+        with self._lock:
+            self.received.append(Received(time.monotonic(), route, project, status, image_id, fields))
+
+    # -- the gate every request passes ----------------------------------------------------
+
+    async def _gate(self, request: web.Request, route: str) -> web.StreamResponse | None:
+        project = request.match_info["project"]
+        if self.down:
+            self._note(route, project, 503)
+            return web.json_response({"message": "stand-in outage"}, status=503)
+        key = self.api_key()
+        if key is not None and request.query.get("api_key") != key:
+            self._note(route, project, 401)
+            return web.json_response({"error": {"message": "Unauthorized api_key"}}, status=401)
+        with self._lock:
+            fault = self.faults.popleft() if self.faults else None
+        if fault is not None:
+            await request.read()  # the client has sent everything: the fault is the reply
+            self._note(route, project, int(fault.get("status", 200)), fault=fault)
+            return await self._fault(request, fault)
+        if self.projects is not None and project not in self.projects:
+            self._note(route, project, 404)
+            return web.json_response({"error": {"message": f"Dataset {project} not found"}}, status=404)
+        return None
+
+    def root(self) -> Path:
+        """The folder everything is filed under (made now if it was not given)."""
+        with self._lock:
+            if self.folder is None:
+                self.folder, self._temporary = Path(tempfile.mkdtemp(prefix="standin-dataset-")), True
+            return self.folder
+
+    def close(self) -> None:
+        with self._lock:
+            if self._temporary and self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
+                self.folder, self._temporary = None, False
+
+    def _dir(self, project: str) -> Path:
+        d = self.root() / project.replace("/", "_").replace("..", "_")
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    # -- the routes ------------------------------------------------------------------------
+
+    async def _upload(self, request: web.Request) -> web.StreamResponse:
+        refused = await self._gate(request, "upload")
+        if refused is not None:
+            return refused
+        project = request.match_info["project"]
+        if not request.content_type.startswith("multipart/form-data"):
+            return self._bad("upload", project, f"bad Content-Type {request.content_type}")
+        parts: dict[str, Any] = {}
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "file":
+                parts["file"] = await part.read()
+                parts["file_type"] = part.headers.get("Content-Type", "")
+                parts["filename"] = part.filename
+            elif part.name:
+                parts[part.name] = (await part.read()).decode("utf-8", "replace")
+        jpeg = parts.get("file")
+        if not parts.get("name") or jpeg is None:
+            return self._bad("upload", project, "name and file are required")
+        if parts.get("file_type") != "image/jpeg" or not jpeg.startswith(b"\xff\xd8"):
+            return self._bad("upload", project, "file is not an image/jpeg")
+        metadata = None
+        if "metadata" in parts:
+            try:
+                metadata = json.loads(parts["metadata"])
+            except ValueError:
+                metadata = None
+            if not isinstance(metadata, dict):
+                return self._bad("upload", project, "metadata is not a JSON object")
+        image_id = hashlib.sha256(jpeg).hexdigest()[:20]
+        d = self._dir(project)
+        info = {"name": parts["name"], "split": parts.get("split"), "filename": parts.get("filename"),
+                "batch": request.query.get("batch"), "tags": request.query.getall("tag", []),
+                "metadata": metadata}
+        if (d / f"{image_id}.jpg").exists():
+            self._note("upload", project, 200, image_id, duplicate=True, **info)
+            return web.json_response({"duplicate": True, "id": image_id})
+        (d / f"{image_id}.json").write_text(json.dumps(info, indent=1))
+        (d / f"{image_id}.jpg").write_bytes(jpeg)  # last: its presence means "stored"
+        self._note("upload", project, 200, image_id, **info)
+        return web.json_response({"success": True, "id": image_id})
+
+    async def _annotate(self, request: web.Request) -> web.StreamResponse:
+        refused = await self._gate(request, "annotate")
+        if refused is not None:
+            return refused
+        project = request.match_info["project"]
+        image_id = request.match_info["image_id"]
+        if request.content_type != "text/plain":
+            return self._bad("annotate", project, f"bad Content-Type {request.content_type}")
+        raw = await request.content.read(MAX_LABEL + 1)
+        if len(raw) > MAX_LABEL or not raw:
+            return self._bad("annotate", project, "a label is 1-1024 bytes")
+        name = request.query.get("name", "")
+        if name != f"{image_id}.txt":
+            return self._bad("annotate", project, "name must be <image id>.txt")
+        d = self._dir(project)
+        if not (d / f"{image_id}.jpg").exists():
+            self._note("annotate", project, 404, image_id)
+            return web.json_response({"error": {"message": f"Image {image_id} not found"}}, status=404)
+        label_file = d / f"{image_id}.label.json"
+        info = {"label": raw.decode("utf-8", "replace"), "name": name,
+                "prediction": request.query.get("prediction") == "true"}
+        if label_file.exists():
+            self._note("annotate", project, 409, image_id, **info)
+            return web.json_response({"error": {"message": "Image already annotated."}}, status=409)
+        label_file.write_text(json.dumps(info, indent=1))
+        self._note("annotate", project, 200, image_id, **info)
+        return web.json_response({"success": True})
+
+    def _bad(self, route: str, project: str, message: str) -> web.StreamResponse:
+        self._note(route, project, 400, message=message)
+        return web.json_response({"error": {"message": message}}, status=400)
+
+    # -- faults ------------------------------------------------------------------------------
+
+    async def _fault(self, request: web.Request, fault: dict[str, Any]) -> web.StreamResponse:
+        from tools.standin_api import KEY_ECHO_AT, gzip_bomb  # that module imports this one
+
+        if "hang" in fault:
+            await asyncio.sleep(float(fault["hang"]))
+            return web.json_response({"message": "late"})
+        if fault.get("reset"):
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        if fault.get("garbage"):
+            return web.Response(body=b"<html>502 Bad Gateway</html>", content_type="text/html")
+        if "reply" in fault:
+            return web.json_response(fault["reply"])
+        if "big_body" in fault:
+            return await self._big_body(request, int(fault["big_body"]), bool(fault.get("chunked")))
+        if "gzip_bomb" in fault:
+            return web.Response(body=gzip_bomb(int(fault["gzip_bomb"])), content_type="application/json",
+                                headers={"Content-Encoding": "gzip"})
+        if fault.get("echo_key"):
+            key = self.api_key() or request.query.get("api_key") or "no-key-sent"
+            head = '{"message": "this dataset cannot be written with the key'
+            body = head.ljust(KEY_ECHO_AT - 1, ".") + " " + key + ' (plan expired)"}'
+            return web.Response(body=body.encode(), status=400, content_type="application/json")
+        status = int(fault.get("status", 500))
+        headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
+        return web.json_response({"message": f"stand-in fault {status}"}, status=status, headers=headers)
+
+    async def _big_body(self, request: web.Request, size: int, chunked: bool) -> web.StreamResponse:
+        """A valid success reply padded to ``size`` bytes, written in chunks."""
+        head, tail = b'{"success": true, "id": "padded", "padding": "', b'"}'
+        pad = max(0, size - len(head) - len(tail))
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if not chunked:
+            response.content_length = len(head) + pad + len(tail)
+        await response.prepare(request)
+        block = b"0" * (64 * 1024)
+        try:
+            await response.write(head)
+            while pad > 0:
+                await response.write(block[:pad])
+                pad -= len(block)
+            await response.write(tail)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up part way, as a capped client should
+        return response
