@@ -99,6 +99,23 @@ async def test_same_bytes_again_is_a_duplicate_with_the_same_id(api):
     assert len(api.dataset.uploads()) == 2
 
 
+async def test_a_restarted_stand_in_on_the_same_folder_knows_its_images(tmp_path):
+    with ThreadedStandin(StandinApi(api_key=KEY, dataset_dir=tmp_path)) as api:
+        first = await upload(api, jpeg(seed=5))
+    with ThreadedStandin(StandinApi(api_key=KEY, dataset_dir=tmp_path)) as api:
+        assert await upload(api, jpeg(seed=5)) == Uploaded(first.image_id, True)
+        assert await annotate(api, first.image_id, "red", prediction=True) is Annotated.LABELLED
+    assert (tmp_path / "colours" / f"{first.image_id}.jpg").exists()  # a given folder is kept
+
+
+async def test_a_temporary_folder_is_removed_at_the_stop():
+    with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+        await upload(api)
+        folder = api.dataset.root()
+        assert len(list((folder / "colours").glob("*.jpg"))) == 1
+    assert not folder.exists()
+
+
 async def test_annotate_with_and_without_prediction_then_409(api):
     guessed = await upload(api, jpeg(seed=3))
     labelled = await upload(api, jpeg(seed=4))
@@ -321,3 +338,42 @@ async def test_caller_errors_are_value_errors_before_any_request(api):
         with pytest.raises(ValueError):
             await client.annotate("abc", "red\n", project="p", prediction=True)
     assert api.dataset.log() == []
+
+
+# ------------------------------------------------------------------ the stand-in holds callers to the contract
+
+async def test_stand_in_refuses_what_breaks_the_contract(api):
+    base = f"{api.url}/dataset/colours"
+    up = await upload(api, jpeg(seed=9))
+
+    def form(**fields) -> aiohttp.FormData:
+        f = aiohttp.FormData()
+        for name, value in fields.items():
+            if name == "file":
+                f.add_field("file", value[0], filename="a.jpg", content_type=value[1])
+            else:
+                f.add_field(name, value)
+        return f
+
+    cases = [
+        ("upload", {"data": b"x", "headers": {"Content-Type": "image/jpeg"}}, 400),  # not multipart
+        ("upload", {"data": form(name="a.jpg", file=(b"PNG...", "image/jpeg"))}, 400),  # not a JPEG
+        ("upload", {"data": form(name="a.jpg", file=(jpeg(), "image/png"))}, 400),  # wrong part type
+        ("upload", {"data": form(file=(jpeg(), "image/jpeg"))}, 400),  # no name
+        ("upload", {"data": form(name="a.jpg", metadata="[1]", file=(jpeg(), "image/jpeg"))}, 400),
+        ("annotate", {"data": b"red", "headers": {"Content-Type": "application/json"}}, 400),
+        ("annotate", {"data": b"red", "headers": {"Content-Type": "text/plain"}, "name": "x.txt"}, 400),
+        ("annotate", {"data": b"", "headers": {"Content-Type": "text/plain"}}, 400),
+    ]
+    async with aiohttp.ClientSession() as s:
+        for route, kw, status in cases:
+            params = {"api_key": KEY, "batch": "b"}
+            if route == "annotate":
+                params["name"] = kw.pop("name", f"{up.image_id}.txt")
+                url = f"{base}/annotate/{up.image_id}"
+            else:
+                url = f"{base}/upload"
+            async with s.post(url, params=params, **kw) as resp:
+                assert resp.status == status, (route, kw, await resp.text())
+    assert len(api.dataset.uploads()) == 1
+    assert not (api.dataset_dir / "colours" / f"{up.image_id}.label.json").exists()

@@ -37,9 +37,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 MAX_LABEL = 1024  # bytes of an annotation body
+MAX_PART = 32 * 1024 * 1024  # bytes of one multipart field (the image)
+
+
+async def _read_part(part: BodyPartReader) -> bytes | None:
+    """A multipart field, or None once it passes ``MAX_PART`` bytes."""
+    chunks, total = [], 0
+    while chunk := await part.read_chunk():
+        total += len(chunk)
+        if total > MAX_PART:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -138,12 +150,16 @@ class DatasetRoutes:
         parts: dict[str, Any] = {}
         reader = await request.multipart()
         async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                return self._bad("upload", project, "a nested multipart")
+            data = await _read_part(part)
+            if data is None:
+                return self._bad("upload", project, f"a part over {MAX_PART} bytes")
             if part.name == "file":
-                parts["file"] = await part.read()
+                parts["file"], parts["filename"] = data, part.filename
                 parts["file_type"] = part.headers.get("Content-Type", "")
-                parts["filename"] = part.filename
             elif part.name:
-                parts[part.name] = (await part.read()).decode("utf-8", "replace")
+                parts[part.name] = data.decode("utf-8", "replace")
         jpeg = parts.get("file")
         if not parts.get("name") or jpeg is None:
             return self._bad("upload", project, "name and file are required")
