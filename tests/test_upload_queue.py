@@ -191,14 +191,15 @@ def test_full_queue_drops_the_oldest_with_one_warning(tmp_path: Path, caplog: py
     assert s.oldest_captured_at == T0 + 25
     warned = logs(caplog)
     assert len(warned) == 1 and "oldest" in warned[0] and "dropped" in warned[0]
-    # Uploads make room (under 90 %): the episode ends with one info line.
-    q.done(ids[-10])
-    assert logs(caplog, logging.INFO) == []  # 90 %: not yet
-    q.done(ids[-9])
+    # Uploads make room (under half of max_mb): the episode ends with one info line.
+    for i in ids[25:30]:
+        q.done(i)
+    assert logs(caplog, logging.INFO) == []  # half: not yet
+    q.done(ids[30])
     infos = logs(caplog, logging.INFO)
     assert len(infos) == 1 and "25 frames were dropped" in infos[0]
-    q.put(item(40, 20 * KB))
-    q.put(item(41, 20 * KB))  # full to the byte: nothing dropped
+    for i in range(40, 46):
+        q.put(item(i, 20 * KB))  # full to the byte: nothing dropped
     assert q.stats().dropped == 25 and len(logs(caplog)) == 1
     # A big item drops as many of the oldest as it needs: a new episode, one more warning.
     q.put(item(99, 3 * 20 * KB))
@@ -208,8 +209,28 @@ def test_full_queue_drops_the_oldest_with_one_warning(tmp_path: Path, caplog: py
     # The bound and the order hold across a reopen.
     q.close()
     q = opened(path, max_mb=10 * size / 1024 / 1024)
-    assert [x.item.metadata["i"] for x in q.peek(10)] == [31, 32, 33, 34, 40, 41, 99, 98]
+    assert [x.item.metadata["i"] for x in q.peek(10)] == [40, 41, 42, 43, 44, 45, 99, 98]
     assert q.stats().bytes <= q.max_bytes and q.stats().queued == 8
+    q.close()
+
+
+def test_a_queue_kept_full_by_slow_uploads_is_one_episode(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Frames keep coming while uploads trickle out (one for every three frames): each
+    upload makes room for a moment, but that is still one line, not one per upload."""
+    caplog.set_level(logging.INFO)
+    q = opened(tmp_path / "uploads.db", max_mb=0.5)
+    for i in range(300):
+        q.put(item(i, 10 * KB + (i * 7919) % (40 * KB)))
+        if i % 3 == 0:
+            q.done(q.oldest().id)  # type: ignore[union-attr]
+        assert q.stats().bytes <= q.max_bytes
+    assert q.dropped > 100
+    assert len(logs(caplog)) == 1 and logs(caplog, logging.INFO) == []
+    # The uploads catch up: the episode ends, and the space goes back to the file system.
+    while (x := q.oldest()) is not None:
+        q.done(x.id)
+    assert len(logs(caplog, logging.INFO)) == 1
+    assert (tmp_path / "uploads.db").stat().st_size < 100 * KB
     q.close()
 
 

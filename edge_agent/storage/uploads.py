@@ -14,7 +14,8 @@ ValueError: nothing is stored); the queue is at most ``max_mb`` of items (their
 payload plus 4 KB each for the rows and pages around it; the file is slightly
 larger).  A put that would go over drops the OLDEST items to make room, counted in
 ``dropped`` with ONE warning per episode (the episode ends when uploads bring the
-queue under 90 % of ``max_mb`` again).
+queue under half of ``max_mb``: a queue that stays about full, uploads trickling
+out while frames keep coming, is one episode, not a line per upload).
 
 Failures as in the event store (``eventstore.py``): a bad file is moved aside with
 one warning and the queue starts empty; disk full, read-only or I/O errors are
@@ -46,7 +47,7 @@ T = TypeVar("T")
 
 MAX_PEEK = 10  # items one peek() returns at most (each up to 4 MB of JPEG)
 MAX_ERROR = 300  # chars of a try's error kept on the item
-RESUME = 0.9  # a dropping episode ends when the queue is under this share of max_mb
+RESUME = 0.5  # a dropping episode ends when uploads bring the queue under this share of max_mb
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ class UploadQueue:
         self._conn: sqlite3.Connection | None = None
         self._count = 0  # items in the file
         self._bytes = 0  # their sizes
-        self.dropped = 0
+        self.dropped = 0  # items dropped for room since this process started
+        self._dropped_before = 0  # ... when the current dropping episode began
         self._write_ep = Episode()
         self._read_ep = Episode()
         self._drop_ep = Episode()
@@ -173,38 +175,46 @@ class UploadQueue:
         meta, tags, size = item.encoded()
         if size > self.max_bytes:
             raise ValueError(f"the item is {size} bytes, more than the queue's max_mb holds")
-        with self._use("queue a frame", write=True) as conn:
-            over = self._bytes + size - self.max_bytes
-            gone = freed = 0
-            last = None
-            if over > 0:  # the oldest first, until there is room
-                cur = conn.execute("SELECT id, size FROM items ORDER BY id")
-                for iid, isize in cur:
-                    gone, freed, last = gone + 1, freed + isize, iid
-                    if freed >= over:
-                        break
-                cur.close()
-                if last is not None:
-                    conn.execute("DELETE FROM jpegs WHERE item_id <= ?", (last,))
-                    conn.execute("DELETE FROM items WHERE id <= ?", (last,))
-            cur = conn.execute(
-                "INSERT INTO items (camera, reason, label, label_source, metadata, tags, batch, captured_at, "
-                "queued_at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (item.camera, item.reason, item.label, str(item.label_source), meta, tags, item.batch,
-                 float(item.captured_at), self._clock(), size))
-            iid = cur.lastrowid
-            assert iid is not None
-            conn.execute("INSERT INTO jpegs (item_id, jpeg) VALUES (?, ?)", (iid, bytes(item.jpeg)))
-        # Committed: now the counters.
-        self._count += 1 - gone
-        self._bytes += size - freed
-        if gone:
-            self.dropped += gone
-            if self._drop_ep.fail("full"):
-                log.warning("upload queue %s is full (dataset.max_mb=%s); the oldest frames waiting to be "
-                            "uploaded are dropped to make room (counted in 'dropped')",
-                            self.path, self.max_bytes / 1024 / 1024)
+        with self._lock:  # the counters change with the file, as one step
+            with self._use("queue a frame", write=True) as conn:
+                iid, gone, freed = self._insert(conn, item, meta, tags, size)
+            self._count += 1 - gone
+            self._bytes += size - freed
+            if gone:
+                if self._drop_ep.fail("full"):
+                    self._dropped_before = self.dropped
+                    log.warning("upload queue %s is full (dataset.max_mb=%s); the oldest frames waiting to be "
+                                "uploaded are dropped to make room (counted in 'dropped')",
+                                self.path, self.max_bytes / 1024 / 1024)
+                self.dropped += gone
         return iid
+
+    def _insert(self, conn: sqlite3.Connection, item: UploadItem, meta: str, tags: str,
+                size: int) -> tuple[int, int, int]:
+        """In put's transaction: drop the oldest until ``size`` fits, then insert;
+        ``(id, items dropped, their bytes)``."""
+        over = self._bytes + size - self.max_bytes
+        gone = freed = 0
+        if over > 0:  # the oldest first, until there is room
+            last = None
+            cur = conn.execute("SELECT id, size FROM items ORDER BY id")
+            for iid, isize in cur:
+                gone, freed, last = gone + 1, freed + isize, iid
+                if freed >= over:
+                    break
+            cur.close()
+            if last is not None:
+                conn.execute("DELETE FROM jpegs WHERE item_id <= ?", (last,))
+                conn.execute("DELETE FROM items WHERE id <= ?", (last,))
+        cur = conn.execute(
+            "INSERT INTO items (camera, reason, label, label_source, metadata, tags, batch, captured_at, "
+            "queued_at, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (item.camera, item.reason, item.label, str(item.label_source), meta, tags, item.batch,
+             float(item.captured_at), self._clock(), size))
+        iid = cur.lastrowid
+        assert iid is not None
+        conn.execute("INSERT INTO jpegs (item_id, jpeg) VALUES (?, ?)", (iid, bytes(item.jpeg)))
+        return iid, gone, freed
 
     def peek(self, limit: int = 1, after: int = 0) -> list[QueuedItem]:
         """The oldest items after id ``after``, in the queue's order (at most 10)."""
@@ -221,21 +231,22 @@ class UploadQueue:
     def done(self, item_id: int) -> bool:
         """The API took the item (or had it already): remove it.  False when it was not
         queued (already done, or dropped)."""
-        with self._use("remove an uploaded frame", write=True) as conn:
-            row = conn.execute("SELECT size FROM items WHERE id = ?", (int(item_id),)).fetchone()
-            if row is not None:
-                conn.execute("DELETE FROM jpegs WHERE item_id = ?", (int(item_id),))
-                conn.execute("DELETE FROM items WHERE id = ?", (int(item_id),))
-        if row is None:
-            return False
-        self._count -= 1
-        self._bytes -= row[0]
-        if self._bytes < RESUME * self.max_bytes and self._drop_ep.active:
-            self._drop_ep.ok()
-            log.info("upload queue %s has room again; %d frames were dropped in all since the start",
-                     self.path, self.dropped)
-        if self._count == 0:
-            self._reclaim()
+        with self._lock:
+            with self._use("remove an uploaded frame", write=True) as conn:
+                row = conn.execute("SELECT size FROM items WHERE id = ?", (int(item_id),)).fetchone()
+                if row is not None:
+                    conn.execute("DELETE FROM jpegs WHERE item_id = ?", (int(item_id),))
+                    conn.execute("DELETE FROM items WHERE id = ?", (int(item_id),))
+            if row is None:
+                return False
+            self._count -= 1
+            self._bytes -= row[0]
+            if self._bytes < RESUME * self.max_bytes and self._drop_ep.active:
+                self._drop_ep.ok()
+                log.info("upload queue %s has room again; %d frames were dropped to make room while it was "
+                         "full", self.path, self.dropped - self._dropped_before)
+            if self._count == 0:
+                self._reclaim()
         return True
 
     def attempt(self, item_id: int, error: str) -> bool:
