@@ -121,6 +121,7 @@ class Run:
                   changed=state is not None and state.kind is Kind.CHANGE)
         self.facts.append(f)
         out = self.sampler.see(f, self.i)
+        assert [s.item for s in out] == sorted(s.item for s in out)  # oldest first (within a call)
         self.i += 1
         self.samples += out
         return out

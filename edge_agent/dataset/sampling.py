@@ -209,7 +209,7 @@ class Sampler(Generic[T]):
         else:
             self._run_cls, self._run = None, 0
         now = reasons(facts, self.rules, self.rng)
-        out: list[Sample[T]] = []
+        out: list[tuple[int, Sample[T]]] = []
         keep: list[_Held[T]] = []
         for h in self._held:
             if facts.changed and h.facts.top == facts.top and self._part_of_decision(h.index):
@@ -229,13 +229,13 @@ class Sampler(Generic[T]):
             else:
                 out.append(self._overruled(h))
         elif now:
-            out.append(Sample(item, facts, now, facts.top))
-        return out
+            out.append((n, Sample(item, facts, now, facts.top)))
+        return [s for _, s in sorted(out, key=lambda pair: pair[0])]
 
     def close(self) -> list[Sample[T]]:
         """At a stop: the held candidates, all overruled (a restart empties the debouncer's
         window, so none can be followed any more)."""
-        out = [self._overruled(h) for h in self._held]
+        out = [self._overruled(h)[1] for h in self._held]
         self._held = []
         return out
 
@@ -259,9 +259,9 @@ class Sampler(Generic[T]):
         earliest = self._n + max(1, self.confirm - run)
         return earliest - h.index < self.window
 
-    def _plain(self, h: _Held[T]) -> list[Sample[T]]:
-        return [Sample(h.item, h.facts, h.reasons, h.facts.top)] if h.reasons else []
+    def _plain(self, h: _Held[T]) -> list[tuple[int, Sample[T]]]:
+        return [(h.index, Sample(h.item, h.facts, h.reasons, h.facts.top))] if h.reasons else []
 
-    def _overruled(self, h: _Held[T]) -> Sample[T]:
+    def _overruled(self, h: _Held[T]) -> tuple[int, Sample[T]]:
         why = tuple(sorted({Reason.OVERRULED, *h.reasons}, key=ORDER.__getitem__))
-        return Sample(h.item, h.facts, why, h.facts.decided, guess=True)
+        return h.index, Sample(h.item, h.facts, why, h.facts.decided, guess=True)
