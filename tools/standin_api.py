@@ -46,6 +46,7 @@ import base64
 import binascii
 import functools
 import json
+import signal
 import struct
 import threading
 import time
@@ -381,16 +382,22 @@ def main() -> None:
     ap.add_argument("--multi-label", action="store_true")
     ap.add_argument("--no-billing", action="store_true", help="no X-Processing-Time (as a self-hosted server)")
     ap.add_argument("--dataset-dir", type=Path, default=None,
-                    help="folder for what the dataset upload/annotate routes receive (default: a temporary one)")
+                    help="folder for what the dataset upload/annotate routes receive "
+                         "(default: a temporary one, removed at the stop)")
     args = ap.parse_args()
     api = StandinApi(api_key=args.api_key, latency=args.latency, multi_label=args.multi_label,
                      billing=not args.no_billing, host=args.host, port=args.port, dataset_dir=args.dataset_dir)
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await api.start()
         print(json.dumps({"standin_api": api.url}), flush=True)
         print(json.dumps({"standin_dataset_folder": str(api.dataset.root())}), flush=True)
-        await asyncio.Event().wait()
+        try:
+            await stop.wait()
+        finally:
+            await api.stop()  # a temporary dataset folder goes with it (--dataset-dir keeps one)
 
     try:
         asyncio.run(serve())
