@@ -377,3 +377,22 @@ async def test_stand_in_refuses_what_breaks_the_contract(api):
                 assert resp.status == status, (route, kw, await resp.text())
     assert len(api.dataset.uploads()) == 1
     assert not (api.dataset_dir / "colours" / f"{up.image_id}.label.json").exists()
+
+
+async def test_a_gzip_bomb_of_1_GiB_costs_no_memory(api):
+    """Python's own allocations while the bomb is read (tracemalloc sees every bytes
+    object, the inflated chunks included): far below what inflating it would take."""
+    import tracemalloc
+
+    api.dataset.add_faults({"gzip_bomb": 1024 * MB})
+    async with aiohttp.ClientSession() as s:
+        client = UploadClient(s, api_key=KEY, url=api.url, timeout=20)
+        tracemalloc.start()
+        try:
+            with pytest.raises(UploadError) as err:
+                await client.upload(jpeg(), name="a.jpg", project="colours", batch="b", tags=[])
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * MB, peak
+    assert err.value.kind is UploadErrorKind.BAD_REPLY and "64 KiB cap" in err.value.description
