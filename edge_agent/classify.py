@@ -144,7 +144,7 @@ class ClassifyClient:
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
                 credits = credits_of(resp.headers)
-                raw = await _read_capped(resp, MAX_REPLY_BYTES)
+                raw = await read_capped(resp, MAX_REPLY_BYTES)
                 if raw is None:
                     resp.close()  # not released: the rest stays unread, the connection is dropped
         except asyncio.TimeoutError:
@@ -230,7 +230,7 @@ def key_forms(key: str | None) -> list[str]:
     return [f for f in forms if len(f) >= 3]
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
     """The body, decoded (gzip/deflate), or None once it passes ``limit`` bytes.
     A Content-Length over the limit is refused before anything is read."""
     length = resp.content_length

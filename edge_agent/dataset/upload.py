@@ -47,7 +47,7 @@ from typing import Any, Mapping, Sequence
 import aiohttp
 
 from ..backoff import parse_retry_after
-from ..classify import _read_capped as read_capped  # the same capped, decoded read as classification
+from ..classify import read_capped  # the same capped, decoded read as classification
 from ..classify import key_forms
 from ..redact import Redactor
 from ..strenum import StrEnum
