@@ -39,6 +39,8 @@ from typing import Any, Callable
 
 from aiohttp import BodyPartReader, web
 
+from tools.hostile_bodies import KEY_ECHO_AT, gzip_bomb
+
 MAX_LABEL = 1024  # bytes of an annotation body
 MAX_PART = 32 * 1024 * 1024  # bytes of one multipart field (the image)
 
@@ -221,7 +223,6 @@ class DatasetRoutes:
     # -- faults ------------------------------------------------------------------------------
 
     async def _fault(self, request: web.Request, fault: dict[str, Any]) -> web.StreamResponse:
-        from tools.standin_api import KEY_ECHO_AT, gzip_bomb  # that module imports this one
 
         if "hang" in fault:
             await asyncio.sleep(float(fault["hang"]))

@@ -7,6 +7,11 @@ A file that is not a usable database of ours (not a database, a failed
 along with it, ONE warning) and starts a fresh one: history is lost, the daemon
 is not.  The schema version is in ``PRAGMA user_version``; a database of an
 earlier version is brought up to date when opened, in place.
+
+The pieces every SQLite file of the agent's shares live here too, and the upload
+queue (``uploaddb.py``) uses them: :class:`StoreError`, :class:`Corrupt` and the
+corruption codes, :func:`inspect` (integrity, version, tables), :func:`transaction`
+and :func:`rename_aside`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Iterator
 
 from .files import fsync_dir
 
@@ -116,20 +122,27 @@ def connect(path: Path) -> sqlite3.Connection:
         raise
 
 
+def inspect(conn: sqlite3.Connection) -> tuple[int, set[str]]:
+    """Any database of the agent's: its integrity checked (Corrupt when it fails), then
+    its schema version and tables."""
+    # SQLite's default page cache is 2 MB, and the integrity check reads every page
+    # into it: 256 KiB holds what appends and the history's indexed queries touch
+    # (the kernel caches the file all the same).
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    rows = conn.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        raise Corrupt(f"fails its integrity check ({'; '.join(str(r[0]) for r in rows[:3])})")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    return version, tables
+
+
 def check(conn: sqlite3.Connection) -> None:
     """Check the file, create the schema in an empty one or bring an earlier version's
     up to date, and set the connection's durability; Corrupt for a file that is not ours."""
     try:
-        # SQLite's default page cache is 2 MB, and the integrity check reads every page
-        # into it: 256 KiB holds what appends and the history's indexed queries touch
-        # (the kernel caches the file all the same).
-        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        rows = conn.execute("PRAGMA quick_check").fetchall()
-        if rows != [("ok",)]:
-            raise Corrupt(f"fails its integrity check ({'; '.join(str(r[0]) for r in rows[:3])})")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        version, tables = inspect(conn)
         if version == 0 and not tables:
             create(conn)
         elif version != SCHEMA_VERSION:
@@ -173,27 +186,51 @@ def create(conn: sqlite3.Connection) -> None:
         raise
 
 
-def move_aside(path: Path, problem: str, now: float) -> None:
-    """Rename the bad file (and its WAL) to ``<name>.corrupt-<epoch>``; one warning.
-    StoreError (also one warning) when it cannot be moved."""
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, write: bool) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` around a write (a read runs as it is); any
+    error rolls back and is raised again. Any database of the agent's."""
+    try:
+        if write:
+            conn.execute("BEGIN IMMEDIATE")
+        yield conn
+        if write:
+            conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def rename_aside(path: Path, now: float) -> Path:
+    """Rename a bad SQLite file (and its WAL) to ``<name>.corrupt-<epoch>`` and return
+    where it went; OSError when it cannot be moved. Any database of the agent's."""
     stamp = int(now)
     aside = path.with_name(f"{path.name}.corrupt-{stamp}")
     n = 1
     while os.path.lexists(aside):
         aside = path.with_name(f"{path.name}.corrupt-{stamp}.{n}")
         n += 1
+    os.replace(path, aside)
+    # The WAL travels with it (a stale WAL next to a new database would be
+    # replayed into it); the -shm index is rebuilt from the WAL.
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(f"{path}-wal", f"{aside}-wal")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{path}-shm")
+    fsync_dir(path.parent)
+    return aside
+
+
+def move_aside(path: Path, problem: str, now: float) -> None:
+    """The bad event database moved aside (``rename_aside``); one warning. StoreError
+    (also one warning) when it cannot be moved."""
     try:
-        os.replace(path, aside)
-        # The WAL travels with it (a stale WAL next to a new database would be
-        # replayed into it); the -shm index is rebuilt from the WAL.
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(f"{path}-wal", f"{aside}-wal")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(f"{path}-shm")
+        aside = rename_aside(path, now)
     except OSError as e:
         log.warning("event database %s %s and cannot be moved aside (%s); events go out "
                     "without durability", path, problem, e.strerror or e)
         raise StoreError(f"cannot move {path} aside: {e}") from e
-    fsync_dir(path.parent)
     log.warning("event database %s %s; moved aside to %s and started a new one "
                 "(its history and undelivered events are not carried over)", path, problem, aside.name)

@@ -34,18 +34,17 @@ aside are in ``eventdb.py``; what an :class:`~.event.Event` is, in ``event.py``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import sqlite3
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from ..episode import Episode
 from .event import SELECT, Event, event_from_row
-from .eventdb import CORRUPT_CODES, Corrupt, StoreError, connect, move_aside, sqlite_code
+from .eventdb import connect, move_aside
+from .sqlitefile import SqliteFile
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ MAX_THUMBNAIL = 256 * 1024  # bytes; a bigger thumbnail is refused (the event is
 MAX_LIMIT = 1000  # rows one history() call returns at most
 
 
-class EventStore:
+class EventStore(SqliteFile):
     """The events, their thumbnails and the last decided state per camera.
 
     Synchronous: the agent calls it from one worker thread (the SD card may stall
@@ -62,105 +61,31 @@ class EventStore:
     another thread cannot interleave with a transaction.
     """
 
+    NAME = "event database"
+    LOSS = "events go out without durability"
+
     def __init__(self, path: Path, *, max_pending: int = 10_000, keep_days: float = 14,
                  max_mb: float = 200, clock: Callable[[], float] = time.time):
-        self.path = Path(path)
+        super().__init__(path, clock)
         self.max_pending = max(1, int(max_pending))
         self.keep_days = keep_days
         self.max_mb = max_mb
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
         self._pending = 0  # undelivered events in the database
         self.dropped = 0  # events dropped over max_pending since this process started
-        self._write_ep = Episode()
-        self._read_ep = Episode()
         self._drop_ep = Episode()
         self._size_warned = False
         self._thumb_warned = False
 
     # -- opening --------------------------------------------------------------------
 
-    def open(self) -> None:
-        """Create or open the database.
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self.path)
 
-        Never raises for a bad file (it is moved aside with one warning and a fresh
-        database started).  Raises :class:`StoreError` only when no database can be
-        had at all (the folder is missing, read-only or full): the caller carries on
-        without durability.
-        """
-        with self._lock:
-            if self._conn is not None:
-                return
-            try:
-                self._conn = connect(self.path)
-            except Corrupt as e:
-                move_aside(self.path, str(e), self._clock())
-                try:
-                    self._conn = connect(self.path)
-                except (Corrupt, sqlite3.Error, OSError) as e2:
-                    raise self._failed(self._write_ep, "open", e2) from e2
-            except (sqlite3.Error, OSError) as e:
-                raise self._failed(self._write_ep, "open", e) from e
-            try:
-                self._pending = self._conn.execute(
-                    "SELECT COUNT(*) FROM events WHERE delivered = 0").fetchone()[0]
-            except sqlite3.Error as e:
-                self.close()
-                raise self._failed(self._write_ep, "open", e) from e
+    def _move_aside(self, problem: str) -> None:
+        move_aside(self.path, problem, self._clock())
 
-    # -- error handling --------------------------------------------------------------
-
-    def _failed(self, episode: Episode, what: str, e: BaseException) -> StoreError:
-        """Log once per episode; the StoreError to raise."""
-        if isinstance(e, StoreError):
-            return e
-        if isinstance(e, sqlite3.Error):
-            kind = getattr(e, "sqlite_errorname", None) or type(e).__name__
-        elif isinstance(e, OSError):
-            kind = f"errno {e.errno}"
-        else:
-            kind = type(e).__name__
-        if episode.fail(kind):
-            log.warning("event database %s: cannot %s (%s); events go out without durability "
-                        "until it works again", self.path, what, e)
-        return StoreError(f"{what}: {e}")
-
-    @contextlib.contextmanager
-    def _use(self, what: str, write: bool) -> Iterator[sqlite3.Connection]:
-        """The connection under the lock; sqlite errors become a StoreError (logged once
-        per episode); corruption found while running moves the file aside."""
-        episode = self._write_ep if write else self._read_ep
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise self._failed(episode, what, StoreError("the event database is not open"))
-            try:
-                if write:
-                    conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                if write:
-                    conn.execute("COMMIT")
-            except BaseException as e:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                if not isinstance(e, sqlite3.Error):
-                    raise
-                if sqlite_code(e) in CORRUPT_CODES:
-                    self._recover(e)
-                raise self._failed(episode, what, e) from e
-            failures = episode.ok()
-            if failures:
-                log.info("event database %s works again after %d failures", self.path, failures)
-
-    def _recover(self, e: sqlite3.Error) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.close()  # type: ignore[union-attr]
-        self._conn = None
-        with contextlib.suppress(StoreError):
-            move_aside(self.path, f"is corrupt ({e})", self._clock())
-            self.open()
+    def _opened(self, conn: sqlite3.Connection) -> None:
+        self._pending = conn.execute("SELECT COUNT(*) FROM events WHERE delivered = 0").fetchone()[0]
 
     # -- API -----------------------------------------------------------------------------
 
@@ -359,10 +284,3 @@ class EventStore:
             size = self._bytes(conn)
         return {"events": events, "undelivered": self._pending, "dropped": self.dropped, "bytes": size}
 
-    def close(self) -> None:
-        """Close the connection (SQLite checkpoints the WAL into the file)."""
-        with self._lock:
-            if self._conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.close()
-                self._conn = None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..strenum import StrEnum
-from .eventdb import CACHE_KIB, CORRUPT_CODES, JOURNAL_LIMIT, Corrupt, StoreError, sqlite_code
+from .eventdb import CORRUPT_CODES, JOURNAL_LIMIT, Corrupt, StoreError, inspect, rename_aside, sqlite_code
 from .files import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -183,13 +183,7 @@ def check(conn: sqlite3.Connection) -> None:
     """Check the file, create the schema in an empty one, and set the connection's
     durability (WAL, synchronous=FULL: a commit is on disk when it returns)."""
     try:
-        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        rows = conn.execute("PRAGMA quick_check").fetchall()
-        if rows != [("ok",)]:
-            raise Corrupt(f"fails its integrity check ({'; '.join(str(r[0]) for r in rows[:3])})")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        version, tables = inspect(conn)
         if version == 0 and not tables:
             create(conn)
         elif version != SCHEMA_VERSION:
@@ -226,25 +220,13 @@ def create(conn: sqlite3.Connection) -> None:
 
 
 def move_aside(path: Path, problem: str, now: float) -> None:
-    """Rename the bad file (and its WAL) to ``<name>.corrupt-<epoch>``; one warning.
-    StoreError (also one warning) when it cannot be moved.  ``eventdb.move_aside``
-    does the same, but its log lines speak of events."""
-    stamp = int(now)
-    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while os.path.lexists(aside):
-        aside = path.with_name(f"{path.name}.corrupt-{stamp}.{n}")
-        n += 1
+    """The bad queue file moved aside (``eventdb.rename_aside``); one warning.
+    StoreError (also one warning) when it cannot be moved."""
     try:
-        os.replace(path, aside)
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(f"{path}-wal", f"{aside}-wal")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(f"{path}-shm")
+        aside = rename_aside(path, now)
     except OSError as e:
         log.warning("upload queue %s %s and cannot be moved aside (%s); frames sampled for training "
                     "are not kept", path, problem, e.strerror or e)
         raise StoreError(f"cannot move {path} aside: {e}") from e
-    fsync_dir(path.parent)
     log.warning("upload queue %s %s; moved aside to %s and started an empty one (the frames "
                 "waiting in it are not carried over)", path, problem, aside.name)

@@ -30,16 +30,16 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ..episode import Episode
 from ..redact import bounded
-from .eventdb import CORRUPT_CODES, Corrupt, StoreError, sqlite_code
+from .eventdb import StoreError
+from .sqlitefile import SqliteFile
 from .uploaddb import SELECT, QueuedItem, UploadItem, connect, move_aside, queued_from_row
 
 log = logging.getLogger(__name__)
@@ -61,109 +61,35 @@ class QueueStats:
 EMPTY = QueueStats(0, 0, 0, None)
 
 
-class UploadQueue:
+class UploadQueue(SqliteFile):
     """The queue.  Synchronous: call it from one worker thread (the SD card may stall
     for seconds); a lock guards the connection anyway."""
 
+    NAME = "upload queue"
+    LOSS = "frames sampled for training are not kept"
+
     def __init__(self, path: Path, *, max_mb: float = 100, clock: Callable[[], float] = time.time):
-        self.path = Path(path)
+        super().__init__(path, clock)
         self.max_bytes = max(1, int(max_mb * 1024 * 1024))
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
         self._count = 0  # items in the file
         self._bytes = 0  # their sizes
         self.dropped = 0  # items dropped for room since this process started
         self._dropped_before = 0  # ... when the current dropping episode began
-        self._write_ep = Episode()
-        self._read_ep = Episode()
         self._drop_ep = Episode()
 
     # -- opening ---------------------------------------------------------------------
 
-    def open(self) -> None:
-        """Create or open the file.  Never raises for a bad file (moved aside, one
-        warning, an empty queue); StoreError when no file can be had at all (the folder
-        is missing, read-only or full): the caller carries on without the queue."""
-        with self._lock:
-            if self._conn is not None:
-                return
-            try:
-                self._conn = connect(self.path)
-            except Corrupt as e:
-                move_aside(self.path, str(e), self._clock())
-                try:
-                    self._conn = connect(self.path)
-                except (Corrupt, sqlite3.Error, OSError) as e2:
-                    raise self._failed(self._write_ep, "open", e2) from e2
-            except (sqlite3.Error, OSError) as e:
-                raise self._failed(self._write_ep, "open", e) from e
-            try:
-                self._count, self._bytes = self._conn.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM items").fetchone()
-            except sqlite3.Error as e:
-                self.close()
-                raise self._failed(self._write_ep, "open", e) from e
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self.path)
 
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.close()
-                self._conn = None
+    def _move_aside(self, problem: str) -> None:
+        move_aside(self.path, problem, self._clock())
 
-    # -- errors ----------------------------------------------------------------------
+    def _opened(self, conn: sqlite3.Connection) -> None:
+        self._count, self._bytes = conn.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM items").fetchone()
 
-    def _failed(self, episode: Episode, what: str, e: BaseException) -> StoreError:
-        """Log once per episode; the StoreError to raise."""
-        if isinstance(e, StoreError):
-            return e
-        if isinstance(e, sqlite3.Error):
-            kind = getattr(e, "sqlite_errorname", None) or type(e).__name__
-        elif isinstance(e, OSError):
-            kind = f"errno {e.errno}"
-        else:
-            kind = type(e).__name__
-        if episode.fail(kind):
-            log.warning("upload queue %s: cannot %s (%s); frames sampled for training are not kept "
-                        "until it works again", self.path, what, e)
-        return StoreError(f"{what}: {e}")
-
-    @contextlib.contextmanager
-    def _use(self, what: str, write: bool) -> Iterator[sqlite3.Connection]:
-        """The connection under the lock, in a transaction when writing; sqlite errors
-        become a StoreError (logged once per episode); corruption found while running
-        moves the file aside and starts an empty queue."""
-        episode = self._write_ep if write else self._read_ep
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise self._failed(episode, what, StoreError("the upload queue is not open"))
-            try:
-                if write:
-                    conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                if write:
-                    conn.execute("COMMIT")
-            except BaseException as e:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                if not isinstance(e, sqlite3.Error):
-                    raise
-                if sqlite_code(e) in CORRUPT_CODES:
-                    self._recover(e)
-                raise self._failed(episode, what, e) from e
-            failures = episode.ok()
-            if failures:
-                log.info("upload queue %s works again after %d failures", self.path, failures)
-
-    def _recover(self, e: sqlite3.Error) -> None:
-        self.close()
+    def _forget(self) -> None:
         self._count = self._bytes = 0
-        with contextlib.suppress(StoreError):
-            move_aside(self.path, f"is corrupt ({e})", self._clock())
-            self.open()
 
     # -- API -------------------------------------------------------------------------
 
