@@ -70,17 +70,12 @@ class Agent:
         self.cameras = {c.name: CameraRuntime.create(c, Admission(c, inflight=self.inflight, budget=self.budget,
                                                                    api_ready=self.guard.ready))
                         for c in cfg.cameras}
-        for cam in self.cameras.values():
-            kept = self.settings.restore(cam.name, cam.cfg.fps)
-            if kept.fps is not None:
-                cam.admission.set_fps(kept.fps)
-            if kept.paused:
-                cam.admission.pause()
         self.events = EventLog(state_dir / "events.db" if state_dir else None, cfg.events)
         self.metrics = Metrics(self.cameras, self._live_metrics)
         self.outputs = Dispatcher()  # attached at the start, once the loop runs
         self.status = StatusTopic(cfg, self.cameras, self.guard, self.budget, self.outputs)
         self.commands = Commands(self.cameras, self.settings, self.budget, self.status, self.outputs)
+        self.commands.restore_settings()
         self.watch = CameraWatch(self.cameras, self.status, self.outputs, self.budget, self.redact,
                                  self._on_all_ended)
         self.tasks = TaskSet()

@@ -37,6 +37,15 @@ class Commands:
     outputs: Dispatcher
     _refusals: Episode = field(default_factory=Episode)  # classify-now refused while the budget is spent
 
+    def restore_settings(self) -> None:
+        """At start: what was set over MQTT before the restart (fps, paused) applies again."""
+        for cam in self.cameras.values():
+            kept = self.settings.restore(cam.name, cam.cfg.fps)
+            if kept.fps is not None:
+                cam.admission.set_fps(kept.fps)
+            if kept.paused:
+                cam.admission.pause()
+
     # -- the MQTT output's Controls ---------------------------------------------------
 
     def has_camera(self, name: str) -> bool:
