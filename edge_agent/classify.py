@@ -19,7 +19,6 @@ A ``Retry-After`` is honoured up to ``MAX_RETRY_AFTER`` seconds.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -36,6 +35,7 @@ from .backoff import Backoff, parse_retry_after
 from .budget import credits_of
 from .config import ApiConfig, Config
 from .episode import Episode
+from .httppost import Unreached, post_capped
 from .redact import Redactor
 from .reply import BadReply, Classification, parse_reply
 from .strenum import StrEnum
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 MAX_REPLY_BYTES = 1024 * 1024  # a real reply is a few kB; counted after decompression
 MAX_RETRY_AFTER = 300.0  # seconds: a longer Retry-After is cut to this
 EXCERPT_CHARS = 80  # of a refused or non-JSON reply body, quoted in the error
-_READ_CHUNK = 64 * 1024
 
 
 class ApiErrorKind(StrEnum):
@@ -121,7 +120,6 @@ class ClassifyClient:
         self.cfg = cfg
         self.session = session
         self.endpoint = f"{cfg.url}/{cfg.model}"
-        self._timeout = aiohttp.ClientTimeout(total=cfg.timeout)
         self.redact = Redactor(key_forms(cfg.api_key))
 
     def _request_parts(self) -> tuple[dict[str, str], dict[str, str]]:
@@ -139,30 +137,12 @@ class ClassifyClient:
         body = base64.b64encode(jpeg)
         t0 = time.monotonic()
         try:
-            async with self.session.post(self.endpoint, params=params, data=body, headers=headers,
-                                         timeout=self._timeout, allow_redirects=False) as resp:
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-                credits = credits_of(resp.headers)
-                raw = await read_capped(resp, MAX_REPLY_BYTES)
-                if raw is None:
-                    resp.close()  # not released: the rest stays unread, the connection is dropped
-        except asyncio.TimeoutError:
-            raise ApiError(ApiErrorKind.TIMEOUT, f"no reply within {self.cfg.timeout:g} s") from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            reason = getattr(exc.certificate_error, "verify_message", None) or type(exc.certificate_error).__name__
-            raise ApiError(ApiErrorKind.CONNECTION, f"TLS certificate not trusted ({reason})", reached=False) from None
-        except aiohttp.ClientConnectorError as exc:
-            # str(exc) names host:port and the OS error, never the path or query.
-            raise ApiError(ApiErrorKind.CONNECTION, f"cannot connect to {exc.host}:{exc.port}: "
-                                         f"{exc.os_error.strerror or exc.os_error}",
-                           reached=False) from None
-        except aiohttp.ServerDisconnectedError:
-            raise ApiError(ApiErrorKind.CONNECTION, "server closed the connection") from None
-        except aiohttp.ClientPayloadError:
-            raise ApiError(ApiErrorKind.CONNECTION, "reply cut short") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ApiError(ApiErrorKind.CONNECTION, f"request failed: {type(exc).__name__}") from None
+            posted = await post_capped(self.session, self.endpoint, params=params, data=body, headers=headers,
+                                       timeout=self.cfg.timeout, limit=MAX_REPLY_BYTES)
+        except Unreached as exc:
+            raise ApiError(ApiErrorKind(exc.kind), exc.description, reached=exc.reached) from None
+        status, retry_after, raw = posted.status, posted.headers.get("Retry-After"), posted.raw
+        credits = credits_of(posted.headers)
         latency_ms = (time.monotonic() - t0) * 1000
         try:
             body, result = self._interpret(status, retry_after, raw)
@@ -228,24 +208,6 @@ def key_forms(key: str | None) -> list[str]:
         if len(core) >= 8:
             forms.add(core)
     return [f for f in forms if len(f) >= 3]
-
-
-async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, decoded (gzip/deflate), or None once it passes ``limit`` bytes.
-    A Content-Length over the limit is refused before anything is read."""
-    length = resp.content_length
-    if length is not None and length > limit:
-        return None
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        chunk = await resp.content.read(_READ_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > limit:
-            return None
-        chunks.append(chunk)
 
 
 def _size(n: int) -> str:

@@ -40,15 +40,14 @@ parameter is left off, as roboflow-python does (``inference`` would send
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Mapping, Sequence
 
 import aiohttp
 
 from ..backoff import parse_retry_after
-from ..classify import read_capped  # the same capped, decoded read as classification
 from ..classify import key_forms
+from ..httppost import Unreached, post_capped  # the same bounded POST as classification
 from ..redact import Redactor
 from ..strenum import StrEnum
 from .upload_reply import (Annotated, BadUploadReply, Request, Uploaded, annotate_request, check_name,
@@ -131,7 +130,6 @@ class UploadClient:
         self.url = url.rstrip("/")
         self._key = api_key
         self._timeout_s = timeout
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.redact = Redactor(key_forms(api_key))
 
     def __repr__(self) -> str:
@@ -178,29 +176,11 @@ class UploadClient:
 
     async def _post(self, req: Request, data: Any, headers: dict[str, str]) -> tuple[int, str | None, bytes | None]:
         try:
-            async with self.session.post(req.url, params=list(req.params), data=data, headers=headers,
-                                         timeout=self._timeout, allow_redirects=False) as resp:
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-                raw = await read_capped(resp, MAX_REPLY_BYTES)
-                if raw is None:
-                    resp.close()  # the rest stays unread: drop the connection
-                return status, retry_after, raw
-        except asyncio.TimeoutError:
-            raise UploadError(UploadErrorKind.TIMEOUT, f"no reply within {self._timeout_s:g} s") from None
-        except aiohttp.ClientConnectorCertificateError as exc:
-            reason = getattr(exc.certificate_error, "verify_message", None) or type(exc.certificate_error).__name__
-            raise UploadError(UploadErrorKind.CONNECTION, f"TLS certificate not trusted ({reason})") from None
-        except aiohttp.ClientConnectorError as exc:
-            # str(exc) names host:port and the OS error, never the path or query.
-            raise UploadError(UploadErrorKind.CONNECTION, f"cannot connect to {exc.host}:{exc.port}: "
-                              f"{exc.os_error.strerror or exc.os_error}") from None
-        except aiohttp.ServerDisconnectedError:
-            raise UploadError(UploadErrorKind.CONNECTION, "server closed the connection") from None
-        except aiohttp.ClientPayloadError:
-            raise UploadError(UploadErrorKind.CONNECTION, "reply cut short") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise UploadError(UploadErrorKind.CONNECTION, f"request failed: {type(exc).__name__}") from None
+            posted = await post_capped(self.session, req.url, params=list(req.params), data=data, headers=headers,
+                                       timeout=self._timeout_s, limit=MAX_REPLY_BYTES)
+        except Unreached as exc:
+            raise UploadError(UploadErrorKind(exc.kind), exc.description) from None
+        return posted.status, posted.headers.get("Retry-After"), posted.raw
 
     def _json(self, status: int, retry_after: str | None, raw: bytes | None, *, annotate: bool) -> Any:
         """The reply's JSON, or the UploadError its status and body amount to."""
