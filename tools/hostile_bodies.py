@@ -1,12 +1,14 @@
 """Hostile reply bodies the stand-in API answers with when a test asks for a fault
 (classification and dataset routes alike): a gzip bomb that inflates to valid JSON,
-and where an error body quotes the caller's key."""
+a valid reply padded to any size, and an error body that quotes the caller's key."""
 
 from __future__ import annotations
 
 import functools
 import struct
 import zlib
+
+from aiohttp import web
 
 
 KEY_ECHO_AT = 70  # where the "echo_key" fault puts the key in its 400 body
@@ -33,3 +35,28 @@ def gzip_bomb(size: int) -> bytes:
     total = len(head) + fill + len(tail)
     header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
     return header + first + segment * repeats + last + struct.pack("<II", crc, total & 0xFFFFFFFF)
+
+
+def key_echo(head: str, key: str) -> bytes:
+    """An error body quoting ``key`` at ``KEY_ECHO_AT`` (a client must redact it)."""
+    return (head.ljust(KEY_ECHO_AT - 1, ".") + " " + key + ' (plan expired)"}').encode()
+
+
+async def big_body(request: web.Request, head: bytes, tail: bytes, size: int, chunked: bool) -> web.StreamResponse:
+    """``head`` + padding + ``tail``, ``size`` bytes in all, written in chunks (never held whole)."""
+    pad = max(0, size - len(head) - len(tail))
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    if not chunked:
+        response.content_length = len(head) + pad + len(tail)
+    await response.prepare(request)
+    block = b"0" * (64 * 1024)
+    try:
+        await response.write(head)
+        while pad > 0:
+            await response.write(block[:pad])
+            pad -= len(block)
+        await response.write(tail)
+        await response.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass  # the client hung up part way, as a capped client should
+    return response

@@ -58,7 +58,8 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from tools.hostile_bodies import KEY_ECHO_AT, gzip_bomb  # noqa: F401 - KEY_ECHO_AT: tests read it here
+# KEY_ECHO_AT: tests read it here
+from tools.hostile_bodies import KEY_ECHO_AT, big_body, gzip_bomb, key_echo  # noqa: F401
 from tools.standin_dataset import DatasetRoutes
 
 CLASSES = ("blue", "green", "red")  # BGR channel order
@@ -230,8 +231,8 @@ class StandinApi:
             self._record(request, 400, w, h, n)
             key = self.api_key or request.query.get("api_key") or "no-key-sent"
             head = '{"message": "this model cannot be called by the key'
-            body = head.ljust(KEY_ECHO_AT - 1, ".") + " " + key + ' (plan expired)"}'
-            return web.Response(body=body.encode(), status=400, content_type="application/json")
+            body = key_echo(head, key)
+            return web.Response(body=body, status=400, content_type="application/json")
         status = int(fault.get("status", 500))
         headers = {}
         if "retry_after" in fault:
@@ -240,25 +241,9 @@ class StandinApi:
         return web.json_response({"message": f"stand-in fault {status}"}, status=status, headers=headers)
 
     async def _big_body(self, request: web.Request, size: int, chunked: bool) -> web.StreamResponse:
-        """A valid reply padded to ``size`` bytes, written in chunks (never held whole)."""
+        """A valid reply padded to ``size`` bytes."""
         head = b'{"top": "red", "confidence": 0.9, "predictions": [], "padding": "'
-        tail = b'"}'
-        pad = max(0, size - len(head) - len(tail))
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        if not chunked:
-            response.content_length = len(head) + pad + len(tail)
-        await response.prepare(request)
-        block = b"0" * (64 * 1024)
-        try:
-            await response.write(head)
-            while pad > 0:
-                await response.write(block[:pad])
-                pad -= len(block)
-            await response.write(tail)
-            await response.write_eof()
-        except (ConnectionError, RuntimeError):
-            pass  # the client hung up part way, as a capped client should
-        return response
+        return await big_body(request, head, b'"}', size, chunked)
 
     def _mistake(self, body: dict[str, Any]) -> dict[str, Any]:
         """A confident wrong answer, as real models now and then give on one frame."""

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from aiohttp import BodyPartReader, web
 
-from tools.hostile_bodies import KEY_ECHO_AT, gzip_bomb
+from tools.hostile_bodies import big_body, gzip_bomb, key_echo
 
 MAX_LABEL = 1024  # bytes of an annotation body
 MAX_PART = 32 * 1024 * 1024  # bytes of one multipart field (the image)
@@ -243,28 +243,12 @@ class DatasetRoutes:
         if fault.get("echo_key"):
             key = self.api_key() or request.query.get("api_key") or "no-key-sent"
             head = '{"message": "this dataset cannot be written with the key'
-            body = head.ljust(KEY_ECHO_AT - 1, ".") + " " + key + ' (plan expired)"}'
-            return web.Response(body=body.encode(), status=400, content_type="application/json")
+            body = key_echo(head, key)
+            return web.Response(body=body, status=400, content_type="application/json")
         status = int(fault.get("status", 500))
         headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
         return web.json_response({"message": f"stand-in fault {status}"}, status=status, headers=headers)
 
     async def _big_body(self, request: web.Request, size: int, chunked: bool) -> web.StreamResponse:
-        """A valid success reply padded to ``size`` bytes, written in chunks."""
-        head, tail = b'{"success": true, "id": "padded", "padding": "', b'"}'
-        pad = max(0, size - len(head) - len(tail))
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        if not chunked:
-            response.content_length = len(head) + pad + len(tail)
-        await response.prepare(request)
-        block = b"0" * (64 * 1024)
-        try:
-            await response.write(head)
-            while pad > 0:
-                await response.write(block[:pad])
-                pad -= len(block)
-            await response.write(tail)
-            await response.write_eof()
-        except (ConnectionError, RuntimeError):
-            pass  # the client hung up part way, as a capped client should
-        return response
+        """A valid reply padded to ``size`` bytes."""
+        return await big_body(request, b'{"success": true, "id": "padded", "padding": "', b'"}', size, chunked)

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .files import fsync_dir
 
@@ -96,20 +96,31 @@ def sqlite_code(e: sqlite3.Error) -> int:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A checked connection, or Corrupt (the file is not usable), sqlite3.Error / OSError."""
-    existed = False
+    """A checked connection to the event database, or Corrupt (the file is not usable),
+    sqlite3.Error / OSError."""
+    return open_checked(path, check, private=False)
+
+
+def open_checked(path: Path, check: Callable[[sqlite3.Connection], None], *, private: bool) -> sqlite3.Connection:
+    """Any database of the agent's: a regular file we may write (else Corrupt), connected
+    and ``check``ed. ``private``: created 0600 here (not by SQLite: its mode is 0644 less
+    the umask), and an existing file of ours tightened to 0600."""
+    existed = True
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        pass
+        existed = False
+        if private:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     else:
-        existed = True
         if not stat.S_ISREG(st.st_mode):
             raise Corrupt("is not a regular file")
         try:  # e.g. left behind by a run as root; EROFS is not the file's fault
             os.close(os.open(path, os.O_RDWR))
         except PermissionError as e:
             raise Corrupt(f"cannot be opened for writing ({e.strerror})") from e
+        if private and st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(path, 0o600)
     # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
     try:

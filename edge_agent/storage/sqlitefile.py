@@ -97,7 +97,8 @@ class SqliteFile:
         else:
             kind = type(e).__name__
         if episode.fail(kind):
-            self._log.warning("%s %s: cannot %s (%s); %s until it works again", self.NAME, self.path, what, e, self.LOSS)
+            self._log.warning("%s %s: cannot %s (%s); %s until it works again", self.NAME, self.path, what, e,
+                              self.LOSS)
         return StoreError(f"{what}: {e}")
 
     @contextlib.contextmanager

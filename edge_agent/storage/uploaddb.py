@@ -19,16 +19,13 @@ import contextlib
 import json
 import logging
 import math
-import os
 import sqlite3
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..strenum import StrEnum
-from .eventdb import CORRUPT_CODES, JOURNAL_LIMIT, Corrupt, StoreError, inspect, rename_aside, sqlite_code
-from .files import fsync_dir
+from .eventdb import CORRUPT_CODES, JOURNAL_LIMIT, Corrupt, StoreError, inspect, open_checked, rename_aside, sqlite_code
 
 log = logging.getLogger(__name__)
 
@@ -152,31 +149,7 @@ def queued_from_row(row: tuple[Any, ...]) -> QueuedItem:
 def connect(path: Path) -> sqlite3.Connection:
     """A checked connection to a file of mode 0600, or Corrupt (the file is not
     usable), sqlite3.Error / OSError."""
-    existed = True
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        existed = False
-        # Created here, not by SQLite, for its mode (SQLite's is 0644 less the umask).
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-    else:
-        if not stat.S_ISREG(st.st_mode):
-            raise Corrupt("is not a regular file")
-        try:  # e.g. left behind by a run as root; EROFS is not the file's fault
-            os.close(os.open(path, os.O_RDWR))
-        except PermissionError as e:
-            raise Corrupt(f"cannot be opened for writing ({e.strerror})") from e
-        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
-            os.chmod(path, 0o600)
-    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
-    try:
-        check(conn)
-        if not existed:
-            fsync_dir(path.parent)
-        return conn
-    except BaseException:
-        conn.close()
-        raise
+    return open_checked(path, check, private=True)
 
 
 def check(conn: sqlite3.Connection) -> None:
