@@ -49,6 +49,12 @@ BURST_MIN = 10  # calls
 EPS = 1e-9  # credits are sums of floats: 5 x 0.0002 must fit in 0.001
 
 
+def stepped_back(day: date, later: date | None) -> bool:
+    """The clock stepped back across midnight (``day`` is the day before ``later``):
+    keep counting on the later day. A clock more than a day behind is taken as the truth."""
+    return later is not None and 0 < (later - day).days <= 1
+
+
 class Priority(enum.IntEnum):
     """Why a call is wanted; lower value = more important (paced last)."""
     ON_DEMAND = 0  # a user asked ("classify now")
@@ -196,8 +202,8 @@ class Budget:
         if self._start <= now < self._end:
             return
         d = date.fromtimestamp(now)
-        if d < self._date and (self._date - d).days <= 1:
-            return  # the clock stepped back across midnight: keep the later day
+        if stepped_back(d, self._date):
+            return
         self._new_day(d)
 
     def _load(self, doc: dict[str, Any]) -> None:

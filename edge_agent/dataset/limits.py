@@ -42,6 +42,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..budget import stepped_back
 from ..change.thumbs import Thumb, as_thumb, thumbnails
 from ..encode import Region
 from ..storage.files import JsonFile
@@ -179,7 +180,7 @@ class Limits:
 
     def _today(self, now: float) -> date:
         d = date.fromtimestamp(now)
-        if self._latest is not None and 0 < (self._latest - d).days <= 1:
+        if stepped_back(d, self._latest):
             return self._latest
         self._latest = d
         return d
