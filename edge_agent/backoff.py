@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -34,8 +35,8 @@ class Backoff:
         self.attempts = 0
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+def parse_retry_after(value: str | None, now: datetime | None = None, *, cap: float = math.inf) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), at most ``cap``."""
     if value is None:
         return None
     value = value.strip()
@@ -53,7 +54,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         now = now or datetime.now(timezone.utc)
-        return max(0.0, (when - now).total_seconds())
+        return min(cap, max(0.0, (when - now).total_seconds()))
     if seconds != seconds or seconds < 0:  # NaN or negative
         return None
-    return seconds
+    return min(cap, seconds)

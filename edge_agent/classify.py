@@ -156,9 +156,7 @@ class ClassifyClient:
         if status in (401, 403):
             raise ApiError(ApiErrorKind.UNAUTHORIZED, f"API key rejected (HTTP {status})", status=status)
         if status == 429:
-            wait = parse_retry_after(retry_after)
-            if wait is not None:
-                wait = min(wait, MAX_RETRY_AFTER)
+            wait = parse_retry_after(retry_after, cap=MAX_RETRY_AFTER)
             extra = f", retry after {wait:g} s" if wait is not None else ""
             raise ApiError(ApiErrorKind.RATE_LIMITED, f"rate limited (HTTP 429{extra})", retry_after=wait,
                            status=status)

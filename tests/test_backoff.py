@@ -52,3 +52,11 @@ def test_retry_after_seconds_and_dates():
     assert parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now) == 0.0
     for bad in (None, "", "soon", "-3", "nan"):
         assert parse_retry_after(bad, now) is None
+
+
+def test_retry_after_is_cut_to_the_callers_cap():
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert parse_retry_after("7200", now, cap=300.0) == 300.0
+    assert parse_retry_after(format_datetime(now + timedelta(hours=2), usegmt=True), now, cap=300.0) == 300.0
+    assert parse_retry_after("30", now, cap=300.0) == 30.0
+    assert parse_retry_after("soon", now, cap=300.0) is None

@@ -193,9 +193,7 @@ class UploadClient:
             raise UploadError(UploadErrorKind.NOT_FOUND, f"{where} is not found (HTTP 404): {self._excerpt(raw)}",
                               status=status)
         if status == 429:
-            wait = parse_retry_after(retry_after)
-            if wait is not None:
-                wait = min(wait, MAX_RETRY_AFTER)
+            wait = parse_retry_after(retry_after, cap=MAX_RETRY_AFTER)
             extra = f", retry after {wait:g} s" if wait is not None else ""
             raise UploadError(UploadErrorKind.RATE_LIMITED, f"rate limited (HTTP 429{extra})", status=status,
                               retry_after=wait)
