@@ -141,11 +141,13 @@ class StatusMessage:
     budget: dict[str, Any] | None = None  # the day's API spend, all cameras: see budget_payload
     device: str = ""  # the device_id of the agent that published it (whose topics these are)
     decode: str | None = None  # how the source is read: "keyframes only, every 1.0 s", "MJPEG, decoded only when taken"
+    dataset: dict[str, Any] | None = None  # training data (DatasetStatus.payload()); None: dataset.enabled is off
 
     def health(self) -> tuple[object, ...]:
         """The fields whose change alone is worth a publish."""
         return (self.camera, self.api, self.last_error, self.enabled, self.fps,
-                self.budget["exhausted"] if self.budget else None)
+                self.budget["exhausted"] if self.budget else None,
+                self.dataset["paused"] if self.dataset else None)
 
     def payload(self) -> bytes:
         return _json({**asdict(self), "fps": round(self.fps, 3)})  # every field, in declaration order

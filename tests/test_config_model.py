@@ -46,7 +46,8 @@ def model_classes(cls=Config, seen=None):
 PATHS = {"Config": "", "ApiConfig": "api", "BudgetConfig": "api.budget", "MqttConfig": "mqtt",
          "TlsConfig": "mqtt.tls", "DecideConfig": "cameras[0].decide", "CameraConfig": "cameras[0]",
          "ChangeConfig": "cameras[0].change", "StatusConfig": "status", "StatusAuthConfig": "status.auth",
-         "HomeAssistantConfig": "homeassistant", "EventsConfig": "events"}
+         "HomeAssistantConfig": "homeassistant", "EventsConfig": "events", "DatasetConfig": "dataset",
+         "SamplingConfig": "cameras[0].sampling"}
 
 
 def test_every_field_of_the_model_declares_how_it_is_read():

@@ -21,6 +21,8 @@ from .spec import Context, Converter
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 MODEL_RE = re.compile(r"^[A-Za-z0-9_.-]+/[0-9]+$")
+PROJECT_RE = re.compile(r"^[A-Za-z0-9_.-]+$")  # a Roboflow project's slug (api.model before the /)
+BATCH_RE = re.compile(r"^[A-Za-z0-9 _-]{1,50}$")
 
 Box = tuple[float, float, float, float]
 

@@ -42,6 +42,12 @@ def masked(cfg: Config) -> dict[str, Any]:
     else:
         api["api_key"] = MASK
     api["url"] = redact_url(api["url"])
+    dataset = out["dataset"]
+    if cfg.dataset.api_key_file or not cfg.dataset.api_key or cfg.dataset.api_key == cfg.api.api_key:
+        dataset.pop("api_key", None)  # from the file, or api.api_key's (the default)
+    else:
+        dataset["api_key"] = MASK
+    dataset["url"] = redact_url(dataset["url"])
     if cfg.mqtt.password:
         out["mqtt"]["password"] = MASK
     status: dict[str, Any] = {"enabled": cfg.status.enabled, "listen": cfg.status.listen}

@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from . import convert
-from .convert import MODEL_RE, NAME_RE, Box  # noqa: F401 - Box: the annotations below
+from .convert import BATCH_RE, MODEL_RE, NAME_RE, PROJECT_RE, Box  # noqa: F401 - Box: the annotations below
 from .env import source_secrets, url_secrets
 from .spec import NO_DEFAULT, Presence, choice, custom, derived, flag, integer, num, section, sections, text
 
@@ -108,6 +108,20 @@ class ChangeConfig:
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """Which of a camera's results are saved for training (dataset/sampling.py);
+    ``cameras[].sampling`` is laid over ``dataset.sampling``."""
+    enabled: bool = flag(True)  # this camera's frames may be collected (when dataset.enabled)
+    below: float = num(0.6, ge=0, le=1)  # uncertain: top confidence below this ...
+    margin: float = num(0.1, ge=0, le=1)  # ... or the top two within this
+    overruled: bool = flag(True)  # a confident result the decision did not follow
+    change: bool = flag(True)  # the result that decided a new state
+    random: float = num(0.0, ge=0, le=1)  # a share of all results
+    # x, y, w, h as fractions of the frame: blacked out before upload (a neighbour's window)
+    mask: tuple[Box, ...] = custom((), convert=convert.boxes)
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     name: str = text(required=True, pattern=NAME_RE, hint="[a-z0-9_-]")
     source: str = custom(required=True, convert=convert.source)
@@ -124,6 +138,7 @@ class CameraConfig:
     resolution: tuple[int, int] = custom((1280, 720), convert=convert.pixels(lo=16, hi=8192))
     # extra arguments for rpicam-vid, e.g. ["--rotation", "180"]
     options: tuple[str, ...] = custom((), convert=convert.options)
+    sampling: SamplingConfig = section(SamplingConfig)  # laid over dataset.sampling (parse.py)
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,28 @@ class EventsConfig:
     max_pending: int = integer(10_000, ge=1, le=10_000_000)
 
 
+DATASET_URL = "https://api.roboflow.com"
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Training data for the user's Roboflow dataset (dataset/): off unless enabled."""
+    enabled: bool = flag(False)  # nothing leaves the device for the dataset unless true
+    url: str = text(DATASET_URL, convert=convert.http_url)
+    project: str = text("", pattern=PROJECT_RE, hint="a project's slug, e.g. garage-door")  # default: api.model's
+    api_key: str = text("", repr=False)  # default api.api_key; or read from api_key_file (parse.py)
+    api_key_file: str | None = text(None, convert=convert.config_path)
+    batch_prefix: str = text("edge-agent", pattern=BATCH_RE, hint="letters, digits, space, - and _")
+    max_size: int = integer(1280, ge=0, le=8192)  # longest side of the picture sent; 0 = as captured
+    max_mb: float = num(100.0, gt=0, le=100_000)  # the queue waiting to upload; beyond, the oldest go
+    timeout: float = num(60.0, gt=0, le=600)  # s per upload request
+    per_hour: int = integer(10, ge=0, le=600)  # frames per camera in a rolling hour
+    per_day: int = integer(50, ge=0, le=100_000)  # ... and per calendar day
+    total_per_hour: int | None = integer(None, ge=0, le=600)  # over all cameras (None: no total)
+    total_per_day: int | None = integer(None, ge=0, le=100_000)
+    sampling: SamplingConfig = section(SamplingConfig)
+
+
 @dataclass(frozen=True)
 class Config:
     device_id: str = text(pattern=NAME_RE, hint="[a-z0-9_-]")  # default: the host name (env.py)
@@ -194,12 +231,14 @@ class Config:
     log_summary_interval: float = num(300.0, ge=0)
     state_dir: str = text("")  # resolved at load: $STATE_DIRECTORY, else ~/.local/state/edge-agent
     events: EventsConfig = section(EventsConfig)
+    dataset: DatasetConfig = section(DatasetConfig)
 
     def secrets(self) -> list[str]:
         """Every string that must never be emitted (logs, MQTT, errors)."""
-        out = [self.api.api_key, self.mqtt.password or "",
+        out = [self.api.api_key, self.dataset.api_key, self.mqtt.password or "",
                self.status.auth.password if self.status.auth else ""]
         for cam in self.cameras:
             out.extend(source_secrets(cam.source))
         out.extend(url_secrets(self.api.url))
+        out.extend(url_secrets(self.dataset.url))
         return [s for s in out if s]

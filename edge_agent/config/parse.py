@@ -20,7 +20,7 @@ from .env import default_device_id, default_state_dir, expand_env
 from .errors import ConfigError, fmt
 from .files import read_key_file, read_yaml
 from .limits import too_many_cameras
-from .model import (MQTT_TLS_PORT, ApiConfig, CameraConfig, Config, DecideConfig, EventsConfig, MqttConfig,
+from .model import (MQTT_TLS_PORT, ApiConfig, CameraConfig, Config, DatasetConfig, DecideConfig, EventsConfig, MqttConfig,
                     StatusAuthConfig, StatusConfig, TlsConfig, is_loopback_host)
 from .reader import read, read_field
 from .section import Section
@@ -61,6 +61,21 @@ def _decide(values: dict[str, Any], sec: Section, ctx: Context) -> None:
                           f"got {values['votes']}")
 
 
+def _dataset(values: dict[str, Any], sec: Section, ctx: Context) -> None:
+    key, key_file = values["api_key"], values["api_key_file"]
+    if key and key_file:
+        raise ConfigError(sec.key("api_key_file"), "give api_key or api_key_file, not both")
+    if key_file:
+        key = read_key_file(key_file, sec.key("api_key_file")).strip()
+        if not key:
+            raise ConfigError(sec.key("api_key_file"), f"{key_file!r} is empty")
+    if any(c.isspace() for c in key):
+        raise ConfigError(sec.key("api_key"), "must not contain white space")
+    values["api_key"] = key
+    if 0 < values["max_size"] < 32:
+        raise ConfigError(sec.key("max_size"), f"must be 0 (as captured) or at least 32, got {values['max_size']}")
+
+
 def _status(values: dict[str, Any], sec: Section, ctx: Context) -> None:
     if values["enabled"] and not is_loopback_host(values["host"]) and values["auth"] is None \
             and not values["public"]:
@@ -84,7 +99,7 @@ def _status_auth(values: dict[str, Any], sec: Section, ctx: Context) -> None:
 
 
 RULES: Mapping[type, Rule] = {ApiConfig: _api, MqttConfig: _mqtt, TlsConfig: _tls, DecideConfig: _decide,
-                              StatusConfig: _status, StatusAuthConfig: _status_auth}
+                              StatusConfig: _status, StatusAuthConfig: _status_auth, DatasetConfig: _dataset}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
@@ -113,10 +128,13 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         raise ConfigError("cameras", "must be a non-empty list of cameras")
     if (problem := too_many_cameras(len(cams_raw))) is not None:
         raise ConfigError("cameras", problem)
+    dataset_raw = root.get("dataset")
+    sampling_raw = dataset_raw.get("sampling") if isinstance(dataset_raw, dict) else None
     cameras: list[CameraConfig] = []
     for i, raw in enumerate(cams_raw):
-        cam = read(CameraConfig, Section(f"cameras[{i}]", raw), ctx,
-                   defaults={"classes": ha.classes}, inherit={"decide": dict(decide_raw)})
+        cam = read(CameraConfig, Section(f"cameras[{i}]", raw), ctx, defaults={"classes": ha.classes},
+                   inherit={"decide": dict(decide_raw),
+                            "sampling": dict(sampling_raw) if isinstance(sampling_raw, dict) else {}})
         if any(c.name == cam.name for c in cameras):
             raise ConfigError(f"cameras[{i}].name", f"duplicate camera name {cam.name!r}")
         cameras.append(cam)
@@ -128,9 +146,15 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         state_path = base / state_path
     if not api.api_key and "roboflow.com" in api.url:
         raise ConfigError("api.api_key", f"is required for {api.url}")
+    dataset: DatasetConfig = root_field("dataset")  # the project and the key default to the API's
+    dataset = dataclasses.replace(dataset, project=dataset.project or api.model.split("/")[0],
+                                  api_key=dataset.api_key or api.api_key)
+    if dataset.enabled and not dataset.api_key and "roboflow.com" in dataset.url:
+        raise ConfigError("dataset.api_key", f"is required for {dataset.url} (or api.api_key)")
     given: dict[str, Any] = dict(device_id=device_id, api=api, mqtt=mqtt, decide=decide, cameras=tuple(cameras),
                                  status_interval=status_interval, status=status, homeassistant=ha,
-                                 log_summary_interval=summary, state_dir=str(state_path), events=events)
+                                 log_summary_interval=summary, state_dir=str(state_path), events=events,
+                                 dataset=dataset)
     for name in _FIELDS.keys() - given.keys():  # a top-level field with no rule above: read by its spec
         given[name] = root_field(name)
     return Config(**given)

@@ -1,5 +1,5 @@
-"""Control messages from MQTT (pure parsing): ``P/<camera>/set/<field>`` and
-``P/<camera>/snapshot/request``. A bad payload raises ValueError with the reason."""
+"""Control messages from MQTT (pure parsing): ``P/<camera>/set/<field>``,
+``P/<camera>/snapshot/request``, ``classify`` and ``collect``. A bad payload raises ValueError with the reason."""
 
 from __future__ import annotations
 
@@ -17,13 +17,17 @@ class CommandField(StrEnum):
     FPS = "fps"  # P/<camera>/set/fps: a number
     SNAPSHOT = "snapshot"  # P/<camera>/snapshot/request: any payload
     CLASSIFY = "classify"  # P/<camera>/classify: any payload
+    COLLECT = "collect"  # P/<camera>/collect: empty (the model's guess) or the class a person gives
 
 
 @dataclass(frozen=True)
 class Command:
     camera: str
     field: CommandField
-    value: bool | float | None = None
+    value: bool | float | str | None = None  # collect: the class a person gave, None: the model's guess
+
+
+MAX_LABEL = 200  # characters of a class name in a collect message (reply.MAX_CLASS_NAME)
 
 
 def parse_command(camera: str, field: str, payload: bytes) -> Command:
@@ -33,6 +37,11 @@ def parse_command(camera: str, field: str, payload: bytes) -> Command:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ValueError("payload is not UTF-8 text") from None
+    if field == CommandField.COLLECT:
+        if len(text) > MAX_LABEL or not text.isprintable():
+            raise ValueError(f"collect takes nothing or a class name of at most {MAX_LABEL} printable "
+                             f"characters, got {text[:40]!r}")
+        return Command(camera, CommandField.COLLECT, text or None)
     if field == CommandField.ENABLED:
         word = text.upper()
         if word in ("ON", "TRUE", "1"):

@@ -37,17 +37,21 @@ class Topics:
     def classify(self, camera: str) -> str:
         return f"{self.prefix}/{camera}/classify"
 
+    def collect(self, camera: str) -> str:
+        return f"{self.prefix}/{camera}/collect"
+
     def set(self, camera: str, field: str) -> str:
         return f"{self.prefix}/{camera}/set/{field}"
 
     @property
     def control_filters(self) -> tuple[str, ...]:
         """What the agent subscribes to for control messages."""
-        return (f"{self.prefix}/+/set/+", f"{self.prefix}/+/snapshot/request", f"{self.prefix}/+/classify")
+        return (f"{self.prefix}/+/set/+", f"{self.prefix}/+/snapshot/request", f"{self.prefix}/+/classify",
+                f"{self.prefix}/+/collect")
 
     def parse_control(self, topic: str) -> tuple[str, str] | None:
         """``(camera, field)`` of a control topic (field ``snapshot`` for a
-        snapshot request, ``classify`` to classify now), or None if it is not one."""
+        snapshot request, ``classify`` to classify now, ``collect`` to save for training), or None if it is not one."""
         if not topic.startswith(self.prefix + "/"):
             return None
         parts = topic[len(self.prefix) + 1:].split("/")
@@ -55,6 +59,6 @@ class Topics:
             return parts[0], parts[2]
         if len(parts) == 3 and parts[1:] == ["snapshot", "request"] and parts[0]:
             return parts[0], "snapshot"
-        if len(parts) == 2 and parts[1] == "classify" and parts[0]:
-            return parts[0], "classify"
+        if len(parts) == 2 and parts[1] in ("classify", "collect") and parts[0]:
+            return parts[0], parts[1]
         return None
