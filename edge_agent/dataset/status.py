@@ -9,7 +9,7 @@ read :class:`Outcome` counts per :class:`~.sampling.Reason`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Mapping, Protocol
 
 from ..strenum import StrEnum
 
@@ -54,3 +54,28 @@ class DatasetStatus:
         out["queued_mb"] = round(self.queued_mb, 2)
         out["paused"] = None if self.paused is None else str(self.paused)
         return out
+
+
+class CollectionView(Protocol):
+    """What the status topic, the page, /api/status and the metrics read of the
+    agent's collection (``Agent.collection``, None unless ``dataset.enabled``)."""
+
+    def enabled_for(self, camera: str) -> bool:
+        """This camera's frames may be collected (``cameras[].sampling.enabled``)."""
+        ...
+
+    def status(self, camera: str) -> DatasetStatus: ...
+
+    def counts(self) -> Mapping[tuple[str, str], int]:
+        """Frames by (reason, outcome) since this start (the metric's labels: a
+        :class:`~.sampling.Reason` and an :class:`Outcome`)."""
+        ...
+
+    def queue_length(self) -> int: ...
+
+    def queue_bytes(self) -> int: ...
+
+    def saved(self, camera: str, at: float) -> bool:
+        """The frame this camera captured at ``at`` (an event's ``at``) was saved for
+        training since this start."""
+        ...
