@@ -30,6 +30,7 @@ from .capture import CaptureWorker, Frame
 from .classify import ApiGuard, Classifier, build_classifier
 from .commands import Commands
 from .config import Config, ConfigError
+from .dataset.collect import Collection
 from .metrics import Metrics
 from .outputs.control import MAX_FPS
 from .outputs.dispatch import Dispatcher, Output, OutputHealth
@@ -71,10 +72,12 @@ class Agent:
                                                                    api_ready=self.guard.ready))
                         for c in cfg.cameras}
         self.events = EventLog(state_dir / "events.db" if state_dir else None, cfg.events)
+        self.collection = Collection(cfg, state_dir) if cfg.dataset.enabled else None
         self.metrics = Metrics(self.cameras, self._live_metrics)
         self.outputs = Dispatcher()  # attached at the start, once the loop runs
         self.status = StatusTopic(cfg, self.cameras, self.guard, self.budget, self.outputs)
-        self.commands = Commands(self.cameras, self.settings, self.budget, self.status, self.outputs)
+        self.commands = Commands(self.cameras, self.settings, self.budget, self.status, self.outputs,
+                                 self.collection)
         self.commands.restore_settings()
         self.watch = CameraWatch(self.cameras, self.status, self.outputs, self.budget, self.redact,
                                  self._on_all_ended)
@@ -142,8 +145,10 @@ class Agent:
                 cfg, loop, self.commands, self.events if self.events.store is not None else None)))
             self.outputs.start()
             stack.push_async_callback(self.outputs.stop)
+            if self.collection is not None:
+                await self._start_collection(stack, session)
             pipeline = Pipeline(build_stages(StageContext(cfg.api.model, self.outputs, self.events,
-                                                          self.tasks.spawn)))
+                                                          self.tasks.spawn, self.collection)))
             self._calls = Calls(cfg.api, client, self.guard, pipeline, self.status, self.metrics, self.redact,
                                 self.tasks)
             stack.push_async_callback(self._stop_work)
@@ -169,6 +174,18 @@ class Agent:
                                                    "status.enabled: false") from None
             raise ConfigError("status.listen", f"cannot listen on {exc.where}: {exc.reason}") from None
         stack.push_async_callback(server.stop)
+
+    async def _start_collection(self, stack: AsyncExitStack, session: Any) -> None:
+        """Training data: the queue opened and the uploader started, over the agent's
+        HTTP session (or one of its own when the classifier brought none)."""
+        assert self.collection is not None
+        if session is None:
+            import aiohttp
+
+            session = aiohttp.ClientSession()
+            stack.push_async_callback(session.close)
+        await self.collection.start(session)
+        stack.push_async_callback(self.collection.close)  # after the last results were sampled
 
     async def _remember_states(self) -> None:
         """The state each camera had before this start (the event store keeps it): a
@@ -198,6 +215,7 @@ class Agent:
             admission=cam.admission, deliver=deliver,
             on_event=lambda kind, detail: hop(self.watch.event, cam, kind, detail),
             on_snapshot=lambda preview, at: hop(self.commands.fresh_snapshot, cam, preview, at),
+            keep_original=self.collection is not None and self.collection.enabled_for(cam.name),
             **{"open_timeout": min(30.0, max(5.0, cam.cfg.stall_timeout)), **self._worker_seams(cam.cfg)})
 
     def _on_frame(self, cam: CameraRuntime, frame: Frame) -> None:
@@ -217,6 +235,9 @@ class Agent:
             "mqtt_dropped": mqtt.messages_dropped if mqtt else 0,
             "in_flight": self.inflight.count,
             "budget": self.budget.view(),
+            "dataset": None if self.collection is None else {
+                "counts": self.collection.counts(), "queued": self.collection.queue_length(),
+                "queued_bytes": self.collection.queue_bytes()},
         }
 
     # -- the stop ------------------------------------------------------------------------

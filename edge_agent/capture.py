@@ -44,6 +44,7 @@ from .admission import Admission, Slot
 from .backoff import Backoff
 from .change import thumbnails
 from .config import CameraConfig
+from .dataset.picture import Original
 from .encode import Scratch, decode_jpeg, decode_jpeg_colour_8, jpeg_scale, prepare_with_preview, resize_for_api
 from .episode import Episode
 from .sources import MAX_FRAME_BYTES, FrameSource, make_source, parse_source
@@ -94,6 +95,7 @@ class Frame:
     height: int
     preview: np.ndarray  # the whole frame, longest side <= PREVIEW_SIZE (for people, not the API)
     slot: Slot | None = None  # the admission slot it holds until its reply is in
+    original: Original | None = None  # as captured, for training data (only when the camera collects)
 
 
 class CaptureWorker:
@@ -113,8 +115,9 @@ class CaptureWorker:
                  on_event: Callable[[CameraEvent, str | None], None],
                  on_snapshot: Callable[[np.ndarray, float], None] | None = None,
                  open_timeout: float = 10.0, source: Callable[[], FrameSource] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, keep_original: bool = False):
         self.cfg = cfg
+        self.keep_original = keep_original  # the camera collects training data: each sent frame keeps its Original
         self._clock = clock  # the monotonic clock frames are stamped with (a fake one in tests)
         self.spec = parse_source(cfg.source)
         # What makes the source: the config's kind (sources.make_source), or a test's.
@@ -390,4 +393,8 @@ class CaptureWorker:
         self.frames_sent += 1
         scale = self._jpeg_scale() if self.decode_on_take else 1
         h, w = image.shape[0] * scale, image.shape[1] * scale
-        self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h, preview, slot))
+        original = None
+        if self.keep_original:  # a reference, or a copy only when the source reuses the buffer
+            original = (Original.of_jpeg(data, self.cfg.region, reused=self._kept(data)) if self.decode_on_take
+                        else Original.of_pixels(image, self.cfg.region, reused=self._kept(image)))
+        self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h, preview, slot, original))

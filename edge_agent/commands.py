@@ -1,5 +1,5 @@
 """What the control topics may do (``P/<camera>/set/enabled``, ``set/fps``,
-``snapshot/request``, ``classify``), on the loop. Settings made this way are
+``snapshot/request``, ``classify``, ``collect``), on the loop. Settings made this way are
 kept in the state folder; a "classify now" is refused, logged once a day, while
 the API budget is spent. A camera's state from before a restart, read back from
 the broker when no event store says it, is remembered here too."""
@@ -24,6 +24,7 @@ from .storage.settings import Settings
 
 if TYPE_CHECKING:
     from .camera import CameraRuntime
+    from .dataset.collect import Collection
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,9 @@ class Commands:
     budget: Budget
     status: StatusTopic
     outputs: Dispatcher
+    collection: "Collection | None" = None  # training data (dataset.enabled)
     _refusals: Episode = field(default_factory=Episode)  # classify-now refused while the budget is spent
+    _collect_off: Episode = field(default_factory=Episode)  # collect asked for while collection is off
 
     def restore_settings(self) -> None:
         """At start: what was set over MQTT before the restart (fps, paused) applies again."""
@@ -73,6 +76,9 @@ class Commands:
         if cmd.field is CommandField.CLASSIFY:
             self._classify_now(cam)
             return
+        if cmd.field is CommandField.COLLECT:
+            self._collect(cam, cmd.value if isinstance(cmd.value, str) else None)
+            return
         if cmd.field is CommandField.ENABLED:
             if cmd.value:
                 cam.admission.resume()  # the picture may have changed while paused: looked at afresh
@@ -85,6 +91,16 @@ class Commands:
             log.info("%s: fps set to %g", cam.name, cmd.value)
         self.settings.record(cam.name, enabled=cam.enabled, fps=cam.fps, config_fps=cam.cfg.fps)
         self.status.publish(cam, force=True)
+
+    def _collect(self, cam: "CameraRuntime", label: str | None) -> None:
+        """``P/<camera>/collect``: the last classified frame saved for training."""
+        if self.collection is None or not self.collection.enabled_for(cam.name):
+            if self._collect_off.fail("off"):
+                log.warning("%s: 'save for training' ignored: %s", cam.name,
+                            "dataset.enabled is false" if self.collection is None
+                            else "cameras[].sampling.enabled is false for this camera")
+            return
+        self.collection.request(cam.name, label)
 
     def _classify_now(self, cam: "CameraRuntime") -> None:
         """``P/<camera>/classify``: the newest frame, past the gate, not past the budget."""

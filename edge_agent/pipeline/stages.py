@@ -1,11 +1,11 @@
 """The one place the stages after a classification are listed, in the order
-each result goes through them. A new stage (dataset sampling, #20) is a class
-with ``name`` and ``handle(result)``, added here."""
+each result goes through them. A new stage is a class with ``name`` and
+``handle(result)``, added here (as the training-data sampler was, #20)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Coroutine
 
 from ..outputs.dispatch import Dispatcher
 from ..storage.eventlog import EventLog
@@ -13,6 +13,10 @@ from .decide import DecideStage
 from .publish import PublishStage
 from .record import RecordEventStage
 from .result import Stage
+from .sample import SampleStage
+
+if TYPE_CHECKING:
+    from ..dataset.collect import Collection
 
 
 @dataclass(frozen=True)
@@ -23,11 +27,15 @@ class StageContext:
     outputs: Dispatcher
     events: EventLog
     spawn: Callable[[Coroutine[Any, Any, None]], None]  # slow work, waited for at the stop
+    collection: "Collection | None" = None  # training data (dataset.enabled)
 
 
 def build_stages(ctx: StageContext) -> list[Stage]:
-    return [
+    stages: list[Stage] = [
         DecideStage(),
         PublishStage(ctx.outputs, ctx.model),
         RecordEventStage(ctx.events, ctx.outputs, ctx.spawn),
     ]
+    if ctx.collection is not None:
+        stages.append(SampleStage(ctx.collection))
+    return stages
