@@ -37,8 +37,10 @@ def test_bad_commands(field, payload, why):
 def test_control_topics():
     t = Topics("edge_agent/pi")
     assert t.control_filters == ("edge_agent/pi/+/set/+", "edge_agent/pi/+/snapshot/request",
-                                 "edge_agent/pi/+/classify")
+                                 "edge_agent/pi/+/classify", "edge_agent/pi/+/collect")
     assert t.parse_control("edge_agent/pi/door/classify") == ("door", "classify")
+    assert t.parse_control("edge_agent/pi/door/collect") == ("door", "collect")
+    assert t.collect("door") == "edge_agent/pi/door/collect"
     assert t.parse_control("edge_agent/pi/door/classify/x") is None
     assert t.parse_control("edge_agent/pi/door/set/fps") == ("door", "fps")
     assert t.parse_control("edge_agent/pi/door/snapshot/request") == ("door", "snapshot")
@@ -46,6 +48,15 @@ def test_control_topics():
     for other in ("edge_agent/pi/door/state", "edge_agent/pi/door/set", "other/pi/door/set/fps",
                   "edge_agent/pi//set/fps", "edge_agent/pi/door/set/fps/x"):
         assert t.parse_control(other) is None
+
+
+def test_collect_takes_nothing_or_a_bounded_class_name():
+    assert parse_command("door", "collect", b"") == Command("door", CommandField.COLLECT, None)
+    assert parse_command("door", "collect", b"  \n") == Command("door", CommandField.COLLECT, None)
+    assert parse_command("door", "collect", b" open ") == Command("door", CommandField.COLLECT, "open")
+    for bad in (b"x" * 201, b"\xff\xfe", b"a\x00b", b"line\nbreak"):
+        with pytest.raises(ValueError):
+            parse_command("door", "collect", bad)
 
 
 def test_command_fields_are_an_enum_that_still_compares_as_its_word():
