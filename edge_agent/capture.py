@@ -43,8 +43,8 @@ from . import memory
 from .admission import Admission, Slot
 from .backoff import Backoff
 from .change import thumbnails
+from .captured import Original
 from .config import CameraConfig
-from .dataset.picture import Original
 from .encode import Scratch, decode_jpeg, decode_jpeg_colour_8, jpeg_scale, prepare_with_preview, resize_for_api
 from .episode import Episode
 from .sources import MAX_FRAME_BYTES, FrameSource, make_source, parse_source

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import cv2
 import numpy as np
 import pytest
 
 from edge_agent.classify import Reply
+from edge_agent.dataset.upload import UploadClient
+from edge_agent.dataset.uploader import Uploader
 from edge_agent.reply import Classification, Prediction
+from edge_agent.storage.uploads import UploadLog
 from tests.inprocess import FakeClassifier, config, control, on_loop, play
 from tools.scenes import Scene, dominant
 from tools.standin_api import StandinApi, ThreadedStandin
@@ -67,6 +72,26 @@ def uploads(api: StandinApi) -> list[dict[str, Any]]:
     return out
 
 
+async def drain(state: Path, api: StandinApi) -> int:
+    """What the stop left in the queue (held candidates are judged at the stop), sent
+    as the next start would send it: the real uploader on the same file. How many."""
+    queue = UploadLog(state / "uploads.db")
+    await queue.open()
+    left = queue.stats().queued
+    async with aiohttp.ClientSession() as session:
+        up = Uploader(queue, UploadClient(session, api_key="test-key", url=api.url), "colours",
+                      counted=lambda r, o: None)
+        task = asyncio.create_task(up.run())
+        deadline = time.monotonic() + 10
+        while queue.stats().queued:
+            assert time.monotonic() < deadline, "the queue did not drain"
+            await asyncio.sleep(0.02)
+        up.finish()
+        await asyncio.wait_for(task, 5)
+    await queue.close()
+    return left
+
+
 def labels(api: StandinApi) -> dict[str, dict[str, Any]]:
     return {r.image_id: r.fields for r in api.dataset.log() if r.route == "annotate" and r.status == 200}
 
@@ -76,13 +101,6 @@ def scene(seconds: float = 40.0, passer: tuple[float, float] | None = None, **kw
                  fade=None, **kw)
 
 
-async def wait_uploaded(api: StandinApi, n: int, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if len(api.dataset.uploads()) >= n:
-            return
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.asyncio
 async def test_every_overruled_result_is_uploaded_once_labelled_with_the_decided_class(tmp_path: Path) -> None:
     with ThreadedStandin(StandinApi()) as api:
@@ -90,6 +108,7 @@ async def test_every_overruled_result_is_uploaded_once_labelled_with_the_decided
                      dataset=dataset(api.url, per_hour=500, per_day=1000))
         clf = MistakenClassifier(every=3)
         run = await play(cfg, scene(passer=(0.0, 40.0)), clf)
+        left = await drain(tmp_path / "state", api)
         got = uploads(api)
     kinds = [m.topic.rsplit("/", 1)[1] for m in run.out.messages]
     first_state = kinds[:kinds.index("state")].count("result") - 1  # the result that decided it
@@ -99,7 +118,7 @@ async def test_every_overruled_result_is_uploaded_once_labelled_with_the_decided
     assert len(mistakes) >= 8
     # every mistake was sampled once: saved, or skipped as a near-duplicate of one saved
     assert counts[("overruled", "queued")] + counts.get(("overruled", "similar"), 0) == len(mistakes)
-    assert counts[("overruled", "queued")] == counts[("overruled", "uploaded")] == len(overruled)
+    assert counts[("overruled", "queued")] == len(overruled)  # (some sent by the drain: the next start)
     assert len(overruled) >= len(mistakes) * 0.8  # the passer moves: most pictures differ
     # once each, in the queue's order, with the model's wrong answer and the decided class
     assert all(u["metadata"]["top"] != u["metadata"]["decided"] for u in overruled)
@@ -123,7 +142,8 @@ async def test_every_overruled_result_is_uploaded_once_labelled_with_the_decided
     assert {"camera", "device", "model", "reason", "top", "confidence", "predictions", "decided",
             "captured_at"} <= set(u["metadata"])
     st = run.agent.collection.status("cam")
-    assert st.queued == 0 and st.saved_today == len(got) and st.paused is None and st.sent_today == len(got)
+    assert st.queued == left and st.saved_today == len(got) and st.paused is None
+    assert st.sent_today == len(got) - left
 
 
 @pytest.mark.asyncio
@@ -131,7 +151,7 @@ async def test_a_clean_still_scene_uploads_only_its_change_frames(tmp_path: Path
     with ThreadedStandin(StandinApi()) as api:
         cfg = config(tmp_path, dataset=dataset(api.url))  # the defaults: gate on, limits 10/50
         run = await play(cfg, scene(45.0))
-        await wait_uploaded(api, 3, 2.0)
+        await drain(tmp_path / "state", api)
         got = uploads(api)
         picture = cv2.imread(str(api.dataset.root() / "colours" / f"{got[0]['id']}.jpg"))
     assert run.out.states() == ["red", "green", "blue"]
@@ -145,8 +165,10 @@ async def test_the_limits_hold_across_restarts(tmp_path: Path) -> None:
     with ThreadedStandin(StandinApi()) as api:
         cfg = config(tmp_path, {"change": {"enabled": False}}, dataset=dataset(api.url, per_hour=4))
         await play(cfg, scene(20.0), MistakenClassifier(every=3))
+        await drain(tmp_path / "state", api)
         first = len(uploads(api))
         await play(cfg, scene(20.0, seed=8), MistakenClassifier(every=3))
+        await drain(tmp_path / "state", api)
         total = len(uploads(api))
     assert first == 4 and total == 4
 
@@ -154,7 +176,13 @@ async def test_the_limits_hold_across_restarts(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_on_demand_saves_the_last_classified_frame_with_a_person_s_or_the_model_s_label(
         tmp_path: Path) -> None:
+    api: StandinApi
+
     def hook(agent: Any, i: int) -> None:
+        if i == 84:  # the frames wait until both are sent (the agent stops at the scene's end)
+            deadline = time.monotonic() + 5
+            while len(api.dataset.uploads()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
         if i == 20:
             on_loop(agent, control, agent, "edge_agent/t/cam/collect", b"blue")
         if i == 80:  # t = 20 s: the green picture
@@ -163,7 +191,6 @@ async def test_on_demand_saves_the_last_classified_frame_with_a_person_s_or_the_
     with ThreadedStandin(StandinApi()) as api:
         cfg = config(tmp_path, dataset=dataset(api.url, sampling={"change": False}))
         await play(cfg, scene(22.0), hook=hook)
-        await wait_uploaded(api, 2, 2.0)
         got = uploads(api)
         lab = labels(api)
     assert [u["metadata"]["reason"] for u in got] == ["on_demand", "on_demand"]

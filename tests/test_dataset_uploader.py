@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_agent.dataset.picture import Original, apply_mask, picture
+from edge_agent.captured import Original
+from edge_agent.dataset.picture import apply_mask, picture
 from edge_agent.dataset.status import Outcome, Paused
 from edge_agent.dataset.upload import UploadClient
 from edge_agent.dataset.uploader import Uploader

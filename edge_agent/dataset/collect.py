@@ -13,7 +13,7 @@ label is bounded by the control parser; what waits for the keeper is bounded
 (:data:`MAX_WAITING`; beyond, a sample is dropped, counted, logged once).
 
 A candidate ``overruled`` sample waits in its sampler (at most
-:data:`MAX_HELD` per camera) holding the frame as captured (``picture.Original``:
+:data:`MAX_HELD` per camera) holding the frame as captured (``captured.Original``:
 a reference, or the region's copy when the source reuses its buffer).
 """
 
@@ -41,7 +41,8 @@ from ..storage.files import JsonFile
 from ..storage.uploaddb import LabelSource, UploadItem
 from ..storage.uploads import UploadLog
 from .limits import Admit, Fingerprint, Limits
-from .picture import Original, picture
+from ..captured import Original
+from .picture import picture
 from .sampling import Facts, Reason, Sample, Sampler, SamplingRules, facts_of, requested
 from .status import DatasetStatus, Outcome
 from .upload import UploadClient
@@ -56,7 +57,8 @@ MAX_HELD = 8  # overruled candidates a camera's sampler holds (each with its fra
 MAX_WAITING = 32  # samples waiting for the keeper; beyond, dropped (the keeper is stuck on the disk)
 MAX_PREDICTIONS = 10  # in the metadata
 SAVED_KEPT = 200  # per camera: capture times of saved frames (the page's "saved for training" mark)
-CLOSE_GRACE = 1.5  # s the keeper gets at the stop for the samples still waiting
+CLOSE_GRACE = 1.0  # s the keeper gets at the stop for the samples still waiting
+UPLOAD_GRACE = 1.0  # s the upload under way gets at the stop
 LIMITS_FILE = "dataset_limits.json"
 QUEUE_FILE = "uploads.db"
 
@@ -122,6 +124,10 @@ class Collection:
                 self._hand_over(sample)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._work.join(), CLOSE_GRACE)
+        if self.uploader is not None:  # the upload under way may finish (else it is sent again, a duplicate)
+            self.uploader.finish()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._tasks[1]), UPLOAD_GRACE)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -2,55 +2,22 @@
 applied, masked boxes blacked out, longest side at most ``max_size``, JPEG quality 90.
 
 Design rule: nothing is encoded for a frame that is not saved. The capture thread
-keeps an :class:`Original` of each frame it sends to the API when collection is on,
-at the cost of a reference (a JPEG as received, or a frame the source does not
-write into again) or, only when the source reuses its buffer, a copy of the
-region. :func:`picture` (blocking: decode, mask, resize, encode) runs later, on
+keeps each sent frame as captured (``captured.Original``) when its camera
+collects; :func:`picture` (blocking: decode, mask, resize, encode) runs later, on
 the dataset's own thread, for the few frames that are sampled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from ..encode import Region, crop, decode_jpeg, encode_jpeg, region_box, resize_for_api
+from ..captured import Original
+from ..encode import crop, decode_jpeg, encode_jpeg, region_box, resize_for_api
 
 QUALITY = 90  # the issue's contract: a picture for people to label, not the API's 416-px image
 Box = tuple[float, float, float, float]  # x, y, w, h as fractions of the whole frame
-
-
-@dataclass(frozen=True)
-class Original:
-    """A taken frame as captured: BGR pixels of the region (``compressed`` False), or
-    the whole frame's JPEG as the camera sent it (``compressed`` True)."""
-
-    data: np.ndarray
-    compressed: bool
-    frame_size: tuple[int, int]  # width, height of the whole frame (0, 0: not known yet, compressed)
-    offset: tuple[int, int]  # the region's top-left corner in the frame (pixels: 0, 0 when compressed)
-    region: Region | None  # still to apply (compressed only)
-
-    @classmethod
-    def of_pixels(cls, frame: np.ndarray, region: Region | None, *, reused: bool) -> "Original":
-        """The region of a decoded frame; copied only when the source writes its next
-        frame into the same buffer (``reused``)."""
-        h, w = frame.shape[:2]
-        x1, y1 = region_box(w, h, region)[:2] if region is not None else (0, 0)
-        part = crop(frame, region)
-        return cls(part.copy() if reused else part, False, (w, h), (x1, y1), None)
-
-    @classmethod
-    def of_jpeg(cls, data: np.ndarray | bytes, region: Region | None, *, reused: bool) -> "Original":
-        """A camera's JPEG (MJPEG): kept compressed, decoded in full only if saved."""
-        arr = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray)) else data
-        return cls(arr.copy() if reused else arr, True, (0, 0), (0, 0), region)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.data.nbytes)
 
 
 def apply_mask(image: np.ndarray, mask: Sequence[Box], frame_size: tuple[int, int],

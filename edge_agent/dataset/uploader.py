@@ -75,21 +75,29 @@ class Uploader:
         self._backoff = Backoff(retry_initial, retry_max)
         self._episode = Episode()
         self._wake = asyncio.Event()
+        self._finishing = False
 
     def wake(self) -> None:
         self._wake.set()
 
+    def finish(self) -> None:
+        """Stop after the frame being sent (so a stop rarely cuts an upload short)."""
+        self._finishing = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while self.figures.paused is None:
+        while self.figures.paused is None and not self._finishing:
             item = await self.queue.oldest()
             if item is None:
                 await self._sleep(IDLE_POLL)
                 continue
             delay = await self.send(item)
-            if delay:
+            if delay and not self._finishing:
                 await asyncio.sleep(delay)  # a wake-up does not cut a backoff short
 
     async def _sleep(self, seconds: float) -> None:
+        if self._finishing:
+            return
         self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), seconds)

@@ -1,22 +1,26 @@
-"""The sample stage: each result is offered to the camera's training-data sampler
-(``dataset/collect.py``), after the decide stage has said what the decision made
-of it. Only when ``dataset.enabled``; the work it starts runs off the loop."""
+"""The sample stage: each result is offered to the training-data sampler
+(``dataset/collect.py``, which sits above the pipeline and is handed in as a
+:class:`Sampling`), after the decide stage has said what the decision made of it.
+Only when ``dataset.enabled``; the work it starts runs off the loop."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .result import Result
 
-if TYPE_CHECKING:
-    from ..dataset.collect import Collection
+
+class Sampling(Protocol):
+    """What the stage hands each result to (the agent's ``Collection``)."""
+
+    def see(self, result: Result) -> None: ...
 
 
 class SampleStage:
     name = "sample for training"
 
-    def __init__(self, collection: "Collection"):
-        self.collection = collection
+    def __init__(self, sampling: Sampling):
+        self.sampling = sampling
 
     def handle(self, r: Result) -> None:
-        self.collection.see(r)
+        self.sampling.see(r)

@@ -5,7 +5,7 @@ each result goes through them. A new stage is a class with ``name`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine
 
 from ..outputs.dispatch import Dispatcher
 from ..storage.eventlog import EventLog
@@ -13,10 +13,7 @@ from .decide import DecideStage
 from .publish import PublishStage
 from .record import RecordEventStage
 from .result import Stage
-from .sample import SampleStage
-
-if TYPE_CHECKING:
-    from ..dataset.collect import Collection
+from .sample import SampleStage, Sampling
 
 
 @dataclass(frozen=True)
@@ -27,7 +24,7 @@ class StageContext:
     outputs: Dispatcher
     events: EventLog
     spawn: Callable[[Coroutine[Any, Any, None]], None]  # slow work, waited for at the stop
-    collection: "Collection | None" = None  # training data (dataset.enabled)
+    sampling: Sampling | None = None  # training data (dataset.enabled)
 
 
 def build_stages(ctx: StageContext) -> list[Stage]:
@@ -36,6 +33,6 @@ def build_stages(ctx: StageContext) -> list[Stage]:
         PublishStage(ctx.outputs, ctx.model),
         RecordEventStage(ctx.events, ctx.outputs, ctx.spawn),
     ]
-    if ctx.collection is not None:
-        stages.append(SampleStage(ctx.collection))
+    if ctx.sampling is not None:
+        stages.append(SampleStage(ctx.sampling))
     return stages
