@@ -107,7 +107,9 @@ class Collection:
 
     async def start(self, session: aiohttp.ClientSession) -> None:
         d = self.cfg.dataset
-        await self.queue.open()
+        if not await self.queue.open():
+            log.warning("dataset: no usable upload queue in state_dir (see above); frames sampled for "
+                        "training are not kept")
         client = UploadClient(session, api_key=d.api_key or None, url=d.url, timeout=d.timeout)
         self.uploader = Uploader(self.queue, client, d.project, counted=self._count)
         self._tasks = [asyncio.create_task(self._keep_forever()), asyncio.create_task(self.uploader.run())]
@@ -200,6 +202,7 @@ class Collection:
             self.dropped += 1
             return Outcome.DROPPED  # the disk refused: logged by the queue
         self._saved[item.camera].append(sample.item.captured_at)
+        log.debug("%s: a %s frame queued for the dataset, labelled %r", item.camera, item.reason, item.label)
         if self.uploader is not None:
             self.uploader.wake()
         return Outcome.QUEUED
