@@ -27,7 +27,8 @@ from .section import Section
 from .spec import Context, Rule
 
 
-def _api(values: dict[str, Any], sec: Section, ctx: Context) -> None:
+def _api_key(values: dict[str, Any], sec: Section) -> None:
+    """``api_key`` or ``api_key_file`` (read now), not both; no white space in it."""
     key, key_file = values["api_key"], values["api_key_file"]
     if key and key_file:
         raise ConfigError(sec.key("api_key_file"), "give api_key or api_key_file, not both")
@@ -38,6 +39,10 @@ def _api(values: dict[str, Any], sec: Section, ctx: Context) -> None:
     if any(c.isspace() for c in key):
         raise ConfigError(sec.key("api_key"), "must not contain white space")
     values["api_key"] = key
+
+
+def _api(values: dict[str, Any], sec: Section, ctx: Context) -> None:
+    _api_key(values, sec)
     if values["retry_max"] < values["retry_initial"]:
         raise ConfigError(sec.key("retry_max"), f"must be >= api.retry_initial ({fmt(values['retry_initial'])}), "
                           f"got {fmt(values['retry_max'])}")
@@ -62,16 +67,7 @@ def _decide(values: dict[str, Any], sec: Section, ctx: Context) -> None:
 
 
 def _dataset(values: dict[str, Any], sec: Section, ctx: Context) -> None:
-    key, key_file = values["api_key"], values["api_key_file"]
-    if key and key_file:
-        raise ConfigError(sec.key("api_key_file"), "give api_key or api_key_file, not both")
-    if key_file:
-        key = read_key_file(key_file, sec.key("api_key_file")).strip()
-        if not key:
-            raise ConfigError(sec.key("api_key_file"), f"{key_file!r} is empty")
-    if any(c.isspace() for c in key):
-        raise ConfigError(sec.key("api_key"), "must not contain white space")
-    values["api_key"] = key
+    _api_key(values, sec)
     if 0 < values["max_size"] < 32:
         raise ConfigError(sec.key("max_size"), f"must be 0 (as captured) or at least 32, got {values['max_size']}")
 
@@ -128,6 +124,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         raise ConfigError("cameras", "must be a non-empty list of cameras")
     if (problem := too_many_cameras(len(cams_raw))) is not None:
         raise ConfigError("cameras", problem)
+    dataset: DatasetConfig = root_field("dataset")  # before the cameras: its sampling's errors name it
     dataset_raw = root.get("dataset")
     sampling_raw = dataset_raw.get("sampling") if isinstance(dataset_raw, dict) else None
     cameras: list[CameraConfig] = []
@@ -146,9 +143,8 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         state_path = base / state_path
     if not api.api_key and "roboflow.com" in api.url:
         raise ConfigError("api.api_key", f"is required for {api.url}")
-    dataset: DatasetConfig = root_field("dataset")  # the project and the key default to the API's
     dataset = dataclasses.replace(dataset, project=dataset.project or api.model.split("/")[0],
-                                  api_key=dataset.api_key or api.api_key)
+                                  api_key=dataset.api_key or api.api_key)  # the API's, by default
     if dataset.enabled and not dataset.api_key and "roboflow.com" in dataset.url:
         raise ConfigError("dataset.api_key", f"is required for {dataset.url} (or api.api_key)")
     given: dict[str, Any] = dict(device_id=device_id, api=api, mqtt=mqtt, decide=decide, cameras=tuple(cameras),
