@@ -13,6 +13,9 @@ the demo can look at exactly what arrived.
   (``text/plain``, the class name): stores ``<id>.label.json``; ``{"success":
   true}``, 409 for a second label, 404 for an unknown image.
 
+What is filed can be read back with :func:`stored` (and counted by why each was
+saved with :func:`by_reason`): the demo's closing line and the tests read it so.
+
 The key is checked as the classification route checks it. ``projects`` (if
 given) are the only ones that exist: others are 404. ``down`` answers 503 to
 everything; ``add_faults`` plays one fault per request, as the classification
@@ -26,6 +29,7 @@ key). A fault is played after the key check, before anything is stored.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import shutil
@@ -42,6 +46,9 @@ from aiohttp import BodyPartReader, web
 from tools.hostile_bodies import big_body, gzip_bomb, key_echo
 
 MAX_LABEL = 1024  # bytes of an annotation body
+# The reasons the agent saves a frame for (the README's "Training data"); the
+# reason is read from the metadata, else from the tags (one of them is the reason).
+REASONS = ("on_demand", "overruled", "change", "uncertain", "random")
 MAX_PART = 32 * 1024 * 1024  # bytes of one multipart field (the image)
 
 
@@ -252,3 +259,55 @@ class DatasetRoutes:
     async def _big_body(self, request: web.Request, size: int, chunked: bool) -> web.StreamResponse:
         """A valid reply padded to ``size`` bytes."""
         return await big_body(request, b'{"success": true, "id": "padded", "padding": "', b'"}', size, chunked)
+
+
+# -- what was filed --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One image in the stand-in's folder, as it was received (read back from its files)."""
+    project: str  # the folder's name: the project slug
+    image_id: str
+    name: str
+    batch: str | None
+    tags: tuple[str, ...]
+    metadata: dict[str, Any] | None
+    label: str | None  # None: not labelled
+    prediction: bool | None  # the label is the model's guess (True) or a person's (False)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the agent saved it: the metadata's ``reason``, else the tag that is one."""
+        if self.metadata and isinstance(self.metadata.get("reason"), str):
+            return self.metadata["reason"]
+        return next((t for t in self.tags if t in REASONS), None)
+
+
+def stored(folder: Path) -> list[StoredImage]:
+    """Every image filed under ``folder`` (all projects), oldest first. A file being
+    written, or one that is not the stand-in's, is left out."""
+    out: list[tuple[float, StoredImage]] = []
+    if not folder.is_dir():
+        return []
+    for project in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for jpg in project.glob("*.jpg"):
+            try:
+                info = json.loads((project / f"{jpg.stem}.json").read_text())
+                label_file = project / f"{jpg.stem}.label.json"
+                label = json.loads(label_file.read_text()) if label_file.exists() else None
+                at = jpg.stat().st_mtime
+            except (OSError, ValueError):
+                continue
+            if not isinstance(info, dict) or not (label is None or isinstance(label, dict)):
+                continue
+            out.append((at, StoredImage(
+                project.name, jpg.stem, str(info.get("name")), info.get("batch"), tuple(info.get("tags") or ()),
+                info.get("metadata"), None if label is None else label.get("label"),
+                None if label is None else bool(label.get("prediction")))))
+    return [image for _, image in sorted(out, key=lambda x: x[0])]
+
+
+def by_reason(images: list[StoredImage]) -> dict[str, int]:
+    """How many were saved for each reason, most first (``?``: none named)."""
+    return dict(collections.Counter(i.reason or "?" for i in images).most_common())
