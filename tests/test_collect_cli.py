@@ -255,3 +255,24 @@ def test_the_stand_in_prints_its_folder_and_files_what_collect_sends(tmp_path):
         proc.terminate()
         proc.wait(10)
     assert not folder.exists()  # a temporary folder goes with the stand-in
+
+
+def test_the_readme_gives_every_dataset_key_with_its_default():
+    """The README's "Training data" config block is the defaults (and names every key)."""
+    import dataclasses
+
+    import yaml
+
+    from edge_agent.config.model import DatasetConfig, SamplingConfig
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Training data for your dataset"):text.index("## MQTT topics")]
+    block = section[section.index("```yaml\n") + 8:]
+    block = block[:block.index("```")]
+    shown = yaml.safe_load(block)["dataset"]
+    for cls, values in ((DatasetConfig, shown), (SamplingConfig, shown["sampling"])):
+        for f in dataclasses.fields(cls):
+            assert f.name in block, f"README's dataset block does not name {f.name}"
+            if f.name in values and f.name not in ("project", "sampling"):  # project: an example slug
+                default = f.default
+                assert values[f.name] == (list(default) if isinstance(default, tuple) else default), f.name

@@ -29,7 +29,7 @@ def test_demo_prints_states_as_a_subscriber_sees_them():
         assert image.project == "colours" and image.batch.startswith("edge-agent ")
         assert image.reason in REASONS and image.metadata["camera"] == "door"
         assert {"edge-agent", "door", image.reason, "demo", "colours-1"} <= set(image.tags), image.tags
-    assert f"demo: {len(images)} frame(s) saved for training, filed by the stand-in in {folder}" in r.stdout
+    assert f"demo: {len(images)} frame(s) saved for training, filed by the stand-in in demo-run/dataset " in r.stdout
     for reason, count in reasons.items():
         assert f"{count:3d} {reason:10s} " in r.stdout
     assert "demo: asking for the last frame over MQTT: edge_agent/demo/door/collect" in r.stdout

@@ -98,6 +98,7 @@ def waiting_to_upload(status_url: str) -> int | None:
 
 def saved_summary(images: list[StoredImage], folder: Path) -> list[str]:
     """The closing lines: how many frames were saved for training, and why."""
+    folder = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
     if not images:
         return [f"demo: no frame was saved for training (the stand-in's folder {folder} is empty)"]
     guessed = sum(1 for i in images if i.prediction)

@@ -35,7 +35,10 @@ issue #20), with the same key check and their own fault switches; what they
 receive is filed in a folder (``dataset_dir``, ``--dataset-dir``; a temporary one
 if not given). See ``tools/standin_dataset.py``.
 
-Run it: ``python -m tools.standin_api --port 9001 --api-key demo-key``.
+Run it: ``python -m tools.standin_api --port 9001 --api-key demo-key`` (``--noise
+0.2 --seed 1`` for confident mistakes, ``--dataset-dir DIR`` to keep what the
+dataset routes receive). It prints its URL and that folder as JSON lines on
+stdout, and on stderr one line saying what it is: a stand-in, not a model.
 """
 
 from __future__ import annotations
@@ -357,7 +360,7 @@ def main() -> None:
         folder = api.dataset.root()
         print(json.dumps({"standin_api": api.url}), flush=True)
         print(json.dumps({"standin_dataset_folder": str(folder)}), flush=True)
-        kept = "kept" if args.dataset_dir else "a temporary folder, removed at the stop (--dataset-dir keeps one)"
+        kept = "kept" if args.dataset_dir else "a temporary folder, removed at the stop; --dataset-dir keeps one"
         print(f"STAND-IN for Roboflow's documented API contract, not a model and not Roboflow: classifies "
               f"{api.url}/<slug>/<version> by the dominant colour; takes uploads at {api.url}/dataset/<project>/upload "
               f"and labels at .../annotate/<id>, and files what they receive in {folder} ({kept})",
