@@ -1,8 +1,9 @@
 """Command line: ``edge-agent run|check|classify|collect -c FILE``.
 
 Exit codes: 0 done, 2 config or usage error (a file that is not an image too), 1
-anything else fatal (the API refused or failed). A command's result goes to stdout
-as JSON; a problem is one line on stderr, redacted: no key is ever printed.
+anything else fatal (the API refused or failed). ``classify`` and ``collect`` print
+the reply as JSON on stdout; a problem is one line on stderr, redacted: no key is
+ever printed.
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 # -- collect: one image into the dataset ------------------------------------------------------
 
-MAX_IMAGE_FILE = 64 * 1024 * 1024  # bytes of an image file ``collect`` reads (a 100-Mpx PNG is less)
+MAX_IMAGE_FILE = 64 * 1024 * 1024  # bytes of an image file ``collect`` reads (a phone's 50-Mpx JPEG: ~20 MB)
 MAX_IMAGE_PIXELS = 100_000_000  # OpenCV refuses to decode more (a small PNG can claim 400 Mpx: 1.2 GB)
 
 

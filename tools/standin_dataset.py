@@ -6,9 +6,10 @@ the demo can look at exactly what arrived.
 * ``POST /dataset/<project>/upload?api_key=&batch=&tag=...`` (multipart ``name``,
   ``split``, ``file`` image/jpeg, optional ``metadata`` JSON): stores
   ``<folder>/<project>/<id>.jpg`` and ``<id>.json`` (name, split, batch, tags,
-  metadata); replies ``{"success": true, "id": ...}``, or ``{"duplicate": true,
-  "id": ...}`` for the same bytes again (the id is derived from them, so a
-  restarted stand-in on the same folder still knows them).
+  metadata, when it was received); replies ``{"success": true, "id": ...}``, or
+  ``{"duplicate": true, "id": ...}`` with the same id for the same bytes again,
+  as Roboflow does (the id is their hash, so a restarted stand-in on the same
+  folder still knows them): a frame sent twice is filed once.
 * ``POST /dataset/<project>/annotate/<id>?api_key=&name=<id>.txt[&prediction=true]``
   (``text/plain``, the class name): stores ``<id>.label.json``; ``{"success":
   true}``, 409 for a second label, 404 for an unknown image.
@@ -190,7 +191,8 @@ class DatasetRoutes:
         if (d / f"{image_id}.jpg").exists():
             self._note("upload", project, 200, image_id, duplicate=True, **info)
             return web.json_response({"duplicate": True, "id": image_id})
-        (d / f"{image_id}.json").write_text(json.dumps(info, indent=1))
+        # received_at: the order they came in, for a reader of the folder (``stored``)
+        (d / f"{image_id}.json").write_text(json.dumps({**info, "received_at": time.time()}, indent=1))
         (d / f"{image_id}.jpg").write_bytes(jpeg)  # last: its presence means "stored"
         self._note("upload", project, 200, image_id, **info)
         return web.json_response({"success": True, "id": image_id})
@@ -296,11 +298,12 @@ def stored(folder: Path) -> list[StoredImage]:
                 info = json.loads((project / f"{jpg.stem}.json").read_text())
                 label_file = project / f"{jpg.stem}.label.json"
                 label = json.loads(label_file.read_text()) if label_file.exists() else None
-                at = jpg.stat().st_mtime
+                mtime = jpg.stat().st_mtime
             except (OSError, ValueError):
                 continue
             if not isinstance(info, dict) or not (label is None or isinstance(label, dict)):
                 continue
+            at = info.get("received_at") if isinstance(info.get("received_at"), float) else mtime
             out.append((at, StoredImage(
                 project.name, jpg.stem, str(info.get("name")), info.get("batch"), tuple(info.get("tags") or ()),
                 info.get("metadata"), None if label is None else label.get("label"),
