@@ -1,6 +1,9 @@
-"""Command line: ``edge-agent run|check|classify -c FILE``.
+"""Command line: ``edge-agent run|check|classify|collect -c FILE``.
 
-Exit codes: 0 done, 2 config or usage error, 1 anything else fatal.
+Exit codes: 0 done, 2 config or usage error (a file that is not an image too), 1
+anything else fatal (the API refused or failed). ``classify`` and ``collect`` print
+the reply as JSON on stdout; a problem is one line on stderr, redacted: no key is
+ever printed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import logging
 import os
 import signal
 import sys
-from typing import Sequence
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
@@ -20,7 +26,13 @@ from . import __version__, memory
 from .config import Config, ConfigError, load_config, masked
 from .redact import Redactor
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .dataset.upload import UploadError
+
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
+CLI_CAMERA = "cli"  # the camera an image from ``collect`` is tagged with, unless --camera names one
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("classify", help="classify one local image and print the API's JSON reply")
     common(sp)
     sp.add_argument("image", help="image file (any format OpenCV reads)")
+    sp = sub.add_parser("collect", help="upload one local image to the dataset (dataset.project) and print "
+                                        "the reply: the check of the dataset's key and project")
+    common(sp)
+    sp.add_argument("image", help="image file (any format OpenCV reads), sent whole: no region or mask")
+    sp.add_argument("--label", metavar="CLASS", default=None,
+                    help="its class, labelled as a person's (default: uploaded unlabelled)")
+    sp.add_argument("--camera", metavar="NAME", default=None,
+                    help=f"the camera it is from, for its tags and metadata (default: {CLI_CAMERA})")
     sp = sub.add_parser("install-service", help="write the systemd unit and a config skeleton in /etc/edge-agent")
     sp.add_argument("--root", default="/", help="install under this directory instead of / (for packaging)")
     sp.add_argument("--exe", default=None, help="path of the edge-agent executable the unit runs "
@@ -215,6 +235,191 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- collect: one image into the dataset ------------------------------------------------------
+
+MAX_IMAGE_FILE = 64 * 1024 * 1024  # bytes of an image file ``collect`` reads (a phone's 50-Mpx JPEG: ~20 MB)
+MAX_IMAGE_PIXELS = 100_000_000  # OpenCV refuses to decode more (a small PNG can claim 400 Mpx: 1.2 GB)
+
+
+class _NotAnImage(Exception):
+    """The file cannot be read as an image: the message says why (no path in it)."""
+
+
+def _read_image_file(path: str, limit: int = MAX_IMAGE_FILE) -> tuple[bytes, float]:
+    """A regular file's bytes, at most ``limit``, and its mtime: never opens a FIFO or
+    a device (a FIFO would block, /dev/zero never ends), never reads more than ``limit + 1``."""
+    import stat
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotAnImage("not a regular file")
+        if st.st_size > limit:
+            raise _NotAnImage(f"larger than {limit // (1024 * 1024)} MiB ({st.st_size} bytes)")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise _NotAnImage("no such file") from None
+    except OSError as exc:
+        raise _NotAnImage(exc.strerror or type(exc).__name__) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped for something else since the stat
+            raise _NotAnImage("not a regular file")
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _NotAnImage(exc.strerror or type(exc).__name__) from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise _NotAnImage(f"larger than {limit // (1024 * 1024)} MiB")
+    return b"".join(chunks), st.st_mtime
+
+
+def _decode_image(data: bytes) -> "np.ndarray":
+    """BGR pixels of an image file's bytes (``OPENCV_IO_MAX_IMAGE_PIXELS`` set before cv2's import)."""
+    import cv2
+    import numpy as np
+
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+            cap = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+            megapixels = f"{int(cap) / 1e6:g}" if cap.isdigit() else cap
+            raise _NotAnImage(f"more than {megapixels} megapixels") from None
+        raise _NotAnImage("not an image OpenCV can read") from None
+    if image is None:
+        raise _NotAnImage("not an image OpenCV can read")
+    return image
+
+
+@dataclass(frozen=True)
+class CollectRequest:
+    """What ``collect`` sends with the picture (pure: built from the config and the file)."""
+
+    batch: str
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+
+
+def collect_request(cfg: Config, *, camera: str, label: str | None, captured_at: float, now: float) -> CollectRequest:
+    """The batch ``<batch_prefix> <UTC date>``; the tags edge-agent, the camera, the
+    reason (on_demand), the device id and the model id with ``/`` as ``-``; the
+    metadata, as the agent sends them for an on-demand frame."""
+    from datetime import datetime, timezone
+
+    from .dataset.sampling import Reason
+
+    reason = str(Reason.ON_DEMAND)
+    day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+    tags = ("edge-agent", camera, reason, cfg.device_id, cfg.api.model.replace("/", "-"))
+    metadata: dict[str, Any] = {"camera": camera, "device": cfg.device_id, "model": cfg.api.model,
+                                "reason": reason, "captured_at": round(captured_at, 3)}
+    if label is not None:
+        metadata["label"] = label
+    return CollectRequest(f"{cfg.dataset.batch_prefix} {day}", tags, metadata)
+
+
+def _collect_error(err: "UploadError", cfg: Config, *, annotating: bool) -> str:
+    """One line naming what to fix: the key (401/403), the project (404), else what happened."""
+    from .dataset.upload import UploadErrorKind
+
+    ds = cfg.dataset
+    what = "annotation" if annotating else "upload"
+    where = f"project {ds.project!r} at {ds.url}"
+    if err.kind is UploadErrorKind.UNAUTHORIZED:
+        return (f"{what} refused: the API key may not write to {where} (HTTP {err.status}): check dataset.api_key "
+                "(default: api.api_key)")
+    if err.kind is UploadErrorKind.NOT_FOUND and not annotating:
+        return (f"{what} refused: there is no {where} (HTTP 404): check dataset.project "
+                "(default: api.model before the /)")
+    return f"{what} failed: {err.description}"
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """One image into the dataset, unlabelled or with a person's label: what the
+    agent uploads for an on-demand request, from a file. It is the first thing to
+    run to check the dataset's key and project, so it works with dataset.enabled false."""
+    # Before cv2 is imported (OpenCV reads it once, when it loads): a small file must
+    # not make it decode a huge picture.
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # libjpeg's warnings are not ours to print
+    cfg = _load(args.config)
+    redactor = _setup(args.log_level, cfg)
+    from .config.convert import NAME_RE
+    from .dataset.upload import MAX_LABEL_CHARS
+
+    ds = cfg.dataset
+    camera = CLI_CAMERA if args.camera is None else args.camera
+    if not NAME_RE.match(camera) or len(camera) > 100:
+        print(f"edge-agent: --camera must be a camera's name ([a-z0-9_-], at most 100), not {camera!r}",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    label = args.label
+    if label is not None and (not label or len(label) > MAX_LABEL_CHARS or not label.isprintable()):
+        print(f"edge-agent: --label must be a class name of 1-{MAX_LABEL_CHARS} printable characters",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    if not ds.api_key and "roboflow.com" in ds.url:
+        print(f"edge-agent: config error: dataset.api_key: is required for {redactor(ds.url)} (or api.api_key)",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        data, captured_at = _read_image_file(args.image)
+        image = _decode_image(data)
+    except _NotAnImage as exc:
+        print(f"edge-agent: cannot read image {args.image!r}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from .dataset.picture import picture_of_file
+
+    jpeg = picture_of_file(image, max_size=ds.max_size)
+    if not ds.enabled:
+        print("edge-agent: note: dataset.enabled is false: the agent itself saves nothing for training; "
+              "this one image is uploaded all the same", file=sys.stderr)
+    request = collect_request(cfg, camera=camera, label=label, captured_at=captured_at, now=time.time())
+    shown, problem = asyncio.run(_collect(cfg, jpeg, f"{uuid.uuid4().hex}.jpg", request, label))
+    if shown is not None:
+        print(json.dumps(shown, indent=2))
+    if problem is not None:
+        print(f"edge-agent: {redactor(problem)}", file=sys.stderr)
+        return EXIT_FATAL
+    return EXIT_OK
+
+
+async def _collect(cfg: Config, jpeg: bytes, name: str, request: CollectRequest,
+                   label: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """Upload, then label (a person's label) when one is given: what to print (None
+    when nothing was uploaded) and the problem (None when there is none)."""
+    from .classify import new_session
+    from .dataset.upload import UploadClient, UploadError
+
+    ds = cfg.dataset
+    async with new_session(cfg.api) as session:
+        client = UploadClient(session, api_key=ds.api_key or None, url=ds.url, timeout=ds.timeout)
+        try:
+            uploaded = await client.upload(jpeg, name=name, project=ds.project, batch=request.batch,
+                                           tags=request.tags, metadata=request.metadata)
+        except UploadError as err:
+            return None, _collect_error(err, cfg, annotating=False)
+        shown: dict[str, Any] = {"project": ds.project, "name": name, "batch": request.batch,
+                                 "tags": list(request.tags), "id": uploaded.image_id,
+                                 "duplicate": uploaded.duplicate}
+        if label is None:
+            return shown, None
+        shown.update(label=label, annotation=None)
+        if uploaded.image_id is None:
+            return shown, "the image was in the dataset already and the reply named no id: not labelled"
+        try:
+            annotated = await client.annotate(uploaded.image_id, label, project=ds.project, prediction=False)
+        except UploadError as err:
+            return shown, _collect_error(err, cfg, annotating=True)
+        shown["annotation"] = str(annotated)
+        return shown, None
+
+
 def cmd_install_service(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -233,6 +438,6 @@ def cmd_install_service(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "check": cmd_check, "classify": cmd_classify,
+    handler = {"run": cmd_run, "check": cmd_check, "classify": cmd_classify, "collect": cmd_collect,
                "install-service": cmd_install_service}[args.command]
     return handler(args)

@@ -35,7 +35,10 @@ issue #20), with the same key check and their own fault switches; what they
 receive is filed in a folder (``dataset_dir``, ``--dataset-dir``; a temporary one
 if not given). See ``tools/standin_dataset.py``.
 
-Run it: ``python -m tools.standin_api --port 9001 --api-key demo-key``.
+Run it: ``python -m tools.standin_api --port 9001 --api-key demo-key`` (``--noise
+0.2 --seed 1`` for confident mistakes, ``--dataset-dir DIR`` to keep what the
+dataset routes receive). It prints its URL and that folder as JSON lines on
+stdout, and on stderr one line saying what it is: a stand-in, not a model.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import base64
 import binascii
 import json
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -338,19 +342,29 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every reply")
     ap.add_argument("--multi-label", action="store_true")
     ap.add_argument("--no-billing", action="store_true", help="no X-Processing-Time (as a self-hosted server)")
+    ap.add_argument("--noise", type=float, default=0.0,
+                    help="share of replies answered with a confident mistake (another class, 0.55-0.95)")
+    ap.add_argument("--seed", type=int, default=None, help="of the mistakes (a seeded stand-in repeats them)")
     ap.add_argument("--dataset-dir", type=Path, default=None,
                     help="folder for what the dataset upload/annotate routes receive "
                          "(default: a temporary one, removed at the stop)")
     args = ap.parse_args()
     api = StandinApi(api_key=args.api_key, latency=args.latency, multi_label=args.multi_label,
-                     billing=not args.no_billing, host=args.host, port=args.port, dataset_dir=args.dataset_dir)
+                     billing=not args.no_billing, noise=args.noise, seed=args.seed, host=args.host,
+                     port=args.port, dataset_dir=args.dataset_dir)
 
     async def serve() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await api.start()
+        folder = api.dataset.root()
         print(json.dumps({"standin_api": api.url}), flush=True)
-        print(json.dumps({"standin_dataset_folder": str(api.dataset.root())}), flush=True)
+        print(json.dumps({"standin_dataset_folder": str(folder)}), flush=True)
+        kept = "kept" if args.dataset_dir else "a temporary folder, removed at the stop; --dataset-dir keeps one"
+        print(f"STAND-IN for Roboflow's documented API contract, not a model and not Roboflow: classifies "
+              f"{api.url}/<slug>/<version> by the dominant colour; takes uploads at {api.url}/dataset/<project>/upload "
+              f"and labels at .../annotate/<id>, and files what they receive in {folder} ({kept})",
+              file=sys.stderr, flush=True)
         try:
             await stop.wait()
         finally:

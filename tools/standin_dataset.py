@@ -6,12 +6,16 @@ the demo can look at exactly what arrived.
 * ``POST /dataset/<project>/upload?api_key=&batch=&tag=...`` (multipart ``name``,
   ``split``, ``file`` image/jpeg, optional ``metadata`` JSON): stores
   ``<folder>/<project>/<id>.jpg`` and ``<id>.json`` (name, split, batch, tags,
-  metadata); replies ``{"success": true, "id": ...}``, or ``{"duplicate": true,
-  "id": ...}`` for the same bytes again (the id is derived from them, so a
-  restarted stand-in on the same folder still knows them).
+  metadata, when it was received); replies ``{"success": true, "id": ...}``, or
+  ``{"duplicate": true, "id": ...}`` with the same id for the same bytes again,
+  as Roboflow does (the id is their hash, so a restarted stand-in on the same
+  folder still knows them): a frame sent twice is filed once.
 * ``POST /dataset/<project>/annotate/<id>?api_key=&name=<id>.txt[&prediction=true]``
   (``text/plain``, the class name): stores ``<id>.label.json``; ``{"success":
   true}``, 409 for a second label, 404 for an unknown image.
+
+What is filed can be read back with :func:`stored` (and counted by why each was
+saved with :func:`by_reason`): the demo's closing line and the tests read it so.
 
 The key is checked as the classification route checks it. ``projects`` (if
 given) are the only ones that exist: others are 404. ``down`` answers 503 to
@@ -26,6 +30,7 @@ key). A fault is played after the key check, before anything is stored.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import shutil
@@ -42,6 +47,9 @@ from aiohttp import BodyPartReader, web
 from tools.hostile_bodies import big_body, gzip_bomb, key_echo
 
 MAX_LABEL = 1024  # bytes of an annotation body
+# The reasons the agent saves a frame for (the README's "Training data"); the
+# reason is read from the metadata, else from the tags (one of them is the reason).
+REASONS = ("on_demand", "overruled", "change", "uncertain", "random")
 MAX_PART = 32 * 1024 * 1024  # bytes of one multipart field (the image)
 
 
@@ -183,7 +191,8 @@ class DatasetRoutes:
         if (d / f"{image_id}.jpg").exists():
             self._note("upload", project, 200, image_id, duplicate=True, **info)
             return web.json_response({"duplicate": True, "id": image_id})
-        (d / f"{image_id}.json").write_text(json.dumps(info, indent=1))
+        # received_at: the order they came in, for a reader of the folder (``stored``)
+        (d / f"{image_id}.json").write_text(json.dumps({**info, "received_at": time.time()}, indent=1))
         (d / f"{image_id}.jpg").write_bytes(jpeg)  # last: its presence means "stored"
         self._note("upload", project, 200, image_id, **info)
         return web.json_response({"success": True, "id": image_id})
@@ -252,3 +261,56 @@ class DatasetRoutes:
     async def _big_body(self, request: web.Request, size: int, chunked: bool) -> web.StreamResponse:
         """A valid reply padded to ``size`` bytes."""
         return await big_body(request, b'{"success": true, "id": "padded", "padding": "', b'"}', size, chunked)
+
+
+# -- what was filed --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One image in the stand-in's folder, as it was received (read back from its files)."""
+    project: str  # the folder's name: the project slug
+    image_id: str
+    name: str
+    batch: str | None
+    tags: tuple[str, ...]
+    metadata: dict[str, Any] | None
+    label: str | None  # None: not labelled
+    prediction: bool | None  # the label is the model's guess (True) or a person's (False)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the agent saved it: the metadata's ``reason``, else the tag that is one."""
+        if self.metadata and isinstance(self.metadata.get("reason"), str):
+            return self.metadata["reason"]
+        return next((t for t in self.tags if t in REASONS), None)
+
+
+def stored(folder: Path) -> list[StoredImage]:
+    """Every image filed under ``folder`` (all projects), oldest first. A file being
+    written, or one that is not the stand-in's, is left out."""
+    out: list[tuple[float, StoredImage]] = []
+    if not folder.is_dir():
+        return []
+    for project in sorted(p for p in folder.iterdir() if p.is_dir()):
+        for jpg in project.glob("*.jpg"):
+            try:
+                info = json.loads((project / f"{jpg.stem}.json").read_text())
+                label_file = project / f"{jpg.stem}.label.json"
+                label = json.loads(label_file.read_text()) if label_file.exists() else None
+                mtime = jpg.stat().st_mtime
+            except (OSError, ValueError):
+                continue
+            if not isinstance(info, dict) or not (label is None or isinstance(label, dict)):
+                continue
+            at = info.get("received_at") if isinstance(info.get("received_at"), float) else mtime
+            out.append((at, StoredImage(
+                project.name, jpg.stem, str(info.get("name")), info.get("batch"), tuple(info.get("tags") or ()),
+                info.get("metadata"), None if label is None else label.get("label"),
+                None if label is None else bool(label.get("prediction")))))
+    return [image for _, image in sorted(out, key=lambda x: x[0])]
+
+
+def by_reason(images: list[StoredImage]) -> dict[str, int]:
+    """How many were saved for each reason, most first (``?``: none named)."""
+    return dict(collections.Counter(i.reason or "?" for i in images).most_common())
