@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
@@ -29,6 +28,7 @@ from .redact import Redactor
 if TYPE_CHECKING:
     import numpy as np
 
+    from .dataset.describe import Description
     from .dataset.upload import UploadError
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
@@ -296,33 +296,6 @@ def _decode_image(data: bytes) -> "np.ndarray":
     return image
 
 
-@dataclass(frozen=True)
-class CollectRequest:
-    """What ``collect`` sends with the picture (pure: built from the config and the file)."""
-
-    batch: str
-    tags: tuple[str, ...]
-    metadata: dict[str, Any]
-
-
-def collect_request(cfg: Config, *, camera: str, label: str | None, captured_at: float, now: float) -> CollectRequest:
-    """The batch ``<batch_prefix> <UTC date>``; the tags edge-agent, the camera, the
-    reason (on_demand), the device id and the model id with ``/`` as ``-``; the
-    metadata, as the agent sends them for an on-demand frame."""
-    from datetime import datetime, timezone
-
-    from .dataset.sampling import Reason
-
-    reason = str(Reason.ON_DEMAND)
-    day = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
-    tags = ("edge-agent", camera, reason, cfg.device_id, cfg.api.model.replace("/", "-"))
-    metadata: dict[str, Any] = {"camera": camera, "device": cfg.device_id, "model": cfg.api.model,
-                                "reason": reason, "captured_at": round(captured_at, 3)}
-    if label is not None:
-        metadata["label"] = label
-    return CollectRequest(f"{cfg.dataset.batch_prefix} {day}", tags, metadata)
-
-
 def _collect_error(err: "UploadError", cfg: Config, *, annotating: bool) -> str:
     """One line naming what to fix: the key (401/403), the project (404), else what happened."""
     from .dataset.upload import UploadErrorKind
@@ -373,13 +346,16 @@ def cmd_collect(args: argparse.Namespace) -> int:
     except _NotAnImage as exc:
         print(f"edge-agent: cannot read image {args.image!r}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    from .dataset.describe import describe
     from .dataset.picture import picture_of_file
+    from .dataset.sampling import Reason
 
     jpeg = picture_of_file(image, max_size=ds.max_size)
     if not ds.enabled:
         print("edge-agent: note: dataset.enabled is false: the agent itself saves nothing for training; "
               "this one image is uploaded all the same", file=sys.stderr)
-    request = collect_request(cfg, camera=camera, label=label, captured_at=captured_at, now=time.time())
+    request = describe(cfg, camera=camera, reason=str(Reason.ON_DEMAND), captured_at=captured_at,
+                       batch_at=time.time(), label=label)
     shown, problem = asyncio.run(_collect(cfg, jpeg, f"{uuid.uuid4().hex}.jpg", request, label))
     if shown is not None:
         print(json.dumps(shown, indent=2))
@@ -389,7 +365,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _collect(cfg: Config, jpeg: bytes, name: str, request: CollectRequest,
+async def _collect(cfg: Config, jpeg: bytes, name: str, request: Description,
                    label: str | None) -> tuple[dict[str, Any] | None, str | None]:
     """Upload, then label (a person's label) when one is given: what to print (None
     when nothing was uploaded) and the problem (None when there is none)."""

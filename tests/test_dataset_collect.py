@@ -121,7 +121,7 @@ async def test_every_overruled_result_is_uploaded_once_labelled_with_the_decided
     assert counts[("overruled", "queued")] == len(overruled)  # (some sent by the drain: the next start)
     assert len(overruled) >= len(mistakes) * 0.8  # the passer moves: most pictures differ
     # once each, in the queue's order, with the model's wrong answer and the decided class
-    assert all(u["metadata"]["top"] != u["metadata"]["decided"] for u in overruled)
+    assert all(u["metadata"]["top"] != u["metadata"]["state"] for u in overruled)
     assert {u["metadata"]["top"] for u in overruled} <= {top for _, _, top in mistakes}
     order = [int(u["name"].split("-")[0]) for u in got]
     assert order == sorted(order)
@@ -129,7 +129,7 @@ async def test_every_overruled_result_is_uploaded_once_labelled_with_the_decided
     assert len(set(captured)) == len(captured)
     lab = labels(api)
     for u in overruled:
-        assert lab[u["id"]]["label"] == u["metadata"]["decided"]
+        assert lab[u["id"]]["label"] == u["metadata"]["state"]
         assert lab[u["id"]]["prediction"] is True
     # the change frames too, and nothing else on this clean-confidence scene
     changes = [u for u in got if "change" in u["tags"]]
@@ -139,7 +139,7 @@ async def test_every_overruled_result_is_uploaded_once_labelled_with_the_decided
     u = got[0]
     assert set(u["tags"]) >= {"edge-agent", "cam", "t", "colours-1"}
     assert u["batch"].startswith("edge-agent ")
-    assert {"camera", "device", "model", "reason", "top", "confidence", "predictions", "decided",
+    assert {"camera", "device", "model", "reason", "top", "confidence", "predictions", "state",
             "captured_at"} <= set(u["metadata"])
     st = run.agent.collection.status("cam")
     assert st.queued == left and st.saved_today == len(got) and st.paused is None

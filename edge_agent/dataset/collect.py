@@ -27,9 +27,8 @@ import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import aiohttp
 import numpy as np
@@ -40,6 +39,7 @@ from ..episode import Episode
 from ..storage.files import JsonFile
 from ..storage.uploaddb import LabelSource, UploadItem
 from ..storage.uploads import UploadLog
+from .describe import describe
 from .limits import Admit, Fingerprint, Limits
 from ..captured import Original
 from .picture import picture
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 
 MAX_HELD = 8  # overruled candidates a camera's sampler holds (each with its frame as captured)
 MAX_WAITING = 32  # samples waiting for the keeper; beyond, dropped (the keeper is stuck on the disk)
-MAX_PREDICTIONS = 10  # in the metadata
 SAVED_KEPT = 200  # per camera: capture times of saved frames (the page's "saved for training" mark)
 CLOSE_GRACE = 1.0  # s the keeper gets at the stop for the samples still waiting
 UPLOAD_GRACE = 1.0  # s the upload under way gets at the stop
@@ -236,22 +235,14 @@ class Collection:
         return self._item(sample, jpeg)
 
     def _item(self, sample: Sample[Shot], jpeg: bytes) -> UploadItem:
-        shot, facts, cfg = sample.item, sample.facts, self.cfg
-        reason = str(sample.reason)
-        meta: dict[str, Any] = {
-            "camera": shot.camera, "device": cfg.device_id, "model": cfg.api.model, "reason": reason,
-            "reasons": [str(r) for r in sample.reasons], "top": facts.top,
-            "confidence": round(facts.confidence, 4),
-            "predictions": [{"class": p.cls, "confidence": round(p.confidence, 4)}
-                            for p in facts.predictions[:MAX_PREDICTIONS]],
-            "decided": facts.decided, "captured_at": round(shot.captured_at, 3),
-        }
-        day = datetime.fromtimestamp(shot.captured_at, timezone.utc).date().isoformat()
-        return UploadItem(
-            camera=shot.camera, reason=reason, jpeg=jpeg, captured_at=shot.captured_at,
-            batch=f"{cfg.dataset.batch_prefix} {day}", label=sample.label,
-            label_source=LabelSource.MODEL if sample.guess else LabelSource.PERSON, metadata=meta,
-            tags=("edge-agent", shot.camera, reason, cfg.device_id, cfg.api.model.replace("/", "-")))
+        shot, reason = sample.item, str(sample.reason)
+        d = describe(self.cfg, camera=shot.camera, reason=reason, captured_at=shot.captured_at,
+                     batch_at=shot.captured_at, facts=sample.facts, reasons=[str(r) for r in sample.reasons],
+                     label=None if sample.guess else sample.label)
+        return UploadItem(camera=shot.camera, reason=reason, jpeg=jpeg, captured_at=shot.captured_at,
+                          batch=d.batch, label=sample.label,
+                          label_source=LabelSource.MODEL if sample.guess else LabelSource.PERSON,
+                          metadata=d.metadata, tags=d.tags)
 
     def _count(self, reason: str, outcome: Outcome) -> None:
         self._counts[(str(reason), str(outcome))] += 1
