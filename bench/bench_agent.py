@@ -55,17 +55,22 @@ def flat_clip(path: Path, seconds: int = 20) -> Path:
     return path
 
 
-def camera_like_clip(path: Path, seconds: int = 20, codec: str = "h264") -> Path:
+def encoding(codec: str) -> list[str]:
+    """H.264 at ~1.5 Mbit/s, as an IP camera's RTSP stream; or MJPEG at quality 5,
+    as USB webcams and HTTP MJPEG cameras deliver it."""
+    return (["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-b:v", "1500k",
+             "-maxrate", "1500k", "-bufsize", "3000k", "-g", "60"] if codec == "h264"
+            else ["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"])
+
+
+def camera_like_clip(path: Path, seconds: int = 20, codec: str = "h264", tint: str | None = None) -> Path:
     """640x480 30 fps with moving content and sensor-like noise: a flat colour would
-    decode for free and flatter the CPU figures. H.264 at ~1.5 Mbit/s, as an IP
-    camera's RTSP stream; or MJPEG at quality 5, as USB webcams and HTTP MJPEG
-    cameras deliver it."""
-    encode = (["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-b:v", "1500k",
-               "-maxrate", "1500k", "-bufsize", "3000k", "-g", "60"] if codec == "h264"
-              else ["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"])
+    decode for free and flatter the CPU figures; ``tint`` an ffmpeg filter laid
+    over it first (e.g. a colour the stand-in then names with confidence)."""
+    vf = ",".join(f for f in (tint, "noise=alls=12:allf=t") if f)
     subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi",
-                    "-i", f"testsrc2=s=640x480:r=30:d={seconds}", "-vf", "noise=alls=12:allf=t",
-                    *encode, str(path)], check=True, timeout=300)
+                    "-i", f"testsrc2=s=640x480:r=30:d={seconds}", "-vf", vf,
+                    *encoding(codec), str(path)], check=True, timeout=300)
     return path
 
 

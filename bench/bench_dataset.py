@@ -73,7 +73,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_agent import sample_together  # noqa: E402
+from bench.bench_agent import camera_like_clip, encoding, sample_together  # noqa: E402
 from bench.sources_rig import KEY, Watched, medians, results_in, stop  # noqa: E402
 from tests.helpers import AgentProc, Broker, Recorder, agent_config, wait_until  # noqa: E402
 from tools.standin_api import StandinApi, ThreadedStandin  # noqa: E402
@@ -91,22 +91,11 @@ HIGH_LIMITS = {"per_hour": 600, "per_day": 100_000}  # per_hour's bound is 600
 
 # -- clips ------------------------------------------------------------------------------------
 
-def encoding(codec: str) -> list[str]:
-    """bench_agent.camera_like_clip's: H.264 at ~1.5 Mbit/s as an IP camera, or MJPEG q5."""
-    return (["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-b:v", "1500k",
-             "-maxrate", "1500k", "-bufsize", "3000k", "-g", "60"] if codec == "h264"
-            else ["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"])
-
-
 def clean_clip(path: Path, seconds: int = 20, codec: str = "h264") -> Path:
     """bench_agent's camera-like clip (testsrc2, sensor-like noise) tinted green: the
     stand-in (the dominant colour's share) says "green" at 0.56-0.65 on every frame,
     above decide.min_confidence (0.5): a clean scene, one state, no mistakes."""
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi",
-                    "-i", f"testsrc2=s=640x480:r=30:d={seconds}",
-                    "-vf", "colorchannelmixer=rr=0.3:gg=1:bb=0.3,noise=alls=12:allf=t",
-                    *encoding(codec), str(path)], check=True, timeout=300)
-    return path
+    return camera_like_clip(path, seconds, codec, tint="colorchannelmixer=rr=0.3:gg=1:bb=0.3")
 
 
 def pictures_clip(path: Path, seconds: int = 60, seed: int = 1) -> Path:
