@@ -305,3 +305,70 @@ def test_a_status_message_without_dataset_is_as_before():
     msg = StatusMessage(camera="online", api="ok", frames_captured=1, frames_dropped=0, frames_sent=1,
                         requests_ok=1, requests_failed=0, messages_dropped=0, last_error=None)
     assert json.loads(msg.payload())["dataset"] is None and msg.health()[-1] is None
+
+
+# -- a running agent, with the real collection and the stand-in's upload routes ----------------
+
+@pytest.mark.timeout(90)
+def test_a_running_agent_shows_what_it_collected(tmp_path: Path, videos, broker, recorder):
+    """Everything outside the core, against the real thing: the discovery configs Home Assistant
+    would get, /api/status, /api/events and /metrics of an agent uploading to the stand-in."""
+    from tests.ha_schema import validate_discovery
+    from tests.helpers import AgentProc, Recorder, agent_config
+    from tools.standin_api import StandinApi, ThreadedStandin
+
+    ha = Recorder(broker.port, "homeassistant")
+    with ThreadedStandin(StandinApi(api_key=SECRET, dataset_dir=tmp_path / "uploaded")) as api:
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=SECRET, cameras=[
+            {"name": "door", "source": str(videos["rgb"]), "fps": 4, "loop": True, "classes": ["red", "green", "blue"]},
+            {"name": "yard", "source": str(videos["red_long"]), "fps": 2, "loop": True,
+             "sampling": {"enabled": False}}])
+        cfg["dataset"] = {"enabled": True, "url": api.url, "per_hour": 50, "per_day": 100}
+        url = "http://" + cfg["status"]["listen"]
+        agent = AgentProc(tmp_path, cfg)
+        try:
+            def uploaded() -> dict | None:
+                try:
+                    cams = {c["name"]: c for c in requests.get(f"{url}/api/status", timeout=5).json()["cameras"]}
+                except requests.RequestException:
+                    return None
+                ds = cams["door"]["dataset"]
+                return cams if ds and ds["sent_today"] >= 2 and ds["saved_today"] >= 2 else None
+
+            cams = wait_until(uploaded, 40, interval=0.5, what="door's changes uploaded")
+            door = cams["door"]["dataset"]
+            assert door["paused"] is None and door["last_error"] is None and door["queued_mb"] >= 0
+            assert cams["yard"]["dataset"] is None  # yard's sampling is off
+
+            events = requests.get(f"{url}/api/events", params={"camera": "door"}, timeout=5).json()["events"]
+            assert any(e["saved_for_training"] for e in events), events  # the frames that decided a change
+            yard = requests.get(f"{url}/api/events", params={"camera": "yard"}, timeout=5).json()["events"]
+            assert yard and not any(e["saved_for_training"] for e in yard)
+
+            got = metric_samples(requests.get(f"{url}/metrics", timeout=5).text)
+            assert got[("edge_agent_dataset_uploads_total", (("outcome", "uploaded"), ("reason", "change")))] >= 2
+            assert ("edge_agent_dataset_queue_length", ()) in got and ("edge_agent_dataset_queue_bytes", ()) in got
+
+            # Home Assistant's view: the training-data entities of door (not yard), valid for HA
+            configs = {m.topic: m.json() for m in ha.all() if m.payload}
+            ours = {t.split("/")[-2]: (t, p) for t, p in configs.items()
+                    if any(k in t for k in ("save_for_training", "correct_class", "saved_today", "dataset_queued"))}
+            assert set(ours) == {"door_save_for_training", "door_correct_class", "door_saved_today", "dataset_queued"}
+            for topic, payload in ours.values():
+                validate_discovery(topic, payload)
+            # the button's press, as Home Assistant sends it: one more frame saved, on demand
+            before = door["saved_today"]
+            press = ours["door_save_for_training"][1]
+            recorder.client.publish(press["command_topic"], press["payload_press"], qos=1).wait_for_publish(5)
+            wait_until(lambda: metric_samples(requests.get(f"{url}/metrics", timeout=5).text).get(
+                ("edge_agent_dataset_uploads_total", (("outcome", "queued"), ("reason", "on_demand"))), 0) >= 1,
+                15, what="the on-demand frame queued")
+            assert wait_until(lambda: requests.get(f"{url}/api/status", timeout=5).json()["cameras"][0]["dataset"][
+                "saved_today"] > before, 10, what="saved today to count it")
+        finally:
+            agent.signal()
+            assert agent.wait(15) == 0
+            agent.close()
+            ha.close()
+    log = agent.log()
+    assert "Traceback" not in log and SECRET not in log
