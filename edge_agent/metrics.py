@@ -4,6 +4,10 @@ renders the tallies and reads the live figures (frame counters, camera and MQTT
 health, the budget) from the objects that own them. A device nobody scrapes does
 not carry prometheus_client's modules: about 1.5 MB of heap (bench/bench_sources.py).
 
+Training data (``dataset.enabled``): frames by reason and outcome, and the upload
+queue's length and size, read live from the agent's collection; no series at all
+while nothing is collected.
+
 The figures are the agent's, not the web's: the status server only serves
 ``render()`` on GET /metrics, and nothing here imports from ``web/``."""
 
@@ -14,6 +18,8 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from .budget import Priority
+from .dataset.sampling import Reason
+from .dataset.status import Outcome
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -93,6 +99,28 @@ class _Live:
                                 value=budget.credits)
         yield GaugeMetricFamily("edge_agent_api_budget_exhausted", "1 while the day's API budget is spent",
                                 value=1 if budget.exhausted else 0)
+        dataset = data.get("dataset")  # None unless dataset.enabled
+        if dataset is not None:
+            yield from _dataset_families(dataset)
+
+
+def _dataset_families(dataset: dict) -> Iterable[Metric]:
+    """``{"counts": {(reason, outcome): n}, "queued": n, "queued_bytes": n}`` as Prometheus reads it;
+    every (reason, outcome) series is there from the start, at zero."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    counts = {(str(r), str(o)): 0 for r in Reason for o in Outcome}
+    counts.update(dataset["counts"])
+    uploads = CounterMetricFamily("edge_agent_dataset_uploads", "Frames sampled for training by why (reason) and "
+                                  "what became of them (outcome: queued, uploaded, duplicate, limited, similar, "
+                                  "refused, dropped; failed counts upload tries)", labels=["reason", "outcome"])
+    for (reason, outcome), n in sorted(counts.items()):
+        uploads.add_metric([reason, outcome], n)
+    yield uploads
+    yield GaugeMetricFamily("edge_agent_dataset_queue_length", "Frames waiting to upload to the dataset",
+                            value=dataset["queued"])
+    yield GaugeMetricFamily("edge_agent_dataset_queue_bytes", "Bytes of the frames waiting to upload",
+                            value=dataset["queued_bytes"])
 
 
 class _Tallied:

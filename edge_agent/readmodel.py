@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .classify import ApiGuard
     from .config import Config
+    from .dataset.status import CollectionView
     from .metrics import Metrics
     from .outputs.dispatch import OutputHealth
     from .sdnotify import Notifier
@@ -26,6 +27,7 @@ class AgentView(Protocol):
     budget: "Budget"
     metrics: "Metrics"
     notifier: "Notifier"
+    collection: "CollectionView | None"  # training data; None unless dataset.enabled
 
     @property
     def events(self) -> "EventReader": ...  # read only: the agent alone writes the store

@@ -2,13 +2,17 @@
 health changes (online, API, last error, enabled, fps, budget spent), forced
 after a command or a failed request, else at most every ``status_interval``
 while its figures move. Nothing before the camera's first open attempt: then
-"offline" would be a false alarm and "online" a guess."""
+"offline" would be a false alarm and "online" a guess.
+
+With training data collected (``collection`` set, the camera's sampling on) the
+status carries ``dataset``: the collection as this camera sees it; a pause of the
+uploads is a change of health (sent at once)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .budget import Budget
 from .classify import ApiGuard
@@ -19,6 +23,7 @@ from .outputs.mqtt import MqttOutput
 
 if TYPE_CHECKING:
     from .camera import CameraRuntime
+    from .dataset.status import CollectionView
 
 
 @dataclass
@@ -29,6 +34,13 @@ class StatusTopic:
     budget: Budget
     outputs: Dispatcher
     stopping: bool = False  # the last status of each camera is sent at the stop, opened or not
+    collection: "CollectionView | None" = None  # None unless dataset.enabled (Agent.collection)
+
+    def dataset(self, camera: str) -> dict[str, Any] | None:
+        """The ``dataset`` field: None unless this camera's frames may be collected."""
+        if self.collection is None or not self.collection.enabled_for(camera):
+            return None
+        return self.collection.status(camera).payload()
 
     def message(self, cam: "CameraRuntime") -> StatusMessage:
         counts = cam.counters()
@@ -53,6 +65,7 @@ class StatusTopic:
             budget=budget_payload(self.budget.view()),
             decode=cam.worker.source_info if cam.worker else None,
             device=self.cfg.device_id,
+            dataset=self.dataset(cam.name),
         )
 
     def publish(self, cam: "CameraRuntime", *, force: bool = False) -> None:

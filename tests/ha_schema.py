@@ -8,6 +8,7 @@ Read from Home Assistant core's source (homeassistant/components/mqtt/):
   binary_sensor.py PLATFORM_SCHEMA_MODERN
   image.py         PLATFORM_SCHEMA_BASE + validate_topic_required
   button.py        PLATFORM_SCHEMA_MODERN (command_topic required, payload_press, retain)
+  select.py        MQTT_RW_SCHEMA + options (required), command_template, value_template
   discovery.py     TOPIC_MATCHER
   util.py          valid_topic / valid_subscribe_topic
 
@@ -234,6 +235,19 @@ BUTTON: dict[str, Check] = {
     **ENTITY_COMMON,
 }
 
+SELECT: dict[str, Check] = {  # config.MQTT_RW_SCHEMA + select.PLATFORM_SCHEMA_MODERN
+    **SCHEMA_BASE,
+    "command_topic": publish_topic,
+    "optimistic": boolean,
+    "retain": boolean,
+    "state_topic": subscribe_topic,
+    "command_template": template,
+    "name": optional_string,
+    "options": list_of(string),  # cv.ensure_list (our options are strings)
+    "value_template": template,
+    **ENTITY_COMMON,
+}
+
 EVENT: dict[str, Check] = {
     **RO,
     "device_class": optional(one_of("button", "doorbell", "motion")),
@@ -278,6 +292,8 @@ def validate_discovery(topic: str, payload: dict[str, Any], prefix: str = "homea
             raise Invalid("event_types must not be empty")
     elif component == "button":
         validate(payload, BUTTON, required=("command_topic",))
+    elif component == "select":
+        validate(payload, SELECT, required=("command_topic", "options"))
     else:
         raise Invalid(f"no schema transcribed for component {component!r}")
     return component

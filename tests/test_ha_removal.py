@@ -168,3 +168,48 @@ def test_removing_a_camera_clears_no_topic_a_live_config_still_names(tmp_path: P
         naming = [c for c, named in configs.items() if topic in named]
         late = [c for c in naming if cleared_at[c] > i]
         assert not late, f"{topic} was cleared while these configs still named it: {late}"
+
+
+@pytest.mark.timeout(90)
+def test_turning_training_data_off_clears_its_entities_and_nothing_else(tmp_path: Path, videos, broker: Broker):
+    """dataset.enabled was on (the agent made the training-data entities), now it is off: their
+    retained configs are cleared; the camera's own topics, which its other entities still read,
+    stay."""
+    before = parse_config({"device_id": "test", "api": {"url": "http://127.0.0.1:9", "model": "colours/1",
+                                                        "api_key": KEY},
+                           "mqtt": {"topic_prefix": PREFIX}, "dataset": {"enabled": True},
+                           "cameras": [{"name": "door", "source": "x.mp4", "classes": ["red", "blue"]}]}, {})
+    left = {t: json.dumps(p).encode() for t, p in discovery_messages(before, Topics(PREFIX))
+            if any(k in t for k in ("save_for_training", "correct_class", "saved_today", "dataset_queued"))}
+    assert len(left) == 4
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dataset-leaver")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        for topic, payload in left.items():
+            pub.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+    ha = OrderRecorder(broker.port)
+    try:
+        wait_until(lambda: len(ha.all()) >= len(left), 10, what="the retained configs")
+        with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY, prefix=PREFIX, cameras=[
+                {"name": "door", "source": str(videos["red_long"]), "fps": 2, "loop": True,
+                 "classes": ["red", "blue"]}])
+            agent = AgentProc(tmp_path, cfg)
+            try:
+                wait_until(lambda: {t for t, p, _ in ha.all() if t in left and not p} == set(left), 30,
+                           what="the training-data configs cleared")
+                wait_until(lambda: any(t == f"{PREFIX}/door/state" and p for t, p, _ in ha.all()), 30,
+                           what="door's state")
+                time.sleep(4)  # Removals.SETTLE and more: nothing of door's is cleared after them
+            finally:
+                agent.signal(signal.SIGTERM)
+                assert agent.wait(10) == 0
+                agent.close()
+    finally:
+        ha.close()
+    cleared = {t for t, p, _ in ha.all() if not p}
+    assert cleared == set(left), cleared - set(left)  # door's state, status, confidence, snapshot stay

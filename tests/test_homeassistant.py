@@ -22,6 +22,16 @@ CFG = parse_config({
                 {"name": "gate", "source": "rtsp://cam/1", "classes": ["car", "person", "big truck"]}],
 }, {})
 TOPICS = Topics(CFG.mqtt.topic_prefix)
+# Training data collected: door and gate sample, porch does not (cameras[].sampling.enabled: false).
+DATASET_CFG = parse_config({
+    "device_id": "garage-pi",
+    "api": {"url": "http://127.0.0.1:9001", "model": "garage-door/3", "api_key": "k"},
+    "dataset": {"enabled": True},
+    "cameras": [{"name": "door", "source": "/dev/video0", "classes": ["open", "closed"]},
+                {"name": "gate", "source": "rtsp://cam/1"},
+                {"name": "porch", "source": "rtsp://cam/2", "classes": ["car"], "sampling": {"enabled": False}}],
+}, {})
+BOTH = pytest.mark.parametrize("cfg", [CFG, DATASET_CFG], ids=["plain", "dataset"])
 
 
 def render(template: str, payload: dict | str) -> str:
@@ -86,10 +96,11 @@ def test_templates_render_the_state_as_home_assistant_would():
     assert render(truck["value_template"], {**state, "class": "big truck"}) == "ON"
 
 
-def test_availability_needs_agent_and_camera():
-    for topic, p in discovery_messages(CFG, TOPICS):
+@BOTH
+def test_availability_needs_agent_and_camera(cfg):
+    for topic, p in discovery_messages(cfg, TOPICS):
         assert p["availability_mode"] == "all"
-        if "api_c" in topic:  # the day's spend belongs to the agent, not to one camera
+        if "api_c" in topic or "dataset_queued" in topic:  # the agent's, not one camera's
             assert p["availability"] == [{"topic": TOPICS.availability}]
             continue
         agent, camera = p["availability"]
@@ -206,13 +217,14 @@ def test_every_config_names_its_entity_id_with_its_domain():
         "sensor.edge_agent_garage_pi_door_class"
 
 
-def test_every_entity_that_shows_a_value_reads_a_retained_topic():
+@BOTH
+def test_every_entity_that_shows_a_value_reads_a_retained_topic(cfg):
     """Home Assistant shows a value within seconds of its own restart only for topics the
     broker keeps. The event entity is the exception by design: an event is not retained
     (HA's event entity is stateless: it fires on a message and ignores a retained one)."""
-    retained = {TOPICS.availability} | {f(cam) for cam in ("door", "gate")
+    retained = {TOPICS.availability} | {f(cam.name) for cam in cfg.cameras
                                         for f in (TOPICS.state, TOPICS.confidence, TOPICS.status, TOPICS.snapshot)}
-    for topic, p in discovery_messages(CFG, TOPICS):
+    for topic, p in discovery_messages(cfg, TOPICS):
         component = topic.split("/")[1]
         read = [p[k] for k in ("state_topic", "json_attributes_topic", "image_topic") if k in p]
         read += [a["topic"] for a in p["availability"]]
@@ -224,25 +236,121 @@ def test_every_entity_that_shows_a_value_reads_a_retained_topic():
         assert read and set(read) <= retained, (topic, set(read) - retained)
 
 
+@BOTH
 @pytest.mark.parametrize("empty", ["", "   "])
-def test_every_template_tolerates_an_empty_payload(empty):
+def test_every_template_tolerates_an_empty_payload(empty, cfg):
     """A removed camera's retained topics are cleared with empty payloads: a template that
     HA renders on one must not use the undefined value_json (HA logs an error), and must
     render what HA ignores or reads as unavailable."""
-    for topic, p in discovery_messages(CFG, TOPICS):
+    for topic, p in discovery_messages(cfg, TOPICS):
         for key in ("value_template", "json_attributes_template"):
             if key in p:
                 out = render(p[key], empty)
                 if key == "json_attributes_template":
                     assert out == "{}", (topic, out)  # not "Erroneous JSON"
+                elif topic.split("/")[1] == "select":
+                    assert out == "None", (topic, out)  # no option (HA 2024.3 logs an empty one as invalid)
                 else:
                     assert out == "", (topic, key, out)  # HA ignores an empty state without a log line
         for a in p["availability"]:
             if "value_template" in a:
                 assert render(a["value_template"], empty) == "offline", topic
     # and a payload that is JSON but not an object (a number, null) neither
-    for topic, p in discovery_messages(CFG, TOPICS):
+    for topic, p in discovery_messages(cfg, TOPICS):
         for payload in ("42", "null", '"text"'):
             for key in ("value_template", "json_attributes_template"):
                 if key in p and topic.split("/")[1] != "event":
                     render(p[key], payload)
+
+
+# -- training data (issue #20) ------------------------------------------------------------
+
+def _dataset_entities(cfg) -> dict[str, dict]:
+    return {t: p for t, p in discovery_messages(cfg, TOPICS)
+            if any(k in t for k in ("save_for_training", "correct_class", "saved_today", "dataset_queued"))}
+
+
+def test_training_data_entities_only_while_collecting():
+    assert _dataset_entities(CFG) == {}  # dataset.enabled is off by default
+    got = _dataset_entities(DATASET_CFG)
+    node = "homeassistant/{}/edge_agent_garage-pi/{}/config"
+    assert set(got) == {node.format("button", "door_save_for_training"), node.format("select", "door_correct_class"),
+                        node.format("sensor", "door_saved_today"),
+                        node.format("button", "gate_save_for_training"),  # gate lists no class: no select
+                        node.format("sensor", "gate_saved_today"),
+                        node.format("sensor", "dataset_queued")}  # porch does not sample: nothing of porch
+    for topic, p in got.items():
+        assert validate_discovery(topic, p) == topic.split("/")[1]
+        assert p["device"] == dict(discovery_messages(DATASET_CFG, TOPICS))[
+            "homeassistant/sensor/edge_agent_garage-pi/door_class/config"]["device"]
+    # every camera's sampling off: no entity, not even the shared queue's
+    off = parse_config({"device_id": "garage-pi", "api": {"url": "http://127.0.0.1:9001", "model": "g/3",
+                                                          "api_key": "k"},
+                        "dataset": {"enabled": True, "sampling": {"enabled": False}},
+                        "cameras": [{"name": "door", "source": "/dev/video0", "classes": ["open"]}]}, {})
+    assert _dataset_entities(off) == {}
+
+
+def test_save_for_training_publishes_an_empty_payload_on_the_collect_topic():
+    msgs = dict(discovery_messages(DATASET_CFG, TOPICS))
+    button = msgs["homeassistant/button/edge_agent_garage-pi/door_save_for_training/config"]
+    assert button["command_topic"] == "edge_agent/garage-pi/door/collect"
+    assert TOPICS.parse_control(button["command_topic"]) == ("door", "collect")
+    assert button["payload_press"] == ""  # the last classified frame, labelled with the model's guess
+    assert not button.get("retain", False)  # a retained press would save a frame at every reconnect
+    assert len(button["availability"]) == 2 and button["default_entity_id"] == \
+        "button.edge_agent_garage_pi_door_save_for_training"
+
+
+def test_correct_class_shows_the_decided_class_and_publishes_the_chosen_one():
+    msgs = dict(discovery_messages(DATASET_CFG, TOPICS))
+    sel = msgs["homeassistant/select/edge_agent_garage-pi/door_correct_class/config"]
+    assert sel["command_topic"] == TOPICS.collect("door") and not sel.get("retain", False)
+    assert sel["options"] == ["open", "closed"] and "command_template" not in sel  # the option itself is sent
+    assert sel["state_topic"] == TOPICS.state("door")  # retained: the current state at once
+    state = {"class": "closed", "confidence": 0.91, "since": 1700000000.0}
+    assert render(sel["value_template"], state) == "closed"
+    # anything not among the options renders None (no option shown), which HA takes without a
+    # log line; it logs "Invalid option" for any other string
+    for payload in ({**state, "class": "ajar"}, {**state, "class": None}, {"confidence": 0.5}, "42", "null",
+                    '"text"', ""):
+        assert render(sel["value_template"], payload) == "None", payload
+    assert len(sel["availability"]) == 2
+
+
+def test_training_data_sensors_read_the_status():
+    msgs = dict(discovery_messages(DATASET_CFG, TOPICS))
+    saved = msgs["homeassistant/sensor/edge_agent_garage-pi/door_saved_today/config"]
+    queued = msgs["homeassistant/sensor/edge_agent_garage-pi/dataset_queued/config"]
+    assert saved["state_topic"] == TOPICS.status("door") and len(saved["availability"]) == 2
+    # A daily count: total_increasing is HA's class for a total that restarts at 0 each cycle
+    # (a decrease starts a new cycle); the queue's length goes up and down: a measurement.
+    assert saved["state_class"] == "total_increasing" and queued["state_class"] == "measurement"
+    assert saved["unit_of_measurement"] == queued["unit_of_measurement"] == "frames"
+    assert queued["state_topic"] == TOPICS.status("door")  # the first collecting camera's: the queue is shared
+    assert queued["availability"] == [{"topic": TOPICS.availability}]
+    dataset = {"saved_today": 7, "saved_hour": 2, "queued": 3, "queued_mb": 1.25, "sent_today": 9, "dropped": 0,
+               "paused": "unauthorized", "last_error": "HTTP 401"}
+    status = {"camera": "online", "dataset": dataset}
+    assert render(saved["value_template"], status) == "7"
+    assert render(queued["value_template"], status) == "3"
+    assert json.loads(render(queued["json_attributes_template"], status)) == {
+        "queued_mb": 1.25, "sent_today": 9, "dropped": 0, "paused": "unauthorized", "last_error": "HTTP 401"}
+    # a status without the figures (nothing collected for this camera, an older agent): nothing,
+    # which HA ignores without a line; attributes {}
+    for payload in ({"camera": "online"}, {"camera": "online", "dataset": None}, "42", ""):
+        assert render(saved["value_template"], payload) == ""
+        assert render(queued["value_template"], payload) == ""
+        assert render(queued["json_attributes_template"], payload) == "{}"
+
+
+def test_training_data_entities_are_stale_once_collection_is_off():
+    """dataset.enabled turned off (or a camera's sampling): the retained configs it made are
+    stale to the agent with the new config, which clears them as any stale config of its own."""
+    from edge_agent.outputs.homeassistant import is_stale
+
+    before = _dataset_entities(DATASET_CFG)
+    after = {t for t, _ in discovery_messages(CFG, TOPICS)}
+    assert before and all(is_stale(CFG, after, t, json.dumps(p).encode()) for t, p in before.items())
+    still = {t for t, _ in discovery_messages(DATASET_CFG, TOPICS)}
+    assert not any(is_stale(DATASET_CFG, still, t, b"{}") for t in before)

@@ -74,3 +74,25 @@ def test_prometheus_client_is_loaded_on_the_first_scrape_only():
             "print('prometheus_client' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["False", "False", "True"]
+
+
+def test_training_data_series_only_while_collecting():
+    m = Metrics(["door"], live)  # no "dataset" key (an older agent's figures): no series
+    assert not [k for k in samples(m) if k[0].startswith("edge_agent_dataset")]
+    m = Metrics(["door"], lambda: {**live(), "dataset": None})  # dataset.enabled off
+    assert not [k for k in samples(m) if k[0].startswith("edge_agent_dataset")]
+    figures = {"counts": {("overruled", "uploaded"): 4, ("change", "limited"): 2}, "queued": 3, "queued_bytes": 123456}
+    m = Metrics(["door"], lambda: {**live(), "dataset": figures})
+    s = samples(m)
+    up = "edge_agent_dataset_uploads_total"
+    assert s[(up, (("outcome", "uploaded"), ("reason", "overruled")))] == 4
+    assert s[(up, (("outcome", "limited"), ("reason", "change")))] == 2
+    # every (reason, outcome) there from the start, at zero, so rate() works at once
+    from edge_agent.dataset.sampling import Reason
+    from edge_agent.dataset.status import Outcome
+
+    series = {k for k in s if k[0] == up}
+    assert len(series) == len(Reason) * len(Outcome)
+    assert s[(up, (("outcome", "dropped"), ("reason", "random")))] == 0
+    assert s[("edge_agent_dataset_queue_length", ())] == 3
+    assert s[("edge_agent_dataset_queue_bytes", ())] == 123456

@@ -10,6 +10,15 @@ entity is available only while the agent is online *and* its camera is
 (``availability_mode: all``). ``unique_id``s are built from the device id and camera
 name, so they stay the same across restarts.
 
+With training data collected (``dataset.enabled``), per camera whose sampling is on: a
+"Save for training" button (an empty payload on ``P/<camera>/collect``: the last
+classified frame, labelled with the model's guess), a "Correct class" select with the
+camera's classes (the chosen class on the same topic: labelled by a person; it shows the
+decided class, read from the retained state) and a "Saved for training today" sensor;
+per agent, "Waiting to upload" (the queue is shared by all cameras, so one sensor, not
+one per camera). Turned off, their configs are no longer made, so the agent clears
+them as it clears any stale config of its own, and Home Assistant drops the entities.
+
 Every entity that shows a value reads a retained topic (state, confidence, snapshot,
 status, availability), so Home Assistant has a value within seconds of its own restart.
 The event entity reads ``P/<camera>/event``, which is not retained by design: HA's event
@@ -19,7 +28,7 @@ it renders nothing (a numeric sensor ignores it, the class sensor shows an empty
 state; neither logs a line), or "offline" for availability.
 
 Field names and types follow Home Assistant's MQTT schemas
-(homeassistant/components/mqtt/{schemas,config,sensor,binary_sensor,image}.py);
+(homeassistant/components/mqtt/{schemas,config,sensor,binary_sensor,image,button,select}.py);
 tests/ha_schema.py checks them.
 """
 
@@ -49,6 +58,30 @@ STATE_ATTRIBUTES = "{{ value if value_json is defined and value_json is mapping 
 OTHER = "other"  # the event type of a change to a class the camera does not list
 STATE_FRESH = ("{{ 'online' if value_json is defined and value_json is mapping "
                "and not (value_json.stale | default(false)) else 'offline' }}")
+
+
+# The dataset field of the status (DatasetStatus.payload()); absent when nothing is collected.
+HAS_DATASET = ("value_json is defined and value_json is mapping and value_json.dataset is defined "
+               "and value_json.dataset is mapping")
+# The shared figures of the upload queue, as the "Waiting to upload" sensor's attributes.
+QUEUE_ATTRIBUTES = ("{% if " + HAS_DATASET + " %}{% set d = value_json.dataset %}{{ {'queued_mb': d.queued_mb, "
+                    "'sent_today': d.sent_today, 'dropped': d.dropped, 'paused': d.paused, "
+                    "'last_error': d.last_error} | tojson }}{% else %}{}{% endif %}")
+
+
+def dataset_figure(field: str) -> str:
+    """A training-data sensor's template: a field of the status's ``dataset``; nothing
+    (ignored by Home Assistant) while the status carries none."""
+    return "{% if " + HAS_DATASET + " %}{{ value_json.dataset." + field + " }}{% endif %}"
+
+
+def decided_option(classes: tuple[str, ...] | list[str]) -> str:
+    """The "Correct class" select's template: the decided class when it is one of the
+    options, else ``None`` (HA shows no option; a state not among them would be logged as
+    "Invalid option", and HA 2024.3 logs an empty one too)."""
+    listed = json.dumps(list(classes))
+    return ("{% if value_json is defined and value_json is mapping and value_json['class'] is defined "
+            "and value_json['class'] in " + listed + " %}{{ value_json['class'] }}{% else %}None{% endif %}")
 
 
 def day_spend(field: str) -> str:
@@ -209,6 +242,22 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
                 "payload_on": "ON",
                 "payload_off": "OFF",
             }))
+        if cfg.dataset.enabled and cam.sampling.enabled:
+            out.extend(_collect_entities(cfg, topics, cam))
+    collecting = [cam for cam in cfg.cameras if cfg.dataset.enabled and cam.sampling.enabled]
+    if collecting:  # the queue is shared by all cameras: one sensor, read from a collecting camera's status
+        out.append((f"{prefix}/sensor/{node}/dataset_queued/config", {
+            **_common(cfg, topics, None, "dataset_queued", "sensor"),
+            "name": "Waiting to upload",
+            "icon": "mdi:tray-arrow-up",
+            "state_topic": topics.status(collecting[0].name),
+            "value_template": dataset_figure("queued"),
+            "json_attributes_topic": topics.status(collecting[0].name),
+            "json_attributes_template": QUEUE_ATTRIBUTES,
+            "unit_of_measurement": "frames",
+            "state_class": "measurement",
+            "entity_category": "diagnostic",
+        }))
     status = topics.status(cfg.cameras[0].name)  # every camera's status carries the day's spend
     for key, name, field, icon in (("api_calls_today", "API calls today", "calls_today", "mdi:counter"),
                                    ("api_credits_today", "API credits today", "credits_today", "mdi:cash")):
@@ -221,4 +270,39 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             "state_class": "total_increasing",
             "entity_category": "diagnostic",
         }))
+    return out
+
+
+def _collect_entities(cfg: Config, topics: Topics, cam: CameraConfig) -> list[tuple[str, dict[str, Any]]]:
+    """A collecting camera's training-data entities (see the module's docstring)."""
+    prefix, node = cfg.homeassistant.prefix, node_id(cfg)
+    out: list[tuple[str, dict[str, Any]]] = [(f"{prefix}/button/{node}/{cam.name}_save_for_training/config", {
+        **_common(cfg, topics, cam, "save_for_training", "button"),
+        "name": f"{cam.name} save for training",
+        "icon": "mdi:content-save",
+        "command_topic": topics.collect(cam.name),
+        "payload_press": "",  # empty: the last classified frame, labelled with the model's guess
+    })]
+    if cam.classes:
+        out.append((f"{prefix}/select/{node}/{cam.name}_correct_class/config", {
+            **_common(cfg, topics, cam, "correct_class", "select"),
+            "name": f"{cam.name} correct class",
+            "icon": "mdi:tag",
+            "command_topic": topics.collect(cam.name),  # the chosen class: labelled by a person
+            "options": list(cam.classes),
+            "state_topic": topics.state(cam.name),  # retained: shows the decided class
+            "value_template": decided_option(cam.classes),
+        }))
+    status = topics.status(cam.name)
+    out.append((f"{prefix}/sensor/{node}/{cam.name}_saved_today/config", {
+        **_common(cfg, topics, cam, "saved_today", "sensor"),
+        "name": f"{cam.name} saved for training today",
+        "icon": "mdi:image-multiple",
+        "state_topic": status,
+        "value_template": dataset_figure("saved_today"),
+        "unit_of_measurement": "frames",
+        # a count that restarts at 0 each day: HA reads a decrease as a new cycle
+        "state_class": "total_increasing",
+        "entity_category": "diagnostic",
+    }))
     return out

@@ -47,7 +47,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..episode import Episode, Throttle
 from .auth import auth_middleware
-from .view import health, status_view
+from .view import event_view, health, status_view
 
 if TYPE_CHECKING:
     from ..readmodel import AgentView
@@ -421,8 +421,7 @@ class StatusServer:
         except ValueError:
             raise web.HTTPBadRequest(text="since and until are epoch seconds, limit a whole number") from None
         found = await self.agent.events.history(camera=camera, since=since, until=until, limit=limit)
-        body = [{**e.payload(), "thumbnail": f"/api/events/{e.id}.jpg" if e.has_thumbnail else None}
-                for e in found]
+        body = [event_view(self.agent, e) for e in found]
         return web.json_response({"events": body}, headers=NO_STORE)
 
     async def event_picture(self, request: web.Request) -> web.Response:

@@ -1,5 +1,8 @@
-"""What the status page, /api/status and /healthz show (plain data built from the
-agent's state; no I/O). The log's and systemd's one-liners are in ``report.py``."""
+"""What the status page, /api/status, /api/events and /healthz show (plain data built
+from the agent's state; no I/O). The log's and systemd's one-liners are in ``report.py``.
+
+Training data (``dataset``) is shown per camera whose frames are collected, as the
+status topic carries it, and each event says whether its frame was saved for training."""
 
 from __future__ import annotations
 
@@ -14,10 +17,32 @@ from ..stats import percentile
 if TYPE_CHECKING:
     from ..readmodel import AgentView
     from ..camera import CameraRuntime
+    from ..storage.event import Event
 
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def dataset_view(agent: "AgentView", camera: str) -> dict[str, Any] | None:
+    """The camera's training data (DatasetStatus.payload()); None unless it is collected."""
+    collection = agent.collection
+    if collection is None or not collection.enabled_for(camera):
+        return None
+    out = collection.status(camera).payload()
+    if out["last_error"]:
+        out["last_error"] = agent.redact(out["last_error"])
+    return out
+
+
+def event_view(agent: "AgentView", event: "Event") -> dict[str, Any]:
+    """An event as /api/events lists it: its picture's URL, and whether the frame that
+    decided it was saved for training."""
+    collection = agent.collection
+    saved = (collection is not None and event.at >= agent.started_at  # saved() knows this start's frames only
+             and collection.saved(event.camera, event.at))
+    return {**event.payload(), "thumbnail": f"/api/events/{event.id}.jpg" if event.has_thumbnail else None,
+            "saved_for_training": saved}
 
 
 def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[str, Any]:
@@ -59,6 +84,7 @@ def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[st
         "last_error": cam.health.last_error,
         "recent": [{"at": round(at, 3), "top": top, "confidence": round(conf, 4)}
                    for at, top, conf in cam.results.recent],
+        "dataset": dataset_view(agent, cam.name),
     }
 
 
