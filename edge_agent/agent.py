@@ -75,7 +75,8 @@ class Agent:
         self.collection = Collection(cfg, state_dir) if cfg.dataset.enabled else None
         self.metrics = Metrics(self.cameras, self._live_metrics)
         self.outputs = Dispatcher()  # attached at the start, once the loop runs
-        self.status = StatusTopic(cfg, self.cameras, self.guard, self.budget, self.outputs)
+        self.status = StatusTopic(cfg, self.cameras, self.guard, self.budget, self.outputs,
+                                  collection=self.collection)
         self.commands = Commands(self.cameras, self.settings, self.budget, self.status, self.outputs,
                                  self.collection)
         self.commands.restore_settings()

@@ -339,6 +339,11 @@ def test_a_running_agent_shows_what_it_collected(tmp_path: Path, videos, broker,
             door = cams["door"]["dataset"]
             assert door["paused"] is None and door["last_error"] is None and door["queued_mb"] >= 0
             assert cams["yard"]["dataset"] is None  # yard's sampling is off
+            # the status topic carries the same figures (Home Assistant's sensors read them there)
+            status = recorder.wait_for("door/status", lambda m: (m.json()["dataset"] or {}).get("sent_today", 0) >= 2,
+                                       timeout=10).json()["dataset"]
+            assert set(status) == set(door) and status["paused"] is None
+            assert recorder.last("yard/status").json()["dataset"] is None
 
             events = requests.get(f"{url}/api/events", params={"camera": "door"}, timeout=5).json()["events"]
             assert any(e["saved_for_training"] for e in events), events  # the frames that decided a change

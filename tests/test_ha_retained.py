@@ -36,6 +36,7 @@ def test_a_late_subscriber_gets_the_confidence_from_a_retained_topic(tmp_path: P
         cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY, gate=True,
                            cameras=[{"name": "cam", "source": str(videos["red_long"]), "fps": 3, "loop": True,
                                      "classes": ["red", "blue"]}])
+        cfg["dataset"] = {"enabled": True, "url": api.url}  # and the training-data entities (#20)
         agent = AgentProc(tmp_path, cfg)
         try:
             recorder.wait_for("cam/state", timeout=30)
@@ -55,10 +56,12 @@ def test_a_late_subscriber_gets_the_confidence_from_a_retained_topic(tmp_path: P
                 # Every entity of the camera that shows a value reads a topic the late one has.
                 retained = {m.topic: m.payload for m in late.all() if m.retain and m.payload}
                 configs = [m.json() for m in ha.all() if m.payload and "_cam_" in m.json().get("unique_id", "")]
-                assert len(configs) >= 6
+                assert len(configs) >= 9
+                assert {c["unique_id"].rsplit("_cam_", 1)[1] for c in configs} >= {
+                    "save_for_training", "correct_class", "saved_today"}
                 for c in configs:
-                    if "command_topic" in c:
-                        continue  # the button shows no value
+                    if "state_topic" not in c and "image_topic" not in c:
+                        continue  # a button shows no value
                     if c["unique_id"].endswith("_change"):
                         continue  # the event entity: events are not retained (HA's event entity is stateless)
                     read = c.get("state_topic") or c.get("image_topic")
