@@ -36,7 +36,7 @@ def test_state_and_status_payloads():
     s = StatusMessage("online", "ok", 10, 7, 3, 3, 0, 0, None)
     body = json.loads(s.payload())
     assert {"camera", "api", "frames_dropped", "last_error"} <= body.keys()
-    assert s.health() == ("online", "ok", None, True, 0.0, None)
+    assert s.health() == ("online", "ok", None, True, 0.0, None, None)
 
 
 def test_confidence_topic_and_payload():
