@@ -216,7 +216,7 @@ class Agent:
             admission=cam.admission, deliver=deliver,
             on_event=lambda kind, detail: hop(self.watch.event, cam, kind, detail),
             on_snapshot=lambda preview, at: hop(self.commands.fresh_snapshot, cam, preview, at),
-            keep_original=self.collection is not None and self.collection.enabled_for(cam.name),
+            keep_original=self.collection is not None and self.collection.collecting(cam.name),
             **{"open_timeout": min(30.0, max(5.0, cam.cfg.stall_timeout)), **self._worker_seams(cam.cfg)})
 
     def _on_frame(self, cam: CameraRuntime, frame: Frame) -> None:
@@ -247,6 +247,8 @@ class Agent:
         """No new frame, the capture threads asked to stop, requests in flight finished
         (or cancelled after a grace), and each camera's last status sent."""
         self.status.stopping = True
+        if self.collection is not None:
+            self.collection.finishing()  # the upload under way gets the drain's grace to finish
         if self.reloading:
             self.notifier.send("RELOADING=1")  # READY=1 comes again from the next agent
         else:

@@ -43,7 +43,7 @@ from . import memory
 from .admission import Admission, Slot
 from .backoff import Backoff
 from .change import thumbnails
-from .captured import Original
+from .captured import Buffers, Original
 from .config import CameraConfig
 from .encode import Scratch, decode_jpeg, decode_jpeg_colour_8, jpeg_scale, prepare_with_preview, resize_for_api
 from .episode import Episode
@@ -118,6 +118,7 @@ class CaptureWorker:
                  clock: Callable[[], float] = time.monotonic, keep_original: bool = False):
         self.cfg = cfg
         self.keep_original = keep_original  # the camera collects training data: each sent frame keeps its Original
+        self._kept_buffers = Buffers()  # what a reused source buffer's region is copied into
         self._clock = clock  # the monotonic clock frames are stamped with (a fake one in tests)
         self.spec = parse_source(cfg.source)
         # What makes the source: the config's kind (sources.make_source), or a test's.
@@ -396,5 +397,6 @@ class CaptureWorker:
         original = None
         if self.keep_original:  # a reference, or a copy only when the source reuses the buffer
             original = (Original.of_jpeg(data, self.cfg.region, reused=self._kept(data)) if self.decode_on_take
-                        else Original.of_pixels(image, self.cfg.region, reused=self._kept(image)))
+                        else Original.of_pixels(image, self.cfg.region, reused=self._kept(image),
+                                                buffers=self._kept_buffers))
         self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h, preview, slot, original))

@@ -181,3 +181,22 @@ def test_a_mask_off_the_region_changes_nothing() -> None:
     part = np.full((10, 10, 3), 7, np.uint8)
     out = apply_mask(part, [(0.0, 0.0, 0.1, 0.1)], (100, 100), (50, 50))
     assert (out == 7).all()
+
+
+def test_a_reused_buffer_s_region_is_copied_into_a_kept_buffer_once_it_is_free() -> None:
+    from edge_agent.captured import Buffers
+
+    pool = Buffers(count=2)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    a = Original.of_pixels(frame, None, reused=True, buffers=pool)
+    b = Original.of_pixels(frame, None, reused=True, buffers=pool)
+    assert a.data is not b.data  # both are held: two buffers
+    first = a.data
+    del a
+    frame[:] = 9
+    c = Original.of_pixels(frame, None, reused=True, buffers=pool)
+    assert c.data is first and c.data.max() == 9  # the free one is taken again (no fresh mapping)
+    view = c.data[:10]
+    del c
+    d = Original.of_pixels(frame, None, reused=True, buffers=pool)
+    assert d.data is not first and view.base is first  # a view of it still holds it: never overwritten

@@ -209,7 +209,7 @@ class DatasetConfig:
     api_key_file: str | None = text(None, convert=convert.config_path)
     batch_prefix: str = text("edge-agent", pattern=BATCH_RE, hint="letters, digits, space, - and _")
     max_size: int = integer(1280, ge=0, le=8192)  # longest side of the picture sent; 0 = as captured
-    max_mb: float = num(100.0, gt=0, le=100_000)  # the queue waiting to upload; beyond, the oldest go
+    max_mb: float = num(100.0, ge=8, le=100_000)  # the queue waiting to upload (an item is up to 4 MB); beyond, the oldest go
     timeout: float = num(60.0, gt=0, le=600)  # s per upload request
     per_hour: int = integer(10, ge=0, le=600)  # frames per camera in a rolling hour
     per_day: int = integer(50, ge=0, le=100_000)  # ... and per calendar day

@@ -196,6 +196,10 @@ class Sampler(Generic[T]):
     def held(self) -> int:
         return len(self._held)
 
+    def holding(self, item: T) -> bool:
+        """``item`` waits for its verdict (a candidate held by the last :meth:`see`)."""
+        return any(h.item is item for h in self._held)
+
     def see(self, facts: Facts, item: T) -> list[Sample[T]]:
         """The samples this result settles: earlier held candidates now judged, then
         this result unless it is held; oldest first."""

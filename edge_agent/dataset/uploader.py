@@ -10,9 +10,15 @@ to do after a failure is :func:`.upload.disposition`'s: RETRY, PAUSE (401, 403,
 again with a new config, SIGHUP included), or DROP. Each kind of trouble is
 logged once per episode, and the end of the episode once.
 
-Labels: a frame with a label is uploaded, then annotated. A failed annotation
-keeps the frame queued; its next try uploads it again, the API answers
-``duplicate`` with the image's id, and the annotation is tried again.
+Labels: a frame with a label is uploaded, then annotated. An annotation that
+fails as an outage does keeps the frame queued; its next try uploads it again,
+the API answers ``duplicate`` with the image's id, and the annotation is tried
+again. One the API refuses (a 4xx, or a 404 or bad reply :data:`LABEL_TRIES`
+times) leaves the picture in the dataset without its label: a label never jams
+the queue. A 404 on a label is the image's, never a reason to pause.
+
+Nothing ends the loop but :meth:`Uploader.finish` and a pause: an unexpected
+error is logged once and retried with backoff.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
@@ -35,72 +41,82 @@ log = logging.getLogger(__name__)
 
 RETRY_INITIAL = 2.0  # s
 RETRY_MAX = 300.0  # s: a dead network costs one request every 5 minutes at most
-IDLE_POLL = 30.0  # s: look at the queue this often even without a wake-up (it may have been written elsewhere)
+IDLE_POLL = 30.0  # s: look at the queue this often even without a wake-up
+LABEL_TRIES = 5  # a label the API keeps refusing (not an outage) is given up after this many tries
 
 Counted = Callable[[str, Outcome], None]  # (the item's reason, what became of it)
 
 
 @dataclass
 class UploaderFigures:
-    """What the uploader shows (read by the collection's status)."""
+    """What the uploader shows (read by the collection's status); the clock passed in."""
 
+    clock: Callable[[], float] = time.time
     sent_day: date | None = None
     sent_today: int = 0
     last_error: str | None = None
     paused: Paused | None = None
     retries: int = 0  # failed tries since start
-    _day: Callable[[], date] = field(default=lambda: date.fromtimestamp(time.time()), repr=False)
 
     def sent(self) -> None:
-        today = self._day()
+        today = date.fromtimestamp(self.clock())
         if self.sent_day != today:
             self.sent_day, self.sent_today = today, 0
         self.sent_today += 1
 
     def today(self) -> int:
-        return self.sent_today if self.sent_day == self._day() else 0
+        return self.sent_today if self.sent_day == date.fromtimestamp(self.clock()) else 0
 
 
 class Uploader:
     """Sends the queue's frames; :meth:`run` is the agent's task, :meth:`wake` says
-    a frame was queued."""
+    a frame was queued, :meth:`finish` asks it to stop after the frame under way."""
 
     def __init__(self, queue: UploadLog, client: UploadClient, project: str, *, counted: Counted,
-                 retry_initial: float = RETRY_INITIAL, retry_max: float = RETRY_MAX):
+                 clock: Callable[[], float] = time.time, retry_initial: float = RETRY_INITIAL,
+                 retry_max: float = RETRY_MAX):
         self.queue = queue
         self.client = client
         self.project = project
         self.counted = counted
-        self.figures = UploaderFigures()
+        self.figures = UploaderFigures(clock)
         self._backoff = Backoff(retry_initial, retry_max)
         self._episode = Episode()
         self._wake = asyncio.Event()
-        self._finishing = False
+        self._finishing = asyncio.Event()
+        self._label_tries: tuple[int, int] = (0, 0)  # (item id, failed label tries of it in this run)
 
     def wake(self) -> None:
         self._wake.set()
 
     def finish(self) -> None:
-        """Stop after the frame being sent (so a stop rarely cuts an upload short)."""
-        self._finishing = True
+        """Stop after the frame being sent; a backoff or an idle wait ends at once."""
+        self._finishing.set()
         self._wake.set()
 
     async def run(self) -> None:
-        while self.figures.paused is None and not self._finishing:
-            item = await self.queue.oldest()
-            if item is None:
-                await self._sleep(IDLE_POLL)
-                continue
-            delay = await self.send(item)
-            if delay and not self._finishing:
-                await asyncio.sleep(delay)  # a wake-up does not cut a backoff short
+        while self.figures.paused is None and not self._finishing.is_set():
+            try:
+                item = await self.queue.oldest()
+                if item is None:
+                    await self._wait(self._wake, IDLE_POLL)
+                    continue
+                delay = await self.send(item)
+            except Exception:  # a bug must not end uploading for good: logged once, retried
+                if self._episode.fail("unexpected"):
+                    log.exception("dataset uploads: unexpected error; retrying with backoff")
+                delay = self._backoff.next_delay()
+            if delay:
+                await self._wait(self._finishing, delay)  # a new frame does not cut a backoff short
 
-    async def _sleep(self, seconds: float) -> None:
-        if self._finishing:
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        if self._finishing.is_set():
             return
-        self._wake.clear()
+        event.clear()
+        if self._finishing.is_set():  # (cleared the wake-up of a finish)
+            return
         try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
+            await asyncio.wait_for(event.wait(), seconds)
         except asyncio.TimeoutError:
             pass
 
@@ -111,11 +127,18 @@ class Uploader:
             uploaded = await self.client.upload(
                 item.jpeg, name=f"{queued.id}-{int(item.captured_at * 1000)}.jpg", project=self.project,
                 batch=item.batch, tags=item.tags, metadata=item.metadata)
-            if item.label and uploaded.image_id is not None:  # a duplicate that names no id: cannot be labelled
-                await self.client.annotate(uploaded.image_id, item.label, project=self.project,
-                                           prediction=item.label_source is LabelSource.MODEL)
         except UploadError as exc:
             return await self._failed(queued, exc)
+        if item.label and uploaded.image_id is not None:  # a duplicate that names no id: cannot be labelled
+            try:
+                await self.client.annotate(uploaded.image_id, item.label, project=self.project,
+                                           prediction=item.label_source is LabelSource.MODEL)
+            except UploadError as exc:
+                if not self._give_up_label(queued, exc):
+                    return await self._failed(queued, exc, label=True)
+            except ValueError as exc:  # a label the client will not send: the frame goes unlabelled
+                log.warning("dataset: a %s frame from %s is uploaded without its label (%s)", item.reason,
+                            item.camera, exc)
         await self.queue.done(queued.id)
         self.counted(item.reason, Outcome.DUPLICATE if uploaded.duplicate else Outcome.UPLOADED)
         self.figures.sent()
@@ -127,8 +150,30 @@ class Uploader:
                      failures, self.queue.stats().queued)
         return 0.0
 
-    async def _failed(self, queued: QueuedItem, exc: UploadError) -> float:
+    def _give_up_label(self, queued: QueuedItem, exc: UploadError) -> bool:
+        """The picture is in; its label failed. True: keep the picture without it (the
+        API refused this label, or kept failing in a way no outage explains), else the
+        frame is tried again (and uploaded again: ``duplicate``, with its id)."""
+        if exc.next is Next.PAUSE and exc.kind is UploadErrorKind.UNAUTHORIZED:
+            return False  # the key may not label: a config matter
+        if exc.kind in (UploadErrorKind.CONNECTION, UploadErrorKind.TIMEOUT, UploadErrorKind.HTTP_5XX,
+                        UploadErrorKind.RATE_LIMITED):
+            return False  # passing: retried like any outage, however long
+        iid, tries = self._label_tries
+        tries = tries + 1 if iid == queued.id else 1
+        self._label_tries = (queued.id, tries)
+        if exc.next is Next.DROP or tries >= LABEL_TRIES:
+            log.warning("dataset: the label %r of a %s frame from %s was not taken (%s); the frame stays in "
+                        "the dataset without it", queued.item.label, queued.item.reason, queued.item.camera,
+                        exc.description)
+            return True
+        return False
+
+    async def _failed(self, queued: QueuedItem, exc: UploadError, *, label: bool = False) -> float:
+        """After a failed upload (or label: its 404 is the image's, not the project's)."""
         item, what = queued.item, exc.next
+        if label and exc.kind is UploadErrorKind.NOT_FOUND:
+            what = Next.RETRY
         self.figures.last_error = f"{exc.kind}: {exc.description}"
         if what is Next.DROP:
             await self.queue.done(queued.id)
