@@ -191,12 +191,14 @@ def test_a_reused_buffer_s_region_is_copied_into_a_kept_buffer_once_it_is_free()
     a = Original.of_pixels(frame, None, reused=True, buffers=pool)
     b = Original.of_pixels(frame, None, reused=True, buffers=pool)
     assert a.data is not b.data  # both are held: two buffers
-    first = a.data
+    first = id(a.data)  # (an id: a name for it would hold it)
     del a
     frame[:] = 9
     c = Original.of_pixels(frame, None, reused=True, buffers=pool)
-    assert c.data is first and c.data.max() == 9  # the free one is taken again (no fresh mapping)
+    assert id(c.data) == first and c.data.max() == 9  # the free one is taken again (no fresh mapping)
     view = c.data[:10]
     del c
+    frame[:] = 5
     d = Original.of_pixels(frame, None, reused=True, buffers=pool)
-    assert d.data is not first and view.base is first  # a view of it still holds it: never overwritten
+    assert id(d.data) != first and id(view.base) == first  # a view of it still holds it...
+    assert view.max() == 9  # ...and it was not overwritten
