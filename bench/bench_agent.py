@@ -63,13 +63,14 @@ def encoding(codec: str) -> list[str]:
             else ["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"])
 
 
-def camera_like_clip(path: Path, seconds: int = 20, codec: str = "h264", tint: str | None = None) -> Path:
-    """640x480 30 fps with moving content and sensor-like noise: a flat colour would
+def camera_like_clip(path: Path, seconds: int = 20, codec: str = "h264", tint: str | None = None,
+                     size: str = "640x480") -> Path:
+    """640x480 (``size``) 30 fps with moving content and sensor-like noise: a flat colour would
     decode for free and flatter the CPU figures; ``tint`` an ffmpeg filter laid
     over it first (e.g. a colour the stand-in then names with confidence)."""
     vf = ",".join(f for f in (tint, "noise=alls=12:allf=t") if f)
     subprocess.run(["ffmpeg", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi",
-                    "-i", f"testsrc2=s=640x480:r=30:d={seconds}", "-vf", vf,
+                    "-i", f"testsrc2=s={size}:r=30:d={seconds}", "-vf", vf,
                     *encoding(codec), str(path)], check=True, timeout=300)
     return path
 

@@ -3,6 +3,7 @@ against a baseline in the same run.
 
     .venv/bin/python bench/bench_dataset.py                 # all three, about 4-5 minutes
     .venv/bin/python bench/bench_dataset.py cpu             # sampling on but nothing sampled vs off (~2 min)
+    .venv/bin/python bench/bench_dataset.py cpu1080         # the same at 1080p H.264, gate off (~1 min)
     .venv/bin/python bench/bench_dataset.py upload          # CPU per upload, uploads/s (~1 min)
     .venv/bin/python bench/bench_dataset.py outage          # the 60-s outage with a SIGKILL (~1.5-2 min)
     .venv/bin/python bench/bench_dataset.py outage --outage 20   # a shorter outage
@@ -27,6 +28,9 @@ cpu: one camera, a camera-like 640x480 30 fps clip played in real time (testsrc2
   counter), the metric edge_agent_dataset_uploads_total and the status topic's
   dataset object (when this build exposes them) count nothing.
   Target: on/off <= 1.05 (CPU within 5 %).
+cpu1080: the same at 1920x1080 H.264, gate off, three agents: a frame over 1 MiB
+  is decoded into a buffer the source reuses, so each frame sent is copied (into
+  one of the capture thread's kept buffers, captured.Buffers): the copy's cost.
 upload: two agents at the same time on a clip of many different pictures (random
   colour blocks, a new picture every 0.1 s, 60 s: no near-duplicates), fps 4, gate
   off: one samples everything (random 1.0, limits 600/h), the other is the same
@@ -91,11 +95,11 @@ HIGH_LIMITS = {"per_hour": 600, "per_day": 100_000}  # per_hour's bound is 600
 
 # -- clips ------------------------------------------------------------------------------------
 
-def clean_clip(path: Path, seconds: int = 20, codec: str = "h264") -> Path:
+def clean_clip(path: Path, seconds: int = 20, codec: str = "h264", size: str = "640x480") -> Path:
     """bench_agent's camera-like clip (testsrc2, sensor-like noise) tinted green: the
     stand-in (the dominant colour's share) says "green" at 0.56-0.65 on every frame,
     above decide.min_confidence (0.5): a clean scene, one state, no mistakes."""
-    return camera_like_clip(path, seconds, codec, tint="colorchannelmixer=rr=0.3:gg=1:bb=0.3")
+    return camera_like_clip(path, seconds, codec, tint="colorchannelmixer=rr=0.3:gg=1:bb=0.3", size=size)
 
 
 def pictures_clip(path: Path, seconds: int = 60, seed: int = 1) -> Path:
@@ -221,8 +225,9 @@ def windows_of(xs: list[float]) -> str:
 
 # -- cpu ----------------------------------------------------------------------------------------
 
-def bench_cpu(work: Path, clip: Path, label: str, windows: int, window_s: float) -> bool:
-    print(f"\n== cpu: one camera, 640x480 30 fps {label} in real time, fps 2; six agents at once, "
+def bench_cpu(work: Path, clip: Path, label: str, windows: int, window_s: float,
+              gates: tuple[bool, ...] = (False, True), size: str = "640x480") -> bool:
+    print(f"\n== cpu: one camera, {size} 30 fps {label} in real time, fps 2; {3 * len(gates)} agents at once, "
           f"same clip, same windows")
     broker = Broker(work).start()
     rec = Recorder(broker.port, PREFIX)
@@ -231,9 +236,9 @@ def bench_cpu(work: Path, clip: Path, label: str, windows: int, window_s: float)
     agents: dict[tuple[bool, str], Agent] = {}
     try:
         with ThreadedStandin(StandinApi(api_key=KEY, latency=0.18)) as api:
-            for gate in (False, True):
+            for gate in gates:
                 for row in rows:
-                    name = f"{kind}-gate{'on' if gate else 'off'}-ds{row}"
+                    name = f"{kind}-{size}-gate{'on' if gate else 'off'}-ds{row}"
                     camera = {"source": str(clip), "fps": 2, "loop": True, "change": {"enabled": gate}}
                     agents[gate, row] = start(work, api, broker, name, camera,
                                               {"sampling": NOTHING} if row == "on" else None)
@@ -244,7 +249,7 @@ def bench_cpu(work: Path, clip: Path, label: str, windows: int, window_s: float)
                 mems = {k: medians(w) for k, w in watched.items()}
                 rates = {k: results_in(rec, a.name, span)[0] for k, a in agents.items()}
                 states = {k: rec.last(f"{a.name}/state") for k, a in agents.items()}
-                checks = {gate: nothing_sampled(agents[gate, "on"], rec) for gate in (False, True)}
+                checks = {gate: nothing_sampled(agents[gate, "on"], rec) for gate in gates}
                 routes = api.dataset.log()
             finally:
                 stop([a.proc for a in agents.values()])
@@ -257,7 +262,7 @@ def bench_cpu(work: Path, clip: Path, label: str, windows: int, window_s: float)
         return "(none)" if m is None else str(m.json().get("class"))
 
     ok = True
-    for gate in (False, True):
+    for gate in gates:
         print("gate " + ("on (the defaults)" if gate else "off (every look is a call: the worst case)") + ":")
         for row, what in zip(rows, ("dataset off", "dataset off, again", "dataset on, nothing sampled")):
             w = watched[gate, row]
@@ -424,12 +429,12 @@ def bench_outage(work: Path, first_clip: Path, second_clip: Path, outage: float)
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="edge-agent training data benchmarks (issue #20)")
-    ap.add_argument("which", nargs="*", help="cpu, upload and/or outage (default: all)")
+    ap.add_argument("which", nargs="*", help="cpu, cpu1080, upload and/or outage (default: all)")
     ap.add_argument("--windows", type=int, default=7, help="CPU sampling windows (medians are reported)")
     ap.add_argument("--window-seconds", type=float, default=6.0)
     ap.add_argument("--outage", type=float, default=60.0, help="seconds the upload API is down")
     args = ap.parse_args()
-    parts = ("cpu", "upload", "outage")
+    parts = ("cpu", "cpu1080", "upload", "outage")
     args.which = args.which or list(parts)
     if set(args.which) - set(parts):
         ap.error("choose from: " + ", ".join(parts))
@@ -444,6 +449,10 @@ def main() -> int:
                                      args.windows, args.window_seconds))
             results.append(bench_cpu(work, clean_clip(work / "clean.avi", codec="mjpeg"), "MJPEG, camera-like, clean",
                                      args.windows, args.window_seconds))
+        if "cpu1080" in args.which:  # a frame over 1 MiB: the source reuses its buffer, each sent frame is copied
+            results.append(bench_cpu(work, clean_clip(work / "clean1080.mp4", size="1920x1080"),
+                                     "H.264, camera-like, clean", args.windows, args.window_seconds,
+                                     gates=(False,), size="1920x1080"))
         pictures = pictures_clip(work / "pictures.mp4") if {"upload", "outage"} & set(args.which) else None
         if "upload" in args.which:
             assert pictures is not None
