@@ -18,8 +18,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from .budget import Priority
-from .dataset.sampling import Reason
-from .dataset.status import Outcome
+from .collection_view import Outcome, Reason
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .classify import ApiGuard
     from .config import Config
-    from .dataset.status import CollectionView
+    from .collection_view import CollectionView
     from .metrics import Metrics
     from .outputs.dispatch import OutputHealth
     from .sdnotify import Notifier

@@ -23,7 +23,7 @@ from .outputs.mqtt import MqttOutput
 
 if TYPE_CHECKING:
     from .camera import CameraRuntime
-    from .dataset.status import CollectionView
+    from .collection_view import CollectionView
 
 
 @dataclass

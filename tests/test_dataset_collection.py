@@ -22,7 +22,7 @@ from edge_agent.dataset import collect as collect_mod
 from edge_agent.dataset.collect import STOP_BUDGET, Collection
 from edge_agent.dataset.keep import Shot
 from edge_agent.dataset.sampling import Facts, Sampler, SamplingRules, requested
-from edge_agent.dataset.status import Outcome, Paused
+from edge_agent.collection_view import Outcome, Paused
 from edge_agent.dataset.upload import UploadClient
 from edge_agent.dataset.uploader import LABEL_TRIES, Uploader
 from edge_agent.reply import Prediction

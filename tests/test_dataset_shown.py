@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
-from edge_agent.dataset.status import DatasetStatus, Paused
+from edge_agent.collection_view import DatasetStatus, Paused
 from edge_agent.messages import StatusMessage
 from edge_agent.outputs.dispatch import Dispatcher
 from edge_agent.status_topic import StatusTopic
@@ -43,7 +43,7 @@ PAUSED = DatasetStatus(saved_today=7, saved_hour=2, queued=4, queued_mb=1.5, sen
 
 
 class FixedCollection:
-    """A :class:`~edge_agent.dataset.status.CollectionView` with fixed figures: ``door``
+    """A :class:`~edge_agent.collection_view.CollectionView` with fixed figures: ``door``
     collects, ``yard`` does not (its sampling is off)."""
 
     def __init__(self, status: DatasetStatus = UPLOADING, saved: Mapping[str, set[float]] | None = None):

@@ -16,7 +16,7 @@ import pytest
 
 from edge_agent.captured import Original
 from edge_agent.dataset.picture import apply_mask, picture
-from edge_agent.dataset.status import Outcome, Paused
+from edge_agent.collection_view import Outcome, Paused
 from edge_agent.dataset.upload import UploadClient
 from edge_agent.dataset.uploader import Uploader
 from edge_agent.storage.uploaddb import LabelSource, UploadItem

@@ -89,7 +89,7 @@ def test_training_data_series_only_while_collecting():
     assert s[(up, (("outcome", "limited"), ("reason", "change")))] == 2
     # every (reason, outcome) there from the start, at zero, so rate() works at once
     from edge_agent.dataset.sampling import Reason
-    from edge_agent.dataset.status import Outcome
+    from edge_agent.collection_view import Outcome
 
     series = {k for k in s if k[0] == up}
     assert len(series) == len(Reason) * len(Outcome)

@@ -43,7 +43,7 @@ from ..storage.uploads import UploadLog
 from .keep import Keeper, Shot
 from .limits import HOUR, Limits
 from .sampling import Facts, Reason, Sample, Sampler, SamplingRules, facts_of, requested
-from .status import DatasetStatus, Outcome
+from ..collection_view import DatasetStatus, Outcome
 from .upload import UploadClient
 from .uploader import Uploader
 
@@ -260,7 +260,7 @@ class Collection:
     def _count(self, reason: str, outcome: Outcome) -> None:
         self._counts[(str(reason), str(outcome))] += 1
 
-    # -- what others read (dataset/status.py's CollectionView) ------------------------------
+    # -- what others read (collection_view.py's CollectionView) ------------------------------
 
     def status(self, camera: str) -> DatasetStatus:
         hour, day = self.limits.counts(camera, self._clock())

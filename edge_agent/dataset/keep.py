@@ -26,7 +26,7 @@ from .describe import describe
 from .limits import Admit, Fingerprint, Limits
 from .picture import picture
 from .sampling import Reason, Sample
-from .status import Outcome
+from ..collection_view import Outcome
 
 log = logging.getLogger(__name__)
 

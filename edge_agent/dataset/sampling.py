@@ -50,9 +50,9 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from ..collection_view import Reason  # the outside's word for it (metrics labels)
 from ..decide import Kind
 from ..reply import Prediction
-from ..strenum import StrEnum
 
 if TYPE_CHECKING:
     from ..pipeline.result import Result
@@ -61,16 +61,6 @@ T = TypeVar("T")
 
 EPS = 1e-9  # confidences are floats: 0.55 - 0.45 is 0.10000000000000003, which is "within 0.1"
 MAX_HELD = 16
-
-
-class Reason(StrEnum):
-    """Why a frame is worth labelling; declared most valuable first (a sample's first reason)."""
-
-    ON_DEMAND = "on_demand"
-    OVERRULED = "overruled"
-    CHANGE = "change"
-    UNCERTAIN = "uncertain"
-    RANDOM = "random"
 
 
 ORDER = {r: i for i, r in enumerate(Reason)}

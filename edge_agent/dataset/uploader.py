@@ -34,7 +34,7 @@ from ..backoff import Backoff
 from ..episode import Episode
 from ..storage.uploaddb import LabelSource, QueuedItem
 from ..storage.uploads import UploadLog
-from .status import Outcome, Paused
+from ..collection_view import Outcome, Paused
 from .upload import Next, UploadClient, UploadError, UploadErrorKind
 
 log = logging.getLogger(__name__)

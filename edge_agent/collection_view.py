@@ -3,7 +3,7 @@
 One :class:`DatasetStatus` per camera is read by the status topic (``dataset``
 in ``P/<camera>/status``, which Home Assistant's "Saved for training today" and
 "Waiting to upload" sensors read), the page and ``/api/status``; the metrics
-read :class:`Outcome` counts per :class:`~.sampling.Reason`.
+read :class:`Outcome` counts per :class:`Reason`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Protocol
 
-from ..strenum import StrEnum
+from .strenum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a frame is worth labelling (``dataset/sampling.py``); declared most valuable first
+    (a sample's first reason). Here, below the dataset package: the metrics name them all."""
+
+    ON_DEMAND = "on_demand"
+    OVERRULED = "overruled"
+    CHANGE = "change"
+    UNCERTAIN = "uncertain"
+    RANDOM = "random"
 
 
 class Outcome(StrEnum):
