@@ -63,7 +63,8 @@ class Buffers:
     FREE = 2  # references to a free buffer while it is looked at: the list's, and getrefcount's own
 
     def __init__(self, count: int = 3):
-        self.count = count
+        # A build without the GIL counts references differently: no pool there (each copy fresh).
+        self.count = count if getattr(sys, "_is_gil_enabled", lambda: True)() else 0
         self._bufs: list[np.ndarray] = []
 
     def _free(self, i: int) -> bool:

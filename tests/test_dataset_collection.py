@@ -22,7 +22,7 @@ from edge_agent.dataset import collect as collect_mod
 from edge_agent.dataset.collect import STOP_BUDGET, Collection
 from edge_agent.dataset.keep import Shot
 from edge_agent.dataset.sampling import Facts, Sampler, SamplingRules, requested
-from edge_agent.collection_view import Outcome, Paused
+from edge_agent.collection_view import Outcome
 from edge_agent.dataset.upload import UploadClient
 from edge_agent.dataset.uploader import LABEL_TRIES, Uploader
 from edge_agent.reply import Prediction
@@ -216,20 +216,36 @@ async def test_an_unexpected_error_is_logged_once_and_uploading_goes_on(tmp_path
 
 async def test_a_stop_keeps_its_time_with_an_upload_hanging_or_in_backoff(tmp_path: Path,
                                                                         api: StandinApi) -> None:
-    for fault in ({"hang": 30}, {"status": 503}):
+    for name, fault in (("hang", {"hang": 30}), ("backoff", {"status": 503})):
         api.dataset.add_faults(fault)
-        c = Collection(cfg(tmp_path / str(len(fault)), api.url, timeout=60), tmp_path / str(len(fault)) / "state")
+        c = Collection(cfg(tmp_path / name, api.url, timeout=60), tmp_path / name / "state")
         session = await started(c)
         try:
             c._hand_over(requested(shot(1), facts(), None))
-            await until(lambda: len(api.dataset.log()) >= 1 if "hang" in fault else c.uploader.figures.retries)
+            await until(lambda: (len(api.dataset.log()) >= 1) if name == "hang" else c.uploader.figures.retries)
             began = time.monotonic()
-            c.finishing()
+            c.finishing()  # the agent's stop begins (then the classifications drain)
             await c.close()
             took = time.monotonic() - began
         finally:
             await session.close()
-        assert took <= STOP_BUDGET + 0.3, (fault, took)
-        assert c.queue_length() == 0 or c.status("cam").paused is None
+        assert took <= STOP_BUDGET + 0.3, (name, took)
+        assert c.queue_length() == 1  # the frame stays queued for the next start
         api.dataset.faults.clear()
-    assert Paused  # (the enum the status shows when a stop comes during a pause: none here)
+        api.dataset.received.clear()
+
+
+async def test_a_held_candidate_becomes_its_jpeg_or_is_let_go_when_the_limits_refuse_it(
+        tmp_path: Path, api: StandinApi) -> None:
+    for per_hour, encoded in ((10, True), (0, False)):
+        c = Collection(cfg(tmp_path / str(per_hour), api.url, per_hour=per_hour), tmp_path / str(per_hour) / "state")
+        session = await started(c)
+        try:
+            held = shot(3)
+            c._hold(held)
+            await until(lambda: c._settling == 0)
+            assert held._original is None and held._preview is None  # the frame is let go either way
+            assert (held._jpeg is not None) is encoded  # encoded only when it could be saved
+        finally:
+            await c.close()
+            await session.close()

@@ -18,7 +18,7 @@ from edge_agent.captured import Original
 from edge_agent.dataset.picture import apply_mask, picture
 from edge_agent.collection_view import Outcome, Paused
 from edge_agent.dataset.upload import UploadClient
-from edge_agent.dataset.uploader import Uploader
+from edge_agent.dataset.uploader import LABEL_TRIES, Uploader
 from edge_agent.storage.uploaddb import LabelSource, UploadItem
 from edge_agent.storage.uploads import UploadLog
 from tools.standin_api import StandinApi, ThreadedStandin
@@ -121,6 +121,25 @@ async def test_a_failed_label_keeps_the_frame_and_labels_it_on_the_next_try(tmp_
     label = [r for r in api.dataset.log() if r.route == "annotate" and r.status == 200]
     assert [(r.image_id, r.fields["label"]) for r in label] == [(first.image_id, "red")]
     assert run.counted == [("overruled", Outcome.FAILED), ("overruled", Outcome.DUPLICATE)]
+
+
+@pytest.mark.parametrize("fault, tries", [({"status": 400}, 1), ({"status": 503}, LABEL_TRIES + 2)])
+async def test_a_label_refused_is_given_up_at_once_and_one_failing_as_an_outage_is_retried_past_the_cap(
+        tmp_path: Path, api: StandinApi, fault: dict, tries: int) -> None:
+    it = item(8)
+    async with aiohttp.ClientSession() as session:
+        first = await UploadClient(session, api_key=KEY, url=api.url).upload(
+            it.jpeg, name="a.jpg", project="colours", batch="b", tags=())
+    had = {"reply": {"duplicate": True, "id": first.image_id}}
+    api.dataset.add_faults(*[had, fault] * tries)
+    async with Run(tmp_path, api) as run:
+        await run.put(it)
+        await run.drained(20)
+    notes = [r.status for r in api.dataset.log() if r.route == "annotate"]
+    if fault["status"] == 400:
+        assert notes == [400]  # given up at once: the picture stays, unlabelled
+    else:
+        assert notes == [503] * tries + [200]  # an outage is waited out, however many tries
 
 
 async def test_a_refused_frame_is_dropped_and_the_next_goes(tmp_path: Path, api: StandinApi) -> None:

@@ -54,9 +54,10 @@ log = logging.getLogger(__name__)
 
 MAX_HELD = 8  # overruled candidates a camera's sampler holds (each settled to a JPEG of ~0.2 MB)
 MAX_WAITING = 8  # samples waiting for the keeper; beyond, dropped (the keeper is stuck on the disk)
+MAX_SETTLING = 2  # held candidates waiting to become JPEGs; beyond, their frames are let go
 ON_DEMAND_PER_HOUR = 60  # "save for training" requests per camera in a rolling hour; beyond, refused
 SAVED_KEPT = 200  # per camera: capture times of saved frames (the page's "saved for training" mark)
-STOP_BUDGET = 1.0  # s the collection's part of a stop may take (the whole stop must fit in 5 s)
+STOP_BUDGET = 0.5  # s the collection's part of a stop may take (the upload under way had the drain's grace)
 LIMITS_FILE = "dataset_limits.json"
 QUEUE_FILE = "uploads.db"
 
@@ -65,10 +66,11 @@ class Collection:
     """The agent's collection: samplers, the keeper, the queue and the uploader."""
 
     def __init__(self, cfg: Config, state_dir: Path | None, *, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic):
         d = cfg.dataset
         self.cfg = cfg
-        self._clock = clock
+        self._clock = clock  # the wall clock: the limits' days
+        self._monotonic = monotonic  # the on-demand cap's hour (a clock stepped back must not hold it)
         self._cams: dict[str, CameraConfig] = {c.name: c for c in cfg.cameras if c.sampling.enabled}
         rng = rng if rng is not None else random.Random()
         self.samplers: dict[str, Sampler[Shot]] = {
@@ -94,11 +96,14 @@ class Collection:
         self._trouble = Episode()  # samples dropped here: one line per kind and episode
         self._refused = Episode()  # on-demand requests refused
         self._tasks: list[asyncio.Task[None]] = []
+        self._settling = 0  # held candidates given to the dataset's thread, not yet settled
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the lifecycle -------------------------------------------------------------------
 
     async def start(self, session: aiohttp.ClientSession) -> None:
         d = self.cfg.dataset
+        self._loop = asyncio.get_running_loop()
         if not await self.queue.open():
             self.usable = False
             log.warning("dataset: no usable upload queue in state_dir (see above); no frame is saved for "
@@ -125,13 +130,13 @@ class Collection:
         for sampler in self.samplers.values():
             for sample in sampler.close():
                 self._hand_over(sample)
-        await self._within(self._work.join(), deadline - 0.3)
-        await self._within(asyncio.shield(asyncio.gather(*self._tasks[1:])), deadline - 0.3)
+        await self._within(self._work.join(), deadline - 0.2)
+        await asyncio.wait(self._tasks[1:], timeout=max(0.05, deadline - 0.2 - time.monotonic()))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._within(self.queue.close(), deadline)
-        self._pool.shutdown(wait=False)
+        self._pool.shutdown(wait=False, cancel_futures=True)  # the exit never waits for a stuck disk
 
     @staticmethod
     async def _within(aw: Awaitable[object], deadline: float) -> None:
@@ -161,27 +166,42 @@ class Collection:
         samples = sampler.see(facts, shot)
         if sampler.dropped > overflow:  # the hold was full: the oldest lost its "overruled"
             self._drop(Reason.OVERRULED, "held")
-        if sampler.holding(shot):  # its frame made a JPEG now: what waits for a verdict is small
-            self._pool.submit(shot.settle, self._cams[shot.camera], self.cfg.dataset.max_size)
+        if sampler.holding(shot):
+            self._hold(shot)
         for sample in samples:
             self._hand_over(sample)
+
+    def _hold(self, shot: Shot) -> None:
+        """A candidate waits for its verdict: its frame becomes its JPEG now, on the
+        dataset's thread, so what waits is small; or, when the limits would refuse it
+        anyway or the thread is behind, its frame is let go (it will not be saved)."""
+        if self._settling >= MAX_SETTLING or not self.limits.allow(shot.camera, self._clock()):
+            shot.release()
+            return
+        self._settling += 1
+        future = self._pool.submit(shot.settle, self._cams[shot.camera], self.cfg.dataset.max_size)
+        future.add_done_callback(lambda _: self._loop.call_soon_threadsafe(self._settled))
+
+    def _settled(self) -> None:
+        self._settling -= 1
 
     def request(self, camera: str, label: str | None) -> bool:
         """On demand (``P/<camera>/collect``): the camera's last classified frame,
         labelled by a person (``label``) or with the model's guess. False: refused,
         or nothing to save yet."""
         cam, last = self._cams.get(camera), self._last.get(camera)
-        refusal = None
+        kind = refusal = None
         if cam is None or not self.usable:
-            refusal = "this camera's frames are not collected" if cam is None else "no usable upload queue"
+            kind, refusal = "off", ("this camera's frames are not collected" if cam is None
+                                    else "no usable upload queue")
         elif last is None:
-            refusal = "no frame has been classified yet"
+            kind, refusal = "none", "no frame has been classified yet"
         elif label is not None and cam.classes and label not in cam.classes:
-            refusal = f"{label[:40]!r} is not one of the camera's classes ({', '.join(cam.classes)})"
+            kind, refusal = "class", f"{label[:40]!r} is not one of the camera's classes ({', '.join(cam.classes)})"
         elif not self._ask(camera):
-            refusal = f"more than {ON_DEMAND_PER_HOUR} requests in the last hour"
-        if refusal is not None:
-            if self._refused.fail(refusal[:20]):
+            kind, refusal = "cap", f"more than {ON_DEMAND_PER_HOUR} requests in the last hour"
+        if kind is not None:
+            if self._refused.fail(kind):
                 log.warning("%s: 'save for training' refused: %s (further refusals of this kind are not "
                             "logged until one is taken)", camera, refusal)
             return False
@@ -194,7 +214,7 @@ class Collection:
         return True
 
     def _ask(self, camera: str) -> bool:
-        now, asked = self._clock(), self._asked[camera]
+        now, asked = self._monotonic(), self._asked[camera]
         while asked and now - asked[0] >= HOUR:
             asked.popleft()
         if len(asked) >= ON_DEMAND_PER_HOUR:

@@ -7,7 +7,8 @@ the picture (decode, mask, resize, encode), then the limits written, then the
 item. A :class:`Shot` turns its frame as captured into the picture once and then
 lets the frame go; a candidate the sampler holds is settled that way as soon as
 it is held, so what waits for a verdict is a JPEG of ~0.2 MB, not a frame of up
-to 6 MB.
+to 6 MB (when the limits would refuse it anyway, its frame is let go instead:
+nothing is encoded for a frame that cannot be saved).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class Shot:
                     log.warning("%s: a frame saved for training did not decode; dropped", self.camera)
                 self._original = None
             return self._jpeg
+
+    def release(self) -> None:
+        """Let the frame go unused (it will not be saved: :meth:`jpeg` gives None)."""
+        with self._lock:
+            self._original = self._preview = None
 
     def settle(self, cam: CameraConfig, max_size: int) -> None:
         """Fingerprint and picture now, the frame let go (a held candidate)."""

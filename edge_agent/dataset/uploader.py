@@ -43,6 +43,7 @@ RETRY_INITIAL = 2.0  # s
 RETRY_MAX = 300.0  # s: a dead network costs one request every 5 minutes at most
 IDLE_POLL = 30.0  # s: look at the queue this often even without a wake-up
 LABEL_TRIES = 5  # a label the API keeps refusing (not an outage) is given up after this many tries
+POISON_TRIES = 3  # a frame that fails unexpectedly (a bug) this many times in a row is dropped
 
 Counted = Callable[[str, Outcome], None]  # (the item's reason, what became of it)
 
@@ -85,6 +86,7 @@ class Uploader:
         self._wake = asyncio.Event()
         self._finishing = asyncio.Event()
         self._label_tries: tuple[int, int] = (0, 0)  # (item id, failed label tries of it in this run)
+        self._poison: tuple[int, int] = (0, 0)  # (item id, unexpected failures of it in a row)
 
     def wake(self) -> None:
         self._wake.set()
@@ -92,10 +94,11 @@ class Uploader:
     def finish(self) -> None:
         """Stop after the frame being sent; a backoff or an idle wait ends at once."""
         self._finishing.set()
-        self._wake.set()
 
     async def run(self) -> None:
         while self.figures.paused is None and not self._finishing.is_set():
+            self._wake.clear()  # before the queue is read: a frame queued after this wakes the wait below
+            item = None
             try:
                 item = await self.queue.oldest()
                 if item is None:
@@ -103,22 +106,32 @@ class Uploader:
                     continue
                 delay = await self.send(item)
             except Exception:  # a bug must not end uploading for good: logged once, retried
-                if self._episode.fail("unexpected"):
-                    log.exception("dataset uploads: unexpected error; retrying with backoff")
-                delay = self._backoff.next_delay()
+                delay = await self._unexpected(item)
             if delay:
                 await self._wait(self._finishing, delay)  # a new frame does not cut a backoff short
 
+    async def _unexpected(self, item: QueuedItem | None) -> float:
+        if self._episode.fail("unexpected"):
+            log.exception("dataset uploads: unexpected error; retrying with backoff")
+        if item is not None:  # the same frame every time: dropped, so it cannot hold up the rest for ever
+            iid, n = self._poison
+            n = n + 1 if iid == item.id else 1
+            self._poison = (item.id, n)
+            if n >= POISON_TRIES:
+                log.warning("dataset: a %s frame from %s failed %d times unexpectedly; dropped", item.item.reason,
+                            item.item.camera, n)
+                await self.queue.done(item.id)
+                self.counted(item.item.reason, Outcome.DROPPED)
+        return self._backoff.next_delay()
+
     async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        """Until ``event`` or :meth:`finish`, at most ``seconds``."""
         if self._finishing.is_set():
             return
-        event.clear()
-        if self._finishing.is_set():  # (cleared the wake-up of a finish)
-            return
-        try:
-            await asyncio.wait_for(event.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+        waits = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._finishing.wait())}
+        _, pending = await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for w in pending:
+            w.cancel()
 
     async def send(self, queued: QueuedItem) -> float:
         """One try of the queue's head; the seconds to wait before the next (0: go on)."""
