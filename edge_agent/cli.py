@@ -102,6 +102,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         os.environ.setdefault("CREDENTIALS_DIRECTORY", "/etc/edge-agent")
     cfg = _load(args.config)
     print(yaml.safe_dump(masked(cfg), sort_keys=False), end="")
+    print("# what is classified (a view is published as camera <camera>-<view>):")
+    for t in cfg.targets():
+        where = f"view {t.view!r} of camera {t.view_of!r}" if t.view_of else "camera"
+        region = "the whole frame" if t.region is None else f"region {list(t.region)}"
+        print(f"#   {t.name}: {where}, model {t.model}, {region}")
     if cfg.api.model == PLACEHOLDER_MODEL:
         print(f"edge-agent: warning: api.model is still the skeleton's placeholder {PLACEHOLDER_MODEL!r}: "
               "put your model's <dataset-slug>/<version> there", file=sys.stderr)

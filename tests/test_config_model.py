@@ -47,7 +47,7 @@ PATHS = {"Config": "", "ApiConfig": "api", "BudgetConfig": "api.budget", "MqttCo
          "TlsConfig": "mqtt.tls", "DecideConfig": "cameras[0].decide", "CameraConfig": "cameras[0]",
          "ChangeConfig": "cameras[0].change", "StatusConfig": "status", "StatusAuthConfig": "status.auth",
          "HomeAssistantConfig": "homeassistant", "EventsConfig": "events", "DatasetConfig": "dataset",
-         "SamplingConfig": "cameras[0].sampling"}
+         "SamplingConfig": "cameras[0].sampling", "ViewConfig": "cameras[0].views[0]"}
 
 
 def test_every_field_of_the_model_declares_how_it_is_read():
@@ -90,8 +90,14 @@ def bounded_fields():
 
 def put(data, path, name, value):
     node = data
-    for part in path.replace("]", "").replace("[", ".").split(".") if path else []:
-        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    parts = path.replace("]", "").replace("[", ".").split(".") if path else []
+    for part, after in zip(parts, parts[1:] + [""]):
+        if part.isdigit():
+            while len(node) <= int(part):
+                node.append({"name": f"v{len(node)}"})  # a list of sections, e.g. a camera's views
+            node = node[int(part)]
+        else:
+            node = node.setdefault(part, [] if after.isdigit() else {})
     node[name] = value
     return data
 

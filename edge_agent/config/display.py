@@ -13,8 +13,28 @@ from typing import Any
 
 from ..redact import redact_url
 from .model import Config
+from .spec import Kind
 
 MASK = "***"
+
+
+def plain(obj: Any) -> Any:
+    """A config value as YAML would hold it (dataclasses as mappings without their
+    None fields, tuples as lists, enums as their words): what the reader takes back."""
+    if is_dataclass(obj):
+        return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)
+                if getattr(obj, f.name) is not None and not _derived(f)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (tuple, list)):
+        return [plain(x) for x in obj]
+    return obj
+
+
+def _derived(f: Any) -> bool:
+    """Filled from other keys (status.port from listen; a target's view_of, view): never written."""
+    spec = f.metadata.get("spec")
+    return spec is not None and spec.kind is Kind.DERIVED
 
 
 def masked(cfg: Config) -> dict[str, Any]:
@@ -26,16 +46,7 @@ def masked(cfg: Config) -> dict[str, Any]:
     is written as ``listen: HOST:PORT`` and a key read from a file is shown as
     that file, not as a masked key next to it (both would be an error)."""
 
-    def conv(obj: Any) -> Any:
-        if is_dataclass(obj):
-            return {f.name: conv(getattr(obj, f.name)) for f in fields(obj) if getattr(obj, f.name) is not None}
-        if isinstance(obj, enum.Enum):
-            return obj.value
-        if isinstance(obj, (tuple, list)):
-            return [conv(x) for x in obj]
-        return obj
-
-    out = conv(cfg)
+    out = plain(cfg)
     api = out["api"]
     if cfg.api.api_key_file or not cfg.api.api_key:
         api.pop("api_key", None)
@@ -59,4 +70,6 @@ def masked(cfg: Config) -> dict[str, Any]:
     out["status"] = status
     for cam in out["cameras"]:
         cam["source"] = redact_url(cam["source"])
+        if not cam.get("views"):
+            cam.pop("views", None)  # no views: the camera is its own one view (an empty list is an error)
     return out

@@ -30,3 +30,6 @@ def too_many_cameras(n: int) -> str | None:
         return None
     return (f"at most {MAX_CAMERAS} cameras, got {n} (the service's TasksMax={TASKS_MAX} allows {MAX_CAMERAS} "
             f"at up to {THREADS_PER_CAMERA} threads each plus {AGENT_THREADS} for the agent, with room to spare)")
+
+
+MAX_VIEWS = 8  # views of one camera: each is classified as a camera of its own

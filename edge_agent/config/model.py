@@ -10,6 +10,7 @@ rule in parse.py, named after its section.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 from dataclasses import dataclass
@@ -122,6 +123,21 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class ViewConfig:
+    """One view of a camera (``cameras[].views``): its crop, classified, gated, decided
+    and published on its own (as camera ``<camera>-<view>``); what it leaves out is
+    the camera's (its ``decide``, ``change`` and ``sampling`` laid under the view's)."""
+    name: str = text(required=True, pattern=NAME_RE, hint="[a-z0-9_-]")
+    region: tuple[float, float, float, float] | None = custom(None, convert=convert.region)  # None: the whole frame
+    model: str | None = text(None, pattern=MODEL_RE, hint="<dataset-slug>/<version>")  # default: the camera's
+    classes: tuple[str, ...] = custom((), convert=convert.classes)  # default: the camera's
+    change: ChangeConfig = section(ChangeConfig)
+    decide: DecideConfig = section(DecideConfig)
+    sampling: SamplingConfig = section(SamplingConfig)
+    heartbeat: float | None = num(None, ge=0)  # s: change.heartbeat, written short
+
+
+@dataclass(frozen=True)
 class CameraConfig:
     name: str = text(required=True, pattern=NAME_RE, hint="[a-z0-9_-]")
     source: str = custom(required=True, convert=convert.source)
@@ -139,6 +155,10 @@ class CameraConfig:
     # extra arguments for rpicam-vid, e.g. ["--rotation", "180"]
     options: tuple[str, ...] = custom((), convert=convert.options)
     sampling: SamplingConfig = section(SamplingConfig)  # laid over dataset.sampling (parse.py)
+    model: str | None = text(None, pattern=MODEL_RE, hint="<dataset-slug>/<version>")  # default: api.model
+    views: tuple[ViewConfig, ...] = sections(ViewConfig, default=())  # read by the camera's rule (parse.py)
+    view_of: str | None = derived(None)  # a view's camera (Config.targets); None: a camera as written
+    view: str | None = derived(None)  # the view's own name (Config.targets)
 
 
 @dataclass(frozen=True)
@@ -232,6 +252,23 @@ class Config:
     state_dir: str = text("")  # resolved at load: $STATE_DIRECTORY, else ~/.local/state/edge-agent
     events: EventsConfig = section(EventsConfig)
     dataset: DatasetConfig = section(DatasetConfig)
+
+    def targets(self) -> tuple[CameraConfig, ...]:
+        """What is classified, gated, decided and published, each as a camera: every
+        view of a camera with views (named ``<camera>-<view>``, its ``view_of`` the
+        camera), else the camera itself; ``model`` always the effective one."""
+        out = []
+        for cam in self.cameras:
+            model = cam.model or self.api.model
+            if not cam.views:
+                out.append(dataclasses.replace(cam, model=model))
+                continue
+            for v in cam.views:
+                change = v.change if v.heartbeat is None else dataclasses.replace(v.change, heartbeat=v.heartbeat)
+                out.append(dataclasses.replace(
+                    cam, name=f"{cam.name}-{v.name}", region=v.region, model=v.model or model, classes=v.classes,
+                    change=change, decide=v.decide, sampling=v.sampling, views=(), view_of=cam.name, view=v.name))
+        return tuple(out)
 
     def secrets(self) -> list[str]:
         """Every string that must never be emitted (logs, MQTT, errors)."""

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .env import default_device_id, default_state_dir, expand_env
-from .errors import ConfigError, fmt
+from .display import plain
+from .errors import ConfigError, fmt, show
 from .files import read_key_file, read_yaml
-from .limits import too_many_cameras
-from .model import (MQTT_TLS_PORT, ApiConfig, CameraConfig, Config, DatasetConfig, DecideConfig, EventsConfig, MqttConfig,
+from .limits import MAX_VIEWS, too_many_cameras
+from .model import (MQTT_TLS_PORT, ApiConfig, CameraConfig, Config, DatasetConfig, DecideConfig, EventsConfig, ViewConfig, MqttConfig,
                     StatusAuthConfig, StatusConfig, TlsConfig, is_loopback_host)
 from .reader import read, read_field
 from .section import Section
@@ -72,6 +73,32 @@ def _dataset(values: dict[str, Any], sec: Section, ctx: Context) -> None:
         raise ConfigError(sec.key("max_size"), f"must be 0 (as captured) or at least 32, got {values['max_size']}")
 
 
+def _camera(values: dict[str, Any], sec: Section, ctx: Context) -> None:
+    """A camera's views, each laid over the camera: its ``decide``, ``change`` and
+    ``sampling`` under the view's own keys, its ``classes`` and ``model`` the
+    defaults. A camera with views has no region of its own."""
+    raw = sec.get("views")
+    if raw is None:
+        return
+    key = sec.key("views")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(key, f"must be a non-empty list of views ({{name, region, model, ...}}), got {show(raw)}")
+    if values["region"] is not None:
+        raise ConfigError(sec.key("region"), "a camera with views has no region of its own: give each view its "
+                          "region")
+    if len(raw) > MAX_VIEWS:
+        raise ConfigError(key, f"at most {MAX_VIEWS} views a camera, got {len(raw)}")
+    under = {name: plain(values[name]) for name in ("decide", "change", "sampling")}
+    views: list[ViewConfig] = []
+    for i, item in enumerate(raw):
+        view = read(ViewConfig, Section(f"{key}[{i}]", item), ctx,
+                    defaults={"classes": values["classes"], "model": values["model"]}, inherit=under)
+        if any(v.name == view.name for v in views):
+            raise ConfigError(f"{key}[{i}].name", f"duplicate view name {view.name!r}")
+        views.append(view)
+    values["views"] = tuple(views)
+
+
 def _status(values: dict[str, Any], sec: Section, ctx: Context) -> None:
     if values["enabled"] and not is_loopback_host(values["host"]) and values["auth"] is None \
             and not values["public"]:
@@ -95,9 +122,26 @@ def _status_auth(values: dict[str, Any], sec: Section, ctx: Context) -> None:
 
 
 RULES: Mapping[type, Rule] = {ApiConfig: _api, MqttConfig: _mqtt, TlsConfig: _tls, DecideConfig: _decide,
-                              StatusConfig: _status, StatusAuthConfig: _status_auth, DatasetConfig: _dataset}
+                              StatusConfig: _status, StatusAuthConfig: _status_auth, DatasetConfig: _dataset,
+                              CameraConfig: _camera}
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _names_unique(cameras: list[CameraConfig]) -> None:
+    """A view is published as camera ``<camera>-<view>``: no two things may share a name."""
+    seen: dict[str, str] = {}
+    for i, cam in enumerate(cameras):
+        names = [(f"cameras[{i}].name", cam.name)] if not cam.views else \
+            [(f"cameras[{i}].views[{j}].name", f"{cam.name}-{v.name}") for j, v in enumerate(cam.views)]
+        for key, name in names:
+            if name in seen:
+                raise ConfigError(key, f"{name!r} is also {seen[name]}: a view is published as "
+                                  "<camera>-<view>, and names must be unique across cameras and views")
+            seen[name] = f"the name of {key.rsplit('.', 1)[0]}"
+    for i, cam in enumerate(cameras):  # a camera with views is a name too (its topics' prefix)
+        if cam.views and cam.name in seen:
+            raise ConfigError(f"cameras[{i}].name", f"{cam.name!r} is also {seen[cam.name]}")
 
 
 def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Config:
@@ -135,6 +179,7 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         if any(c.name == cam.name for c in cameras):
             raise ConfigError(f"cameras[{i}].name", f"duplicate camera name {cam.name!r}")
         cameras.append(cam)
+    _names_unique(cameras)
     status_interval = root_field("status_interval")
     summary = root_field("log_summary_interval")
     events: EventsConfig = root_field("events")

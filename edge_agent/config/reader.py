@@ -50,6 +50,9 @@ def read(cls: type, sec: Section, ctx: Context, *, defaults: Mapping[str, Any] |
         spec = spec_of(f)
         if spec.kind is Kind.DERIVED:
             continue
+        if spec.kind is Kind.SECTIONS:  # the parent's rule reads it (it knows what the items inherit)
+            values[f.name] = default_of(f)
+            continue
         value = read_field(f, sec, ctx, default=(defaults or {}).get(f.name, dataclasses.MISSING),
                            inherit=(inherit or {}).get(f.name))
         if spec.fills:

@@ -132,8 +132,9 @@ def section(of: type, presence: Presence = Presence.ALWAYS, *, default: Any = No
                                 required=presence is Presence.REQUIRED))
 
 
-def sections(of: type) -> Any:
-    return _field(NO_DEFAULT, Spec(Kind.SECTIONS, of=of))
+def sections(of: type, default: Any = NO_DEFAULT) -> Any:
+    """A list of sections, read by a rule of its parent (or, at the top, by parse.py)."""
+    return _field(default, Spec(Kind.SECTIONS, of=of))
 
 
 def derived(default: Any) -> Any:
