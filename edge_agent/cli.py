@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("classify", help="classify one local image and print the API's JSON reply")
     common(sp)
     sp.add_argument("image", help="image file (any format OpenCV reads)")
+    sp.add_argument("--camera", metavar="NAME[/VIEW]", default=None,
+                    help="classify as this camera (or view of a camera) does: its region and its model")
     sp = sub.add_parser("collect", help="upload one local image to the dataset (dataset.project) and print "
                                         "the reply: the check of the dataset's key and project")
     common(sp)
@@ -225,11 +228,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if image is None:
         print(f"edge-agent: cannot read image {args.image!r}: not an image OpenCV can read", file=sys.stderr)
         return EXIT_CONFIG
-    jpeg = prepare(image, cfg.api.image_size, cfg.api.jpeg_quality)
+    target = None
+    if args.camera is not None:
+        target, problem = _target(cfg, args.camera)
+        if target is None:
+            print(f"edge-agent: --camera {args.camera!r}: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
+    jpeg = prepare(image, cfg.api.image_size, cfg.api.jpeg_quality, target.region if target else None)
+    api = dataclasses.replace(cfg.api, model=target.model) if target and target.model else cfg.api
 
     async def once() -> object:
-        async with new_session(cfg.api) as session:
-            return (await ClassifyClient(cfg.api, session).classify(jpeg)).body
+        async with new_session(api) as session:
+            return (await ClassifyClient(api, session).classify(jpeg)).body
 
     try:
         body = asyncio.run(once())
@@ -238,6 +248,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return EXIT_FATAL
     print(json.dumps(body, indent=2))
     return EXIT_OK
+
+
+def _target(cfg: Config, spec: str) -> tuple[Any, str]:
+    """The camera ``NAME`` or the view ``NAME/VIEW`` (a target of ``cfg``), or None and why not."""
+    camera, _, view = spec.partition("/")
+    targets = cfg.targets()
+    known = ", ".join(f"{t.view_of}/{t.view}" if t.view_of else t.name for t in targets)
+    for t in targets:
+        if (t.view_of, t.view) == (camera, view) if view else (t.view_of is None and t.name == camera):
+            return t, ""
+    if not view and any(t.view_of == camera for t in targets):
+        return None, f"camera {camera!r} has views: name one as {camera}/VIEW (known: {known})"
+    return None, f"no such camera or view (known: {known})"
 
 
 # -- collect: one image into the dataset ------------------------------------------------------

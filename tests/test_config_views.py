@@ -96,3 +96,36 @@ def test_a_bad_view_is_exit_2_naming_the_key(tmp_path: Path):
     out = subprocess.run([sys.executable, "-m", "edge_agent", "check", "-c", str(path)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "cameras[0].views[1].name: duplicate view name 'a'" in out.stderr
+
+
+def test_classify_as_a_view_uses_its_region_and_its_model(tmp_path: Path):
+    import cv2
+    import numpy as np
+
+    from tests.test_cli import KEY, base, cli, write
+    from tools.standin_api import StandinApi, ThreadedStandin
+
+    img = np.zeros((400, 800, 3), np.uint8)
+    img[:, :400, 2] = 255  # left half red
+    img[:, 400:, 0] = 255  # right half blue
+    path = tmp_path / "split.png"
+    cv2.imwrite(str(path), img)
+    with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+        cfg = base(api.url)
+        cfg["cameras"][0]["views"] = [{"name": "left", "region": [0, 0, 0.5, 1]},
+                                      {"name": "right", "region": [0.5, 0, 1, 1], "model": "parcels/4"}]
+        conf = write(tmp_path, cfg)
+        left = cli("classify", "-c", conf, str(path), "--camera", "door/left", env={"TEST_KEY": KEY})
+        right = cli("classify", "-c", conf, str(path), "--camera", "door/right", env={"TEST_KEY": KEY})
+        whole = cli("classify", "-c", conf, str(path), env={"TEST_KEY": KEY})
+        seen = api.requests()
+        bad = cli("classify", "-c", conf, str(path), "--camera", "door", env={"TEST_KEY": KEY})
+        unknown = cli("classify", "-c", conf, str(path), "--camera", "door/middle", env={"TEST_KEY": KEY})
+    assert left.returncode == right.returncode == whole.returncode == 0, left.stderr + right.stderr
+    import json
+
+    assert json.loads(left.stdout)["top"] == "red" and json.loads(right.stdout)["top"] == "blue"
+    assert [s.path for s in seen] == ["/colours/1", "/parcels/4", "/colours/1"]  # each view's own model path
+    assert (seen[0].width, seen[0].height) == (400, 400)  # the view's crop, not the whole frame
+    assert bad.returncode == 2 and "has views: name one as door/VIEW (known: door/left, door/right)" in bad.stderr
+    assert unknown.returncode == 2 and "no such camera or view" in unknown.stderr
