@@ -131,9 +131,10 @@ class Agent:
     async def run(self) -> int:
         loop = self._loop = asyncio.get_running_loop()
         cfg = self.cfg
-        log.info("edge-agent %s starting: %d camera(s), model %s at %s, MQTT %s:%d prefix %s",
-                 __version__, len(self.cameras), cfg.api.model, self.redact(cfg.api.url), cfg.mqtt.host,
-                 cfg.mqtt.port, cfg.mqtt.topic_prefix)
+        views = len(self.cameras) - sum(1 for c in cfg.cameras if not c.views)
+        log.info("edge-agent %s starting: %d camera(s)%s, model %s at %s, MQTT %s:%d prefix %s",
+                 __version__, len(cfg.cameras), f" ({views} view(s))" if views else "", cfg.api.model,
+                 self.redact(cfg.api.url), cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.topic_prefix)
         async with AsyncExitStack() as stack:  # torn down in the reverse order of this
             if cfg.status.enabled:  # first: a port in use is a config error, said before anything is opened
                 await self._start_status_server(stack)

@@ -39,29 +39,37 @@ class CameraWatch:
     all_ended: Callable[[], None]  # every camera is a file that ended: the agent stops
 
     def event(self, cam: "CameraRuntime", kind: CameraEvent, detail: str | None) -> None:
-        """From the capture thread (through the loop), or the watchdog's own verdict."""
+        """From the capture thread (through the loop), or the watchdog's own verdict.
+        The views of one camera each take their camera's event; the first says it in
+        the log, under the camera's name (one source: one line)."""
         cam.health.opened = True
+        w = cam.worker
+        speaks = w is None or w.taps[0].cfg.name == cam.name
+        name = w.cfg.name if w is not None else cam.name
         if kind is CameraEvent.ONLINE:
             if cam.health.online:  # a looping file starting again: nothing new
                 return
             failures = cam.health.episode.ok()
             cam.health.online = True
-            if failures:
-                log.info("%s: camera back online after %d failed attempt(s)", cam.name, failures)
+            if not speaks:
+                pass
+            elif failures:
+                log.info("%s: camera back online after %d failed attempt(s)", name, failures)
             else:
-                log.info("%s: camera online (%s)", cam.name, cam.worker.spec.describe() if cam.worker else "")
+                log.info("%s: camera online (%s)", name, w.spec.describe() if w else "")
         elif kind is CameraEvent.OFFLINE:
             cam.health.online = False
             cam.health.failures += 1
             cam.health.offline_at = time.monotonic()
             text = self.redact(detail or "camera offline")
             cam.health.last_error = f"camera: {text}"
-            if cam.health.episode.fail(text):
-                log.warning("%s: camera offline: %s; reopening with backoff (cap 60 s)", cam.name, text)
+            if cam.health.episode.fail(text) and speaks:
+                log.warning("%s: camera offline: %s; reopening with backoff (cap 60 s)", name, text)
         elif kind is CameraEvent.ENDED:
             cam.health.online = False
             cam.health.ended = True
-            log.info("%s: video file ended", cam.name)
+            if speaks:
+                log.info("%s: video file ended", name)
             if all(c.health.ended for c in self.cameras.values()):
                 self.all_ended()
         self.status.publish(cam)
