@@ -9,8 +9,10 @@ and then puts it in the queue (``storage/uploads.py``: on disk when the put
 returns). So a crash can over-count a limit, never pass one, and a frame counted
 as queued is never lost.
 
-Bounds: what waits for the keeper (:data:`MAX_WAITING`; beyond, a sample is
-dropped, counted, logged once per episode); a camera's held candidates
+Bounds: what waits for the keeper (:data:`MAX_WAITING` samples and
+:data:`MAX_WAITING_MB` of frames as captured; beyond, a sample is dropped,
+counted, logged once per episode: a burst is kept, a stuck disk is not let
+grow the heap); a camera's held candidates
 (:data:`MAX_HELD`, each settled to its JPEG as soon as it is held); one frame as
 captured per camera for "save the last frame" (on demand). On-demand requests
 come from outside: at most :data:`ON_DEMAND_PER_HOUR` per camera, and a person's
@@ -53,8 +55,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_HELD = 8  # overruled candidates a camera's sampler holds (each settled to a JPEG of ~0.2 MB)
-MAX_WAITING = 8  # samples waiting for the keeper; beyond, dropped (the keeper is stuck on the disk)
-MAX_SETTLING = 2  # held candidates waiting to become JPEGs; beyond, their frames are let go
+MAX_WAITING = 64  # samples waiting for the keeper; beyond, dropped (the keeper is stuck on the disk) ...
+MAX_WAITING_MB = 64  # ... or when their frames as captured would pass this (ten 1080p frames, 70 at 640x480)
+MAX_SETTLING = 2  # held candidates waiting to become JPEGs; beyond, they keep their frames while held
 ON_DEMAND_PER_HOUR = 60  # "save for training" requests per camera in a rolling hour; beyond, refused
 SAVED_KEPT = 200  # per camera: capture times of saved frames (the page's "saved for training" mark)
 STOP_BUDGET = 0.5  # s the collection's part of a stop may take (the upload under way had the drain's grace)
@@ -92,6 +95,7 @@ class Collection:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._saved: dict[str, deque[float]] = {name: deque(maxlen=SAVED_KEPT) for name in self._cams}
         self._work: asyncio.Queue[Sample[Shot]] = asyncio.Queue(MAX_WAITING)
+        self._waiting_bytes = 0  # of the frames as captured the waiting samples hold
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
         self._trouble = Episode()  # samples dropped here: one line per kind and episode
         self._refused = Episode()  # on-demand requests refused
@@ -173,10 +177,14 @@ class Collection:
 
     def _hold(self, shot: Shot) -> None:
         """A candidate waits for its verdict: its frame becomes its JPEG now, on the
-        dataset's thread, so what waits is small; or, when the limits would refuse it
-        anyway or the thread is behind, its frame is let go (it will not be saved)."""
-        if self._settling >= MAX_SETTLING or not self.limits.allow(shot.camera, self._clock()):
+        dataset's thread, so what waits is small. When the limits would refuse it
+        anyway its frame is let go (it will not be saved); when that thread is behind,
+        it keeps its frame while held (at most MAX_HELD a camera) and is encoded with
+        its verdict, as any sample."""
+        if not self.limits.allow(shot.camera, self._clock()):
             shot.release()
+            return
+        if self._settling >= MAX_SETTLING:
             return
         self._settling += 1
         future = self._pool.submit(shot.settle, self._cams[shot.camera], self.cfg.dataset.max_size)
@@ -224,7 +232,11 @@ class Collection:
 
     def _hand_over(self, sample: Sample[Shot]) -> None:
         try:
+            size = sample.item.nbytes
+            if self._waiting_bytes + size > MAX_WAITING_MB * 1024 * 1024:
+                raise asyncio.QueueFull
             self._work.put_nowait(sample)
+            self._waiting_bytes += size
         except asyncio.QueueFull:
             self._drop(sample.reason, "backlog")
 
@@ -235,7 +247,8 @@ class Collection:
         if self._trouble.fail(why):
             log.warning("dataset: a frame (%s) was dropped: %s (logged once until frames are kept again)", reason,
                         detail or {
-                            "backlog": f"{MAX_WAITING} frames already wait to be written (the disk is slow or stuck)",
+                            "backlog": f"{MAX_WAITING} frames or {MAX_WAITING_MB} MB already wait to be written (the disk "
+                           "is slow or stuck)",
                             "held": f"{MAX_HELD} candidates already wait for their verdict; the oldest lost it",
                             "picture": "no picture could be made of it",
                             "queue": "the upload queue did not take it (see above)",
@@ -247,6 +260,7 @@ class Collection:
         loop = asyncio.get_running_loop()
         while True:
             sample = await self._work.get()
+            self._waiting_bytes -= sample.item.nbytes
             try:
                 kept = await loop.run_in_executor(self._pool, self.keeper.prepare, sample)
                 if isinstance(kept, UploadItem):

@@ -41,6 +41,7 @@ class Shot:
         self.captured_at = captured_at
         self._preview: np.ndarray | None = preview  # the whole frame, small: its fingerprint
         self._original = original  # None: the capture kept none
+        self.nbytes = original.nbytes if original is not None else 0  # what it holds while waiting
         self._print: Fingerprint | None = None
         self._jpeg: bytes | None = None
         self._lock = threading.Lock()
