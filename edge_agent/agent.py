@@ -110,8 +110,8 @@ class Agent:
 
     @property
     def busy(self) -> bool:
-        """Frames are being classified or applied."""
-        return bool(self.tasks)
+        """Frames are being classified or applied (or, sampled, kept for training)."""
+        return bool(self.tasks) or (self.collection is not None and self.collection.busy)
 
     def threads_stuck(self) -> bool:
         """After the stop: is a capture thread still inside a blocking call?"""

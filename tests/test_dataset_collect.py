@@ -117,7 +117,7 @@ async def test_every_overruled_result_is_uploaded_once_labelled_with_the_decided
     counts = run.agent.collection.counts()
     assert len(mistakes) >= 8
     # every mistake was sampled once: saved, or skipped as a near-duplicate of one saved
-    assert counts[("overruled", "queued")] + counts.get(("overruled", "similar"), 0) == len(mistakes)
+    assert counts[("overruled", "queued")] + counts.get(("overruled", "similar"), 0) == len(mistakes), counts
     assert counts[("overruled", "queued")] == len(overruled)  # (some sent by the drain: the next start)
     assert len(overruled) >= len(mistakes) * 0.8  # the passer moves: most pictures differ
     # once each, in the queue's order, with the model's wrong answer and the decided class

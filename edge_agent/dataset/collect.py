@@ -60,7 +60,7 @@ MAX_WAITING_MB = 64  # ... or when their frames as captured would pass this (ten
 MAX_SETTLING = 2  # held candidates waiting to become JPEGs; beyond, they keep their frames while held
 ON_DEMAND_PER_HOUR = 60  # "save for training" requests per camera in a rolling hour; beyond, refused
 SAVED_KEPT = 200  # per camera: capture times of saved frames (the page's "saved for training" mark)
-STOP_BUDGET = 0.5  # s the collection's part of a stop may take (the upload under way had the drain's grace)
+STOP_BUDGET = 1.0  # s the collection's part of a stop may take (the upload under way had the drain's grace)
 LIMITS_FILE = "dataset_limits.json"
 QUEUE_FILE = "uploads.db"
 
@@ -96,6 +96,7 @@ class Collection:
         self._saved: dict[str, deque[float]] = {name: deque(maxlen=SAVED_KEPT) for name in self._cams}
         self._work: asyncio.Queue[Sample[Shot]] = asyncio.Queue(MAX_WAITING)
         self._waiting_bytes = 0  # of the frames as captured the waiting samples hold
+        self._keeping = 0  # samples handed over and not yet kept or dropped
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
         self._trouble = Episode()  # samples dropped here: one line per kind and episode
         self._refused = Episode()  # on-demand requests refused
@@ -138,6 +139,15 @@ class Collection:
         await asyncio.wait(self._tasks[1:], timeout=max(0.05, deadline - 0.2 - time.monotonic()))
         for task in self._tasks:
             task.cancel()
+        left = []
+        while not self._work.empty():
+            left.append(self._work.get_nowait())
+        if left:  # the stop came first (a slow disk): said and counted, not lost in silence
+            for sample in left:
+                self.dropped += 1
+                self._count(sample.reason, Outcome.DROPPED)
+            log.warning("dataset: %d frame(s) sampled for training were not kept: the stop came before the "
+                        "disk took them", len(left))
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._within(self.queue.close(), deadline)
         self._pool.shutdown(wait=False, cancel_futures=True)  # the exit never waits for a stuck disk
@@ -148,6 +158,11 @@ class Collection:
             await asyncio.wait_for(aw, max(0.05, deadline - time.monotonic()))
 
     # -- what the loop hands over ----------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Samples wait to be kept (the agent's lock-step test harness waits for them)."""
+        return self._keeping > 0
 
     def enabled_for(self, camera: str) -> bool:
         """The camera collects (``cameras[].sampling.enabled``)."""
@@ -237,6 +252,7 @@ class Collection:
                 raise asyncio.QueueFull
             self._work.put_nowait(sample)
             self._waiting_bytes += size
+            self._keeping += 1
         except asyncio.QueueFull:
             self._drop(sample.reason, "backlog")
 
@@ -274,6 +290,7 @@ class Collection:
                 self._drop(sample.reason, "unexpected")
             finally:
                 self._work.task_done()
+                self._keeping -= 1
 
     async def _put(self, item: UploadItem, sample: Sample[Shot]) -> None:
         try:
