@@ -131,11 +131,10 @@ def camera_frame(agent: "AgentView", camera: str) -> tuple[str, "np.ndarray"] | 
     naming that frame (``<target>.<seq>``, ``<target>.u<failed requests>``). None: no such
     camera, or no frame yet."""
     views = [c for c in agent.cameras.values() if c.cfg.view_of == camera]
-    latest = [c for c in views if c.results.latest is not None]
-    if latest:
-        cam = max(latest, key=lambda c: c.results.latest.captured_at)  # type: ignore[union-attr]
-        assert cam.results.latest is not None
-        return f"{cam.name}.{cam.results.latest.seq}", cam.results.latest.preview
+    shown = [(c.name, c.results.latest) for c in views if c.results.latest is not None]
+    if shown:
+        name, newest = max(shown, key=lambda s: s[1].captured_at)
+        return f"{name}.{newest.seq}", newest.preview
     for cam in views:
         if cam.results.unclassified is not None:
             return f"{cam.name}.u{cam.figures.requests_failed}", cam.results.unclassified
