@@ -8,6 +8,11 @@ Training data (``dataset.enabled``): frames by reason and outcome, and the uploa
 queue's length and size, read live from the agent's collection; no series at all
 while nothing is collected.
 
+Views (issue #21): every per-camera series is per target, ``camera`` its name (a view
+``<camera>-<view>``, a camera without views as before), and ``edge_agent_camera_info``
+(always 1) says what each is: ``source_camera`` (the camera it looks through), ``view``
+(empty for a camera without views) and ``model``, to group a camera's views by.
+
 The figures are the agent's, not the web's: the status server only serves
 ``render()`` on GET /metrics, and nothing here imports from ``web/``."""
 
@@ -15,12 +20,16 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from .budget import Priority
 from .collection_view import Outcome, Reason
 
 if TYPE_CHECKING:
+    from .camera import CameraRuntime
+    from .config import CameraConfig
     from prometheus_client.registry import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
@@ -33,6 +42,20 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.
 def outcome_of(kind: str) -> str:
     """The ``outcome`` label of an ApiError kind (an ``ApiErrorKind``, a StrEnum: its word)."""
     return _KIND_TO_OUTCOME.get(kind, str(kind))
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    """What a per-camera series is about: the labels of ``edge_agent_camera_info``."""
+
+    camera: str  # the target's name: the ``camera`` label of every per-camera series
+    source_camera: str  # the camera it looks through: itself unless it is a view
+    view: str = ""  # the view's own name; empty (no label) for a camera without views
+    model: str = ""  # the model it calls (the effective one)
+
+    @classmethod
+    def of(cls, cfg: "CameraConfig") -> "CameraInfo":
+        return cls(cfg.name, cfg.view_of or cfg.name, cfg.view or "", cfg.model or "")
 
 
 class Latency:
@@ -123,16 +146,22 @@ def _dataset_families(dataset: dict) -> Iterable[Metric]:
 
 
 class _Tallied:
-    """Renders the Metrics' tallies at scrape time."""
+    """Renders the Metrics' tallies (and what each camera is) at scrape time."""
 
     def __init__(self, metrics: Metrics):
         self._m = metrics
 
     def collect(self) -> Iterable[Metric]:
-        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
         from prometheus_client.utils import floatToGoString
 
         m = self._m
+        info = GaugeMetricFamily("edge_agent_camera_info", "What each camera series is (always 1): the camera it "
+                                 "looks through, the view (empty: a camera without views) and the model",
+                                 labels=["camera", "source_camera", "view", "model"])
+        for i in m.info:
+            info.add_metric([i.camera, i.source_camera, i.view, i.model], 1)
+        yield info
         requests = CounterMetricFamily("edge_agent_requests", "API requests by outcome", labels=["camera", "outcome"])
         for (cam, outcome), n in m.requests.items():
             requests.add_metric([cam, outcome], n)
@@ -155,14 +184,18 @@ class _Tallied:
 
 
 class Metrics:
-    def __init__(self, cameras: Iterable[str], read_live: Callable[[], dict]):
+    def __init__(self, cameras: "Mapping[str, CameraRuntime] | Iterable[str]", read_live: Callable[[], dict]):
+        """``cameras``: the agent's runtimes by target name (what each is read from its
+        config), or bare names (each a camera without views, model unknown)."""
         self._read_live = read_live
+        self.info = [CameraInfo.of(c.cfg) for c in cameras.values()] if isinstance(cameras, Mapping) \
+            else [CameraInfo(name, name) for name in cameras]
         self._registry: CollectorRegistry | None = None
         self.requests: Counter[tuple[str, str]] = Counter()
         self.calls: Counter[tuple[str, str]] = Counter()
         self.credits: Counter[str] = Counter()
         self.latency: defaultdict[str, Latency] = defaultdict(Latency)
-        for cam in cameras:  # every series exists from the start, so rate() works at once
+        for cam in (i.camera for i in self.info):  # every series exists from the start, so rate() works at once
             for outcome in OUTCOMES:
                 self.requests[cam, outcome] = 0
             for reason in REASONS:

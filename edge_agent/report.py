@@ -4,17 +4,31 @@ text built from the agent's state, the clock passed in; no I/O).
 ``summary_line``: a camera's periodic summary in the log; ``status_line``: the
 STATUS= systemd shows in ``systemctl status``; ``wedged``: what keeps the agent
 from pinging the systemd watchdog. None of them is the web's: the page and
-/api/status are built in ``web/view.py``."""
+/api/status are built in ``web/view.py``.
+
+``agent.cameras`` holds one runtime per target: a view of a camera is a target named
+``<camera>-<view>`` (``cfg.view_of`` its camera), and the views of one camera share its
+capture thread and health. What is about the camera (a wedged thread, online) is told
+once per camera (``by_camera``); what is about a view (its summary line) per target."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from .health import assess
 
 if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .readmodel import AgentView
+
+
+def by_camera(targets: Iterable["CameraRuntime"]) -> dict[str, list["CameraRuntime"]]:
+    """The targets grouped by the camera they look through, in order: a camera with views
+    is its views (``cfg.view_of``), a plain camera itself alone."""
+    out: dict[str, list[CameraRuntime]] = {}
+    for cam in targets:
+        out.setdefault(cam.cfg.view_of or cam.name, []).append(cam)
+    return out
 
 
 def summary_line(cam: "CameraRuntime", interval: float, counts_before: dict[str, int], ok_before: int,
@@ -35,24 +49,29 @@ def summary_line(cam: "CameraRuntime", interval: float, counts_before: dict[str,
 def wedged(agent: "AgentView", now: float) -> list[str]:
     """What keeps the agent from being healthy enough to ping the systemd watchdog."""
     problems = []
-    for cam in agent.cameras.values():
+    for camera, views in by_camera(agent.cameras.values()).items():
+        cam = views[0]  # its views share the capture thread and its health
         w = cam.worker
         if w is None or cam.health.ended:
             continue
         wedge = assess(w, now).wedge()
         if wedge is not None:
-            problems.append(f"camera {cam.name}: {wedge}")
+            problems.append(f"camera {camera}: {wedge}")
     return problems
 
 
 def status_line(agent: "AgentView") -> str:
-    """One line for systemd's STATUS= (shown by systemctl status)."""
+    """One line for systemd's STATUS= (shown by systemctl status): cameras online once
+    each, paused targets (a view may be paused alone) and, with views, how many."""
     cams = list(agent.cameras.values())
-    online = sum(1 for c in cams if c.health.online)
+    grouped = by_camera(cams)
+    online = sum(1 for views in grouped.values() if views[0].health.online)
+    views = sum(1 for c in cams if c.cfg.view_of is not None)
     paused = sum(1 for c in cams if not c.enabled)
     pub = agent.mqtt()
     mqtt = "connected" if pub and pub.connected else "disconnected"
     classified = sum(c.figures.requests_ok for c in cams)
     extra = f", {paused} paused" if paused else ""
-    return (f"{len(cams)} camera(s): {online} online{extra}; API {agent.guard.status}; MQTT {mqtt}; "
+    with_views = f" ({views} views)" if views else ""
+    return (f"{len(grouped)} camera(s){with_views}: {online} online{extra}; API {agent.guard.status}; MQTT {mqtt}; "
             f"{classified} classified")

@@ -96,3 +96,38 @@ def test_training_data_series_only_while_collecting():
     assert s[(up, (("outcome", "dropped"), ("reason", "random")))] == 0
     assert s[("edge_agent_dataset_queue_length", ())] == 3
     assert s[("edge_agent_dataset_queue_bytes", ())] == 123456
+
+
+def test_camera_info_says_what_each_series_is():
+    """Views (#21): every series keeps ``camera`` = the target's name; edge_agent_camera_info
+    groups a camera's views and names their models."""
+    from edge_agent.admission import Admission, InFlight
+    from edge_agent.budget import Budget
+    from edge_agent.camera import CameraRuntime
+    from edge_agent.config import parse_config
+
+    cfg = parse_config({
+        "api": {"url": "http://127.0.0.1:9", "model": "colours/1", "api_key": "k"}, "mqtt": {"topic_prefix": "p"},
+        "cameras": [{"name": "garage", "source": "rtsp://cam/garage", "model": "doors/2",
+                     "views": [{"name": "left", "region": [0, 0, 0.5, 1]},
+                               {"name": "right", "region": [0.5, 0, 1, 1], "model": "bins/7"}]},
+                    {"name": "door", "source": "rtsp://cam/door"}]}, {})
+    budget, inflight = Budget(cfg.api.budget), InFlight(2)
+    runtimes = {t.name: CameraRuntime.create(t, Admission(t, inflight=inflight, budget=budget,
+                                                          api_ready=lambda now: True)) for t in cfg.targets()}
+    s = samples(Metrics(runtimes, live))
+    info = {k for k, v in s.items() if k[0] == "edge_agent_camera_info" and v == 1}
+    assert info == {
+        ("edge_agent_camera_info", (("camera", "garage-left"), ("model", "doors/2"), ("source_camera", "garage"),
+                                    ("view", "left"))),
+        ("edge_agent_camera_info", (("camera", "garage-right"), ("model", "bins/7"), ("source_camera", "garage"),
+                                    ("view", "right"))),
+        ("edge_agent_camera_info", (("camera", "door"), ("model", "colours/1"), ("source_camera", "door"),
+                                    ("view", "")))}
+    # the tallies' series are per target, from the start: a view is a camera named <camera>-<view>
+    assert s[("edge_agent_requests_total", (("camera", "garage-right"), ("outcome", "ok")))] == 0
+    assert not [k for k in s if ("camera", "garage") in k[1]]
+    # bare names (an older caller): each a camera of its own, its model unknown
+    s = samples(Metrics(["door"], live))
+    assert s[("edge_agent_camera_info", (("camera", "door"), ("model", ""), ("source_camera", "door"),
+                                         ("view", "")))] == 1

@@ -95,6 +95,8 @@ def test_api_status_has_every_camera(running: Running):
     assert door["frames_dropped"] > 0 and door["last_error"] is None
     assert s["api"]["latency_ms"]["count"] > 0
     assert cams["gate"]["region"] == [0.5, 0.0, 1.0, 1.0]
+    # what each entry is (#21): cameras without views, each its own, with the model it calls
+    assert all((c["view_of"], c["view"], c["model"]) == (None, None, "colours/1") for c in cams.values())
 
 
 def test_region_sends_only_the_crop(running: Running):

@@ -2,7 +2,9 @@
 
 GET /                          the page (all cameras; refreshes itself; no external assets)
 GET /api/status                the same data as JSON
-GET /cameras/<name>/latest.jpg the latest classified frame, annotated
+GET /cameras/<name>/latest.jpg the latest classified frame, annotated; for a camera with views
+                               (issue #21), its newest whole frame as is: the page outlines
+                               each view's region on it
 GET /healthz                   200, or 503 with the reasons as JSON
 GET /metrics                   Prometheus text
 GET /api/events                the event history, newest first (?camera=&since=&until=&limit=)
@@ -45,9 +47,11 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ..encode import encode_jpeg
 from ..episode import Episode, Throttle
+from ..report import by_camera
 from .auth import auth_middleware
-from .view import event_view, health, status_view
+from .view import camera_frame, event_view, health, status_view
 
 if TYPE_CHECKING:
     from ..readmodel import AgentView
@@ -70,6 +74,7 @@ HANDLER_LIMITS: dict[str, Any] = {
     "access_log": None,
 }
 OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+FRAME_QUALITY = 85  # JPEG quality of a camera's whole frame (as annotate's pictures)
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nServer: " + SERVER_NAME.encode() + b"\r\n"
         b"Content-Type: text/plain\r\nContent-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n")
 
@@ -237,6 +242,7 @@ class StatusServer:
         self.agent = agent
         self._page = resources.files("edge_agent.web").joinpath("page.html").read_bytes()
         self._page_html: bytes | None = None
+        self._frames: dict[str, tuple[str, bytes]] = {}  # camera with views -> (its frame's key, JPEG)
         self._runner: web.AppRunner | None = None
         self._sockets: list[socket.socket] = []
         self._acceptors: list[asyncio.Task[None]] = []
@@ -386,20 +392,29 @@ class StatusServer:
         """The page, with the essentials in the HTML itself (camera names and links), for a
         browser without JavaScript and for the moment before the script runs."""
         if self._page_html is None:
-            items = "".join(f'<li><a href="/cameras/{html.escape(n)}/latest.jpg">{html.escape(n)}</a></li>'
-                            for n in self.agent.cameras)
+            items = "".join(self._essential(camera, [c.name for c in views] if views[0].cfg.view_of else [])
+                            for camera, views in by_camera(self.agent.cameras.values()).items())
             essentials = (f'<nav id="essentials"><ul>{items}</ul><a href="/api/status">/api/status</a> · '
                           '<a href="/api/events">/api/events</a></nav>')
             self._page_html = self._page.replace(b"<!--CAMERAS-->", essentials.encode())
         return web.Response(body=self._page_html, content_type="text/html", charset="utf-8", headers=NO_STORE)
 
+    @staticmethod
+    def _essential(camera: str, views: list[str]) -> str:
+        """A camera's item in the list: its picture's link, and its views' (each its own picture)."""
+        def link(name: str) -> str:
+            return f'<a href="/cameras/{html.escape(name)}/latest.jpg">{html.escape(name)}</a>'
+
+        return f"<li>{link(camera)}{': ' + ', '.join(map(link, views)) if views else ''}</li>"
+
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(status_view(self.agent), headers=NO_STORE)
 
     async def latest(self, request: web.Request) -> web.Response:
-        cam = self.agent.cameras.get(request.match_info["name"])
+        name = request.match_info["name"]
+        cam = self.agent.cameras.get(name)
         if cam is None:
-            raise web.HTTPNotFound(text="no such camera")
+            return self._camera_frame(name)
         shown = cam.results
         if shown.latest is not None:
             return web.Response(body=shown.latest.jpeg(cam.cfg.region), content_type="image/jpeg", headers=NO_STORE)
@@ -407,6 +422,19 @@ class StatusServer:
             return web.Response(body=shown.unclassified_jpeg(cam.cfg.region), content_type="image/jpeg",
                                 headers=NO_STORE)
         raise web.HTTPNotFound(text="no frame yet")
+
+    def _camera_frame(self, camera: str) -> web.Response:
+        """A camera with views: its newest whole frame, not drawn on (encoded once per frame)."""
+        if not any(c.cfg.view_of == camera for c in self.agent.cameras.values()):
+            raise web.HTTPNotFound(text="no such camera")
+        found = camera_frame(self.agent, camera)
+        if found is None:
+            raise web.HTTPNotFound(text="no frame yet")
+        key, preview = found
+        cached = self._frames.get(camera)
+        if cached is None or cached[0] != key:
+            cached = self._frames[camera] = key, encode_jpeg(preview, FRAME_QUALITY)
+        return web.Response(body=cached[1], content_type="image/jpeg", headers=NO_STORE)
 
     async def events(self, request: web.Request) -> web.Response:
         """The event history, newest first: ``?camera=&since=&until=&limit=`` (limit <= 1000)."""

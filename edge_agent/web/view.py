@@ -2,7 +2,14 @@
 from the agent's state; no I/O). The log's and systemd's one-liners are in ``report.py``.
 
 Training data (``dataset``) is shown per camera whose frames are collected, as the
-status topic carries it, and each event says whether its frame was saved for training."""
+status topic carries it, and each event says whether its frame was saved for training.
+
+Views (issue #21): ``agent.cameras`` holds one runtime per target, a view being a target
+named ``<camera>-<view>``. /api/status lists every target as before and says what each
+is (``view_of``: its camera or None, ``view``: its own name or None, ``model``: the
+model it calls), so a client groups a camera's views; the page does. What is the
+camera's (its picture, health) is read once per camera: its views share its capture
+thread and health."""
 
 from __future__ import annotations
 
@@ -12,9 +19,12 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..messages import budget_payload
 from ..health import assess
+from ..report import by_camera
 from ..stats import percentile
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..readmodel import AgentView
     from ..camera import CameraRuntime
     from ..storage.event import Event
@@ -52,6 +62,9 @@ def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[st
     latest = cam.results.latest
     return {
         "name": cam.name,
+        "view_of": cam.cfg.view_of,  # the camera this view looks through; None: a camera without views
+        "view": cam.cfg.view,
+        "model": cam.cfg.model or agent.cfg.api.model,
         "source": cam.worker.spec.describe() if cam.worker else agent.redact(cam.cfg.source),
         "online": cam.health.online,
         "enabled": cam.enabled,
@@ -112,17 +125,35 @@ def status_view(agent: "AgentView") -> dict[str, Any]:
     }
 
 
+def camera_frame(agent: "AgentView", camera: str) -> tuple[str, "np.ndarray"] | None:
+    """The newest whole frame a camera with views was classified on (any view's), or,
+    before any was, one sent whose classification failed: ``(key, preview)``, the key
+    naming that frame (``<target>.<seq>``, ``<target>.u<failed requests>``). None: no such
+    camera, or no frame yet."""
+    views = [c for c in agent.cameras.values() if c.cfg.view_of == camera]
+    shown = [(c.name, c.results.latest) for c in views if c.results.latest is not None]
+    if shown:
+        name, newest = max(shown, key=lambda s: s[1].captured_at)
+        return f"{name}.{newest.seq}", newest.preview
+    for cam in views:
+        if cam.results.unclassified is not None:
+            return f"{cam.name}.u{cam.figures.requests_failed}", cam.results.unclassified
+    return None
+
+
 def health(agent: "AgentView") -> tuple[bool, list[str]]:
-    """Healthy when every camera delivered a frame within its stall timeout and MQTT is connected."""
+    """Healthy when every camera delivered a frame within its stall timeout and MQTT is
+    connected; a camera with views is one camera here (its views share its capture)."""
     now = time.monotonic()
     reasons = []
-    for cam in agent.cameras.values():
+    for camera, views in by_camera(agent.cameras.values()).items():
+        cam = views[0]
         problem = assess(cam.worker, now).problem() if cam.worker else "no frame yet"
         if problem is not None:
             # The reason /api/status gives ("file ... not found"), where there is one.
             if not cam.health.online and cam.health.last_error and cam.health.last_error.startswith("camera: "):
                 problem = cam.health.last_error[len("camera: "):]
-            reasons.append(f"camera {cam.name}: {problem}")
+            reasons.append(f"camera {camera}: {problem}")
     pub = agent.mqtt()
     if not (pub and pub.connected):
         reasons.append("mqtt: not connected")
