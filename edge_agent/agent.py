@@ -16,6 +16,7 @@ the agent's logic is tested in-process with fakes (``tests/inprocess.py``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from contextlib import AsyncExitStack
@@ -26,7 +27,7 @@ from . import __version__
 from .admission import Admission, InFlight
 from .budget import Budget
 from .camera import CameraRuntime
-from .capture import CaptureWorker, Frame
+from .capture import CaptureWorker, Frame, Tap
 from .classify import ApiGuard, Classifier, build_classifier
 from .commands import Commands
 from .config import Config, ConfigError
@@ -68,9 +69,10 @@ class Agent:
         state_dir = self._state_dir()
         self.budget = Budget(cfg.api.budget, JsonFile(state_dir / "budget.json") if state_dir else None)
         self.settings = Settings(JsonFile(state_dir / "settings.json") if state_dir else None, max_fps=MAX_FPS)
+        # One runtime per thing classified: a camera, or each view of a camera (#21), named as published.
         self.cameras = {c.name: CameraRuntime.create(c, Admission(c, inflight=self.inflight, budget=self.budget,
                                                                    api_ready=self.guard.ready))
-                        for c in cfg.cameras}
+                        for c in cfg.targets()}
         self.events = EventLog(state_dir / "events.db" if state_dir else None, cfg.events)
         self.collection = Collection(cfg, state_dir) if cfg.dataset.enabled else None
         self.metrics = Metrics(self.cameras, self._live_metrics)
@@ -153,9 +155,11 @@ class Agent:
             self._calls = Calls(cfg.api, client, self.guard, pipeline, self.status, self.metrics, self.redact,
                                 self.tasks)
             stack.push_async_callback(self._stop_work)
-            for cam in self.cameras.values():
-                cam.worker = self._make_worker(cam)
-                cam.worker.start()
+            for views in self._by_camera().values():  # one capture thread, one decode, per camera
+                worker = self._make_worker(views)
+                for cam in views:
+                    cam.worker = worker
+                worker.start()
             self._background = [asyncio.create_task(self.watch.watchdog()), asyncio.create_task(supervise(self)),
                                 asyncio.create_task(self.events.prune_forever())]
             if cfg.log_summary_interval > 0:
@@ -196,9 +200,19 @@ class Agent:
             if before is not None:
                 self.commands.remember_state(cam.name, *before)
 
-    def _make_worker(self, cam: CameraRuntime) -> CaptureWorker:
+    def _by_camera(self) -> dict[str, list[CameraRuntime]]:
+        """The runtimes of each camera as written: its views, or the camera alone."""
+        out: dict[str, list[CameraRuntime]] = {}
+        for cam in self.cameras.values():
+            out.setdefault(cam.cfg.view_of or cam.name, []).append(cam)
+        return out
+
+    def _make_worker(self, views: list[CameraRuntime]) -> CaptureWorker:
         loop = self._loop
         assert loop is not None
+        first = views[0].cfg
+        camera = first if first.view_of is None else dataclasses.replace(
+            first, name=first.view_of, region=None, view_of=None, view=None)  # the source's settings are shared
 
         def hop(fn: Any, *args: Any) -> bool:
             try:
@@ -207,17 +221,33 @@ class Agent:
             except RuntimeError:  # loop closed: the agent is gone
                 return False
 
-        def deliver(frame: Frame) -> None:
-            if not hop(self._on_frame, cam, frame) and frame.slot is not None:
-                frame.slot.release()
+        def deliver_to(cam: CameraRuntime) -> Callable[[Frame], None]:
+            def deliver(frame: Frame) -> None:
+                if not hop(self._on_frame, cam, frame) and frame.slot is not None:
+                    frame.slot.release()
+            return deliver
 
+        def on_event(kind: Any, detail: str | None) -> None:
+            for cam in views:  # the camera's health is each of its views'
+                hop(self.watch.event, cam, kind, detail)
+
+        def on_snapshot(preview: Any, at: float) -> None:
+            hop(self._snapshot, views, preview, at)
+
+        taps = [Tap(cam.cfg, cam.admission, deliver_to(cam),
+                    keep_original=self.collection is not None and self.collection.collecting(cam.name))
+                for cam in views]
         return CaptureWorker(
-            cam.cfg, image_size=self.cfg.api.image_size, jpeg_quality=self.cfg.api.jpeg_quality,
-            admission=cam.admission, deliver=deliver,
-            on_event=lambda kind, detail: hop(self.watch.event, cam, kind, detail),
-            on_snapshot=lambda preview, at: hop(self.commands.fresh_snapshot, cam, preview, at),
-            keep_original=self.collection is not None and self.collection.collecting(cam.name),
-            **{"open_timeout": min(30.0, max(5.0, cam.cfg.stall_timeout)), **self._worker_seams(cam.cfg)})
+            camera, image_size=self.cfg.api.image_size, jpeg_quality=self.cfg.api.jpeg_quality, taps=taps,
+            on_event=on_event, on_snapshot=on_snapshot,
+            **{"open_timeout": min(30.0, max(5.0, camera.stall_timeout)), **self._worker_seams(camera)})
+
+    def _snapshot(self, views: list[CameraRuntime], preview: Any, at: float) -> None:
+        """The capture thread's answer to a snapshot request: for each view that asked."""
+        for cam in views:
+            if cam.snapshot_asked:
+                cam.snapshot_asked = False
+                self.commands.fresh_snapshot(cam, preview, at)
 
     def _on_frame(self, cam: CameraRuntime, frame: Frame) -> None:
         if (self._stop.is_set() and not self._all_ended) or self._calls is None:

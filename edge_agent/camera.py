@@ -98,6 +98,7 @@ class CameraRuntime:
     order_tail: asyncio.Future[None] | None = None  # the newest frame in flight (results apply in order)
     last_status: StatusMessage | None = None
     last_status_at: float = 0.0
+    snapshot_asked: bool = False  # a snapshot was requested: the capture thread's next one is this camera's
 
     @classmethod
     def create(cls, cfg: CameraConfig, admission: Admission) -> "CameraRuntime":
@@ -124,10 +125,12 @@ class CameraRuntime:
                             self.stale_since)
 
     def counters(self) -> dict[str, int]:
+        """This camera's (or view's) counts; frames captured are the camera's, shared by its views."""
         w = self.worker
+        tap = w.tap(self.name) if w else None
         return {
             "captured": w.frames_captured if w else 0,
-            "dropped": (w.frames_dropped if w else 0) + self.admission.deferred,
-            "sent": w.frames_sent if w else 0,
+            "dropped": (tap.frames_dropped if tap else 0) + self.admission.deferred,
+            "sent": tap.frames_sent if tap else 0,
             "unchanged": self.admission.unchanged,
         }

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -98,8 +98,24 @@ class Frame:
     original: Original | None = None  # as captured, for training data (only when the camera collects)
 
 
+@dataclass
+class Tap:
+    """One view of a camera's frames (#21): its own admission (rate, change gate,
+    budget), region, delivery and counts. A camera without views has one tap, the
+    camera itself. Counts are written by the capture thread only."""
+
+    cfg: CameraConfig  # the view's (its name, region)
+    admission: Admission
+    deliver: Callable[[Frame], None]
+    keep_original: bool = False  # the view collects training data: each sent frame keeps its Original
+    frames_dropped: int = 0
+    frames_sent: int = 0
+    seq: int = 0
+
+
 class CaptureWorker:
-    """Owns one camera's frame source, in its own thread.
+    """Owns one camera's frame source, in its own thread: one decode per look,
+    shared by the camera's views (``taps``; without views, the camera itself).
 
     ``admission`` decides which frames become calls (its slot travels with the
     delivered frame). Callbacks run in the capture thread; the owner makes them
@@ -111,36 +127,37 @@ class CaptureWorker:
     """
 
     def __init__(self, cfg: CameraConfig, *, image_size: int, jpeg_quality: int,
-                 admission: Admission, deliver: Callable[[Frame], None],
+                 admission: Admission | None = None, deliver: Callable[[Frame], None] | None = None,
                  on_event: Callable[[CameraEvent, str | None], None],
                  on_snapshot: Callable[[np.ndarray, float], None] | None = None,
                  open_timeout: float = 10.0, source: Callable[[], FrameSource] | None = None,
-                 clock: Callable[[], float] = time.monotonic, keep_original: bool = False):
-        self.cfg = cfg
-        self.keep_original = keep_original  # the camera collects training data: each sent frame keeps its Original
+                 clock: Callable[[], float] = time.monotonic, keep_original: bool = False,
+                 taps: Sequence[Tap] = ()):
+        self.cfg = cfg  # the camera's: its source, fps, decode, loop, stall_timeout
+        if not taps:  # the camera alone
+            assert admission is not None and deliver is not None
+            taps = (Tap(cfg, admission, deliver, keep_original),)
+        self.taps: tuple[Tap, ...] = tuple(taps)
+        admission = self.taps[0].admission
         self._kept_buffers = Buffers()  # what a reused source buffer's region is copied into
         self._clock = clock  # the monotonic clock frames are stamped with (a fake one in tests)
         self.spec = parse_source(cfg.source)
         # What makes the source: the config's kind (sources.make_source), or a test's.
         self._make_source = source or (lambda: make_source(cfg, open_timeout=open_timeout,
-                                                           look_interval=lambda: 1.0 / admission.fps))
+                                                           look_interval=self._look_interval))
         self.source: FrameSource | None = None
         self.image_size = image_size
         self.jpeg_quality = jpeg_quality
-        self.admission = admission
-        self._deliver = deliver
+        self.admission = admission  # the first tap's (a camera without views: its own)
         self._on_event = on_event
         self._on_snapshot = on_snapshot
         self._snapshot_wanted = threading.Event()
         self.open_timeout = open_timeout
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture-{cfg.name}", daemon=True)
-        self._seq = 0
         self._backoff = Backoff(REOPEN_INITIAL, REOPEN_CAP)
         # Counters: written by the capture thread only, read by anyone.
         self.frames_captured = 0
-        self.frames_dropped = 0
-        self.frames_sent = 0
         self.last_frame_mono: float | None = None
         # Set while the thread is inside a blocking OpenCV call (open, grab, retrieve),
         # None while it waits on its own terms (pacing, backoff): a call that never
@@ -153,6 +170,22 @@ class CaptureWorker:
         self._scratch = Scratch()  # big in-between images, kept from frame to frame (this thread's)
         self._reopen_now = False
         self._bad_frames = Episode()  # frames that would not decode or encode: logged once a run of them
+
+    @property
+    def frames_dropped(self) -> int:
+        return sum(t.frames_dropped for t in self.taps)
+
+    @property
+    def frames_sent(self) -> int:
+        return sum(t.frames_sent for t in self.taps)
+
+    def tap(self, name: str) -> Tap | None:
+        """The view (or the camera) of that name."""
+        return next((t for t in self.taps if t.cfg.name == name), None)
+
+    def _look_interval(self) -> float:
+        """How often the busiest view looks (auto decoding's choice needs it)."""
+        return 1.0 / max(t.admission.fps for t in self.taps)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -225,7 +258,8 @@ class CaptureWorker:
             size = self.source.size() if self.source is not None else None
             if size is None:
                 return 1
-            self._scale = jpeg_scale(size[0], size[1], self.image_size, self.cfg.region, PREVIEW_SIZE)
+            self._scale = min(jpeg_scale(size[0], size[1], self.image_size, t.cfg.region, PREVIEW_SIZE)
+                              for t in self.taps)  # what every view still gets in full
         return self._scale
 
     def _pixels(self, data: np.ndarray | None = None) -> np.ndarray | None:
@@ -320,13 +354,17 @@ class CaptureWorker:
                 self._on_event(CameraEvent.ONLINE, None)
             if self._snapshot_wanted.is_set():
                 self._snapshot(now)
-            if self.admission.paused:
-                continue
-            slot = self.admission.open(now)
-            if slot is None:
-                self.frames_dropped += 1
-                continue
-            self._take(now, slot)
+            opened = []
+            for tap in self.taps:
+                if tap.admission.paused:
+                    continue
+                slot = tap.admission.open(now)
+                if slot is None:
+                    tap.frames_dropped += 1
+                    continue
+                opened.append((tap, slot))
+            if opened:
+                self._take(now, opened)
         return PumpEnd(PumpOutcome.STOPPED)
 
     def _rewind(self, source: FrameSource) -> bool:
@@ -336,10 +374,11 @@ class CaptureWorker:
         finally:
             self.busy_since = None
 
-    def _bad_frame(self, slot: Slot, what: str) -> None:
-        """A taken frame that yields nothing to send: dropped, counted, logged once a run."""
-        slot.release()
-        self.frames_dropped += 1
+    def _bad_frame(self, taps: Sequence[tuple[Tap, Slot]], what: str) -> None:
+        """Taken frames that yield nothing to send: dropped, counted, logged once a run."""
+        for tap, slot in taps:
+            slot.release()
+            tap.frames_dropped += 1
         if self._bad_frames.fail(what):
             log.warning("%s: %s; dropping such frames (logged once until one decodes)", self.cfg.name, what)
 
@@ -356,47 +395,66 @@ class CaptureWorker:
         """Is ``image`` a buffer this thread writes a later frame into?"""
         return self.source is not None and self.source.holds(image)
 
-    def _take(self, now: float, slot: Slot) -> None:
+    def _take(self, now: float, opened: list[tuple[Tap, Slot]]) -> None:
+        """The grabbed frame, retrieved and decoded once, offered to each view whose
+        admission took it: its change gate looks at its own crop, and its JPEG is
+        encoded only when it calls."""
         captured_at = time.time() - (self._clock() - now)
         try:
             data = self._retrieve()
             if data is None:
-                self._bad_frame(slot, "a frame could not be read")
+                self._bad_frame(opened, "a frame could not be read")
                 return
             if self.decode_on_take and data.size > MAX_FRAME_BYTES:
-                self._bad_frame(slot, f"a frame of {data.size / 2**20:.0f} MB is over the "
-                                      f"{MAX_FRAME_BYTES >> 20} MB cap")
+                self._bad_frame(opened, f"a frame of {data.size / 2**20:.0f} MB is over the "
+                                        f"{MAX_FRAME_BYTES >> 20} MB cap")
                 return
-            image = thumb = None
-            if self.admission.needs_thumbnail():
-                if self.decode_on_take:  # a 1/8 colour decode: a skipped frame is never decoded in full
-                    small = decode_jpeg_colour_8(data)
-                    thumb = thumbnails(small, self.cfg.region) if small is not None else None
-                else:
-                    image = data
-                    thumb = thumbnails(image, self.cfg.region, self._scratch)
-            if not self.admission.decide(slot, thumb, now, captured_at):
-                return  # unchanged, or the budget said not now: counted by the admission
+            calls = self._gate(opened, data, now, captured_at)
+            if not calls:
+                return  # unchanged, or the budget said not now: counted by the admissions
+            image = self._pixels(data)
             if image is None:
-                image = self._pixels(data)
-            if image is None:
-                self._bad_frame(slot, "a frame did not decode")
+                self._bad_frame(calls, "a frame did not decode")
                 return
-            jpeg, preview = prepare_with_preview(image, self.image_size, self.jpeg_quality, self.cfg.region,
-                                                 PREVIEW_SIZE, self._scratch, self._kept(image))
         except Exception as exc:  # a corrupt frame must not end the capture
-            self._bad_frame(slot, f"a frame could not be decoded or encoded: {type(exc).__name__}")
+            self._bad_frame(opened, f"a frame could not be decoded: {type(exc).__name__}")
             return
-        bad = self._bad_frames.ok()
-        if bad:
-            log.info("%s: frames decode again, after %d that did not", self.cfg.name, bad)
-        self._seq += 1
-        self.frames_sent += 1
-        scale = self._jpeg_scale() if self.decode_on_take else 1
-        h, w = image.shape[0] * scale, image.shape[1] * scale
-        original = None
-        if self.keep_original:  # a reference, or a copy only when the source reuses the buffer
-            original = (Original.of_jpeg(data, self.cfg.region, reused=self._kept(data)) if self.decode_on_take
-                        else Original.of_pixels(image, self.cfg.region, reused=self._kept(image),
-                                                buffers=self._kept_buffers))
-        self._deliver(Frame(self.cfg.name, self._seq, captured_at, now, jpeg, w, h, preview, slot, original))
+        for i, (tap, slot) in enumerate(calls):
+            try:
+                jpeg, preview = prepare_with_preview(image, self.image_size, self.jpeg_quality, tap.cfg.region,
+                                                     PREVIEW_SIZE, self._scratch, self._kept(image))
+            except Exception as exc:  # a corrupt frame must not end the capture
+                self._bad_frame(calls[i:i + 1], f"a frame could not be encoded: {type(exc).__name__}")
+                continue
+            bad = self._bad_frames.ok()
+            if bad:
+                log.info("%s: frames decode again, after %d that did not", self.cfg.name, bad)
+            tap.seq += 1
+            tap.frames_sent += 1
+            scale = self._jpeg_scale() if self.decode_on_take else 1
+            h, w = image.shape[0] * scale, image.shape[1] * scale
+            original = None
+            if tap.keep_original:  # a reference, or a copy only when the source reuses the buffer
+                original = (Original.of_jpeg(data, tap.cfg.region, reused=self._kept(data)) if self.decode_on_take
+                            else Original.of_pixels(image, tap.cfg.region, reused=self._kept(image),
+                                                    buffers=self._kept_buffers))
+            tap.deliver(Frame(tap.cfg.name, tap.seq, captured_at, now, jpeg, w, h, preview, slot, original))
+
+    def _gate(self, opened: list[tuple[Tap, Slot]], data: np.ndarray, now: float,
+              captured_at: float) -> list[tuple[Tap, Slot]]:
+        """The views whose change gate (on their own crop) and budget let this frame be
+        a call; the thumbnails come from one small decode (MJPEG) or the frame itself."""
+        small: np.ndarray | None = None
+        calls = []
+        for tap, slot in opened:
+            thumb = None
+            if tap.admission.needs_thumbnail():
+                if self.decode_on_take:  # a 1/8 colour decode: a skipped frame is never decoded in full
+                    if small is None:
+                        small = decode_jpeg_colour_8(data)
+                    thumb = thumbnails(small, tap.cfg.region) if small is not None else None
+                else:
+                    thumb = thumbnails(data, tap.cfg.region, self._scratch)
+            if tap.admission.decide(slot, thumb, now, captured_at):
+                calls.append((tap, slot))
+        return calls

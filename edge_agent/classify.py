@@ -112,7 +112,9 @@ class Classifier(Protocol):
     """What the agent calls to classify a frame: the seam for another endpoint (a
     fallback, #22) beside :class:`ClassifyClient`."""
 
-    async def classify(self, jpeg: bytes) -> Reply: ...
+    async def classify(self, jpeg: bytes, model: str | None = None) -> Reply:
+        """``model``: the camera's or view's (#21); None: ``api.model``."""
+        ...
 
 
 class ClassifyClient:
@@ -132,12 +134,13 @@ class ClassifyClient:
                 params["api_key"] = self.cfg.api_key
         return headers, params
 
-    async def classify(self, jpeg: bytes) -> Reply:
+    async def classify(self, jpeg: bytes, model: str | None = None) -> Reply:
         headers, params = self._request_parts()
+        endpoint = self.endpoint if model is None else f"{self.cfg.url}/{model}"
         body = base64.b64encode(jpeg)
         t0 = time.monotonic()
         try:
-            posted = await post_capped(self.session, self.endpoint, params=params, data=body, headers=headers,
+            posted = await post_capped(self.session, endpoint, params=params, data=body, headers=headers,
                                        timeout=self.cfg.timeout, limit=MAX_REPLY_BYTES)
         except Unreached as exc:
             raise ApiError(ApiErrorKind(exc.kind), exc.description, reached=exc.reached) from None

@@ -69,6 +69,7 @@ class Commands:
             return
         if cmd.field is CommandField.SNAPSHOT:
             if cam.worker is not None and cam.health.online:
+                cam.snapshot_asked = True  # (the worker may be shared by the camera's views)
                 cam.worker.request_snapshot()
             elif cam.results.latest is not None:
                 publish_snapshot(self.outputs, cam, cam.results.latest.jpeg(cam.cfg.region))

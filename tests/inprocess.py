@@ -115,7 +115,7 @@ class FakeClassifier:
         self.calls: list[str] = []
         self.credits = credits
 
-    async def classify(self, jpeg: bytes) -> Reply:
+    async def classify(self, jpeg: bytes, model: str | None = None) -> Reply:
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         top, _ = dominant(image)
         self.calls.append(top)

@@ -126,7 +126,7 @@ async def test_stale_when_needed_checks_fail_and_fresh_again(tmp_path: Path):
     class Failing(FakeClassifier):
         failing = False
 
-        async def classify(self, jpeg: bytes):
+        async def classify(self, jpeg: bytes, model=None):
             if self.failing:
                 raise ApiError("http_5xx", "server error (HTTP 503)", status=503)
             return await super().classify(jpeg)

@@ -44,7 +44,7 @@ class MistakenClassifier(FakeClassifier):
         self.answers: list[tuple[str, str]] = []  # (truth, answered)
         self._before: str | None = None  # the truth before the last change of truth
 
-    async def classify(self, jpeg: bytes) -> Reply:
+    async def classify(self, jpeg: bytes, model: str | None = None) -> Reply:
         image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         truth, _ = dominant(image)
         n = len(self.answers)

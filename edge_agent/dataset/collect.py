@@ -71,7 +71,7 @@ class Collection:
         self.cfg = cfg
         self._clock = clock  # the wall clock: the limits' days
         self._monotonic = monotonic  # the on-demand cap's hour (a clock stepped back must not hold it)
-        self._cams: dict[str, CameraConfig] = {c.name: c for c in cfg.cameras if c.sampling.enabled}
+        self._cams: dict[str, CameraConfig] = {c.name: c for c in cfg.targets() if c.sampling.enabled}
         rng = rng if rng is not None else random.Random()
         self.samplers: dict[str, Sampler[Shot]] = {
             c.name: Sampler(SamplingRules(below=c.sampling.below, margin=c.sampling.margin,

@@ -30,9 +30,12 @@ class Description:
 
 
 def describe(cfg: Config, *, camera: str, reason: str, captured_at: float, batch_at: float,
-             facts: Facts | None = None, reasons: Sequence[str] = (), label: str | None = None) -> Description:
-    """``batch_at``: the time whose UTC date names the batch (the capture's, or now)."""
-    meta: dict[str, Any] = {"camera": camera, "device": cfg.device_id, "model": cfg.api.model, "reason": reason}
+             facts: Facts | None = None, reasons: Sequence[str] = (), label: str | None = None,
+             model: str | None = None) -> Description:
+    """``batch_at``: the time whose UTC date names the batch (the capture's, or now);
+    ``model``: the camera's or view's (#21), None: ``api.model``."""
+    model = model or cfg.api.model
+    meta: dict[str, Any] = {"camera": camera, "device": cfg.device_id, "model": model, "reason": reason}
     if facts is not None:
         meta.update({
             "reasons": [str(r) for r in reasons] or [reason], "top": facts.top,
@@ -45,4 +48,4 @@ def describe(cfg: Config, *, camera: str, reason: str, captured_at: float, batch
         meta["label"] = label
     day = datetime.fromtimestamp(batch_at, timezone.utc).strftime("%Y-%m-%d")
     return Description(f"{cfg.dataset.batch_prefix} {day}",
-                       ("edge-agent", camera, reason, cfg.device_id, cfg.api.model.replace("/", "-")), meta)
+                       ("edge-agent", camera, reason, cfg.device_id, model.replace("/", "-")), meta)

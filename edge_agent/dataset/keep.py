@@ -115,7 +115,7 @@ class Keeper:
         shot, reason = sample.item, str(sample.reason)
         d = describe(self.cfg, camera=shot.camera, reason=reason, captured_at=shot.captured_at,
                      batch_at=shot.captured_at, facts=sample.facts, reasons=[str(r) for r in sample.reasons],
-                     label=None if sample.guess else sample.label)
+                     label=None if sample.guess else sample.label, model=self.cams[shot.camera].model)
         return UploadItem(camera=shot.camera, reason=reason, jpeg=jpeg, captured_at=shot.captured_at,
                           batch=d.batch, label=sample.label,
                           label_source=LabelSource.MODEL if sample.guess else LabelSource.PERSON,

@@ -56,7 +56,7 @@ class Calls:
             credits: float | None = None
             reached = True
             try:
-                reply = await self.client.classify(frame.jpeg)
+                reply = await self.client.classify(frame.jpeg, model=cam.cfg.model)
             except ApiError as err:
                 credits, reached = err.credits, err.reached
                 self._failed(cam, frame, err, started)

@@ -30,7 +30,7 @@ class PublishStage:
 
     def handle(self, r: Result) -> None:
         cam, reply, decided = r.camera, r.reply, r.decided
-        self.outputs.result(cam.name, ResultMessage(cam.name, self.model, reply.result, r.captured_at,
+        self.outputs.result(cam.name, ResultMessage(cam.name, cam.cfg.model or self.model, reply.result, r.captured_at,
                                                     reply.latency_ms, decided.cls if decided else None,
                                                     r.in_state))
         if decided is None:
