@@ -240,6 +240,7 @@ def on_message(c, u, m):
 # ----------------------------------------------------------------------------- the run
 
 LEFT_VIEW, RIGHT_VIEW = "garage-left-door", "garage-right-door"  # the views' targets: <camera>-<view>
+VIEW_POINT = {LEFT_VIEW: (0.25, 2 / 3), RIGHT_VIEW: (0.75, 2 / 3)}  # inside each view's half, away from the label
 LEFT = "    - name: left-door\n      region: [0, 0, 0.5, 1]\n"
 RIGHT = "    - name: right-door\n      region: [0.5, 0, 1, 1]\n      classes: [blue, red]\n"
 
@@ -308,13 +309,14 @@ def make_clips() -> None:
                          str(OUT / "clip_split.mp4")], check=True)
 
 
-def image_colour(entity_id: str) -> str:
+def image_colour(entity_id: str, at: tuple[float, float] = (2 / 3, 2 / 3)) -> str:
+    """The colour of the image entity's picture at ``at`` (fractions of its width and height)."""
     try:
         ctype, body = ha(f"/api/image_proxy/{entity_id}", raw=True)
     except urllib.error.HTTPError as e:  # HA answers 500 while the image entity has no picture yet
         return f"no image ({e.code})"
     img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
-    b, g, r = img[img.shape[0] * 2 // 3, img.shape[1] * 2 // 3].tolist()  # away from the label
+    b, g, r = img[int(img.shape[0] * at[1]), int(img.shape[1] * at[0])].tolist()  # away from the label
     return max((("red", r), ("green", g), ("blue", b)), key=lambda x: x[1])[0]
 
 
@@ -467,7 +469,8 @@ def check_dataset_sensors_follow_the_status() -> None:
 class ViewsSeen:
     """What HA showed of the views (#21) while sampled: each view's states, its sensors
     agreeing, the class sensor being the agent's state on P/<camera>-<view>/state, and
-    each view's snapshot the colour of its own half."""
+    each view's snapshot the camera's picture with the view's own half in the colour of its class
+    (a snapshot is the whole picture with the region outlined, as for a camera with a region)."""
 
     def __init__(self, views: dict[str, list[str]]):
         self.views = views
@@ -492,7 +495,7 @@ class ViewsSeen:
             if published != state:
                 self.behind.append(f"{view}: HA {state}, agent {published}")
             if self.samples % 3 == 0:
-                col = image_colour(f"image.{ent(view)}_snapshot")
+                col = image_colour(f"image.{ent(view)}_snapshot", VIEW_POINT[view])
                 if states()[f"sensor.{ent(view)}_class"]["state"] == state:
                     self.img[view].append("ok" if col == state else f"{col} vs {state}")
 
@@ -505,7 +508,7 @@ class ViewsSeen:
               len(self.bad) <= 1 and len(self.behind) <= 2 and self.samples >= 5,
               f"{self.samples} samples; disagreeing {self.bad[:3]}; behind the agent {self.behind[:3]}")
         got = {v: sum(x == "ok" for x in xs) for v, xs in self.img.items()}
-        check(f"views ({phase}): each view's snapshot is a JPEG of its own half's colour",
+        check(f"views ({phase}): each view's snapshot shows its own half in the colour of its class",
               all(n >= 1 for v, n in got.items() if v in want)
               and all(len(xs) - got[v] <= 1 for v, xs in self.img.items()), json.dumps(self.img))
 
