@@ -213,3 +213,58 @@ def test_turning_training_data_off_clears_its_entities_and_nothing_else(tmp_path
         ha.close()
     cleared = {t for t, p, _ in ha.all() if not p}
     assert cleared == set(left), cleared - set(left)  # door's state, status, confidence, snapshot stay
+
+
+@pytest.mark.timeout(90)
+def test_removing_one_view_clears_its_topics_and_nothing_of_the_other(tmp_path: Path, videos, broker: Broker):
+    """#21: an agent had camera garage with views left and right-door (its configs and retained
+    topics on the broker); the agent now runs with view left only: right-door's configs are
+    cleared, then its state, confidence, snapshot and status; nothing of left's."""
+    views = [{"name": "left", "region": [0, 0, 0.5, 1]}, {"name": "right-door", "region": [0.5, 0, 1, 1]}]
+    before = parse_config({"device_id": "test", "api": {"url": "http://127.0.0.1:9", "model": "colours/1"},
+                           "mqtt": {"topic_prefix": PREFIX},
+                           "cameras": [{"name": "garage", "source": "x.mp4", "classes": ["red", "blue"],
+                                        "views": views}]}, {})
+    gone = tuple(f"{PREFIX}/garage-right-door/{k}" for k in ("state", "confidence", "snapshot", "status"))
+    left = [(t, json.dumps(p).encode()) for t, p in discovery_messages(before, Topics(PREFIX))]
+    for view in ("garage-left", "garage-right-door"):
+        left += [(f"{PREFIX}/{view}/state", b'{"class": "red", "confidence": 0.9, "since": 1.0}'),
+                 (f"{PREFIX}/{view}/confidence", b'{"class": "red", "confidence": 0.9, "at": 2.0}'),
+                 (f"{PREFIX}/{view}/snapshot", b"\xff\xd8jpeg"),
+                 (f"{PREFIX}/{view}/status", json.dumps({"camera": "online", "device": "test"}).encode())]
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="view-leaver")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        for topic, payload in left:
+            pub.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+    configs = {t: topics_named(p) for t, p in left if "/garage-right-door_" in t}
+    assert len(configs) == 7
+    ha = OrderRecorder(broker.port)
+    try:
+        wait_until(lambda: len(ha.all()) >= len(left), 10, what="the retained topics")
+        with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+            cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY, cameras=[
+                {"name": "garage", "source": str(videos["red_blue_split"]), "fps": 2, "loop": True,
+                 "classes": ["red", "blue"], "views": views[:1]}])
+            agent = AgentProc(tmp_path, cfg)
+            try:
+                wait_until(lambda: {t for t, p, _ in ha.all() if t in gone and not p} == set(gone), 30,
+                           what="the removed view's state, confidence, snapshot and status cleared")
+                time.sleep(1)
+            finally:
+                agent.signal(signal.SIGTERM)
+                assert agent.wait(10) == 0
+                agent.close()
+        assert "Traceback" not in agent.log()
+    finally:
+        ha.close()
+    msgs = ha.all()
+    cleared_at = {t: i for i, (t, p, _) in enumerate(msgs) if not p}
+    assert set(cleared_at) == set(configs) | set(gone), sorted(set(cleared_at) ^ (set(configs) | set(gone)))
+    for topic in gone:
+        naming = [c for c, named in configs.items() if topic in named]
+        assert naming and all(cleared_at[c] < cleared_at[topic] for c in naming), topic

@@ -77,3 +77,50 @@ def test_a_late_subscriber_gets_the_confidence_from_a_retained_topic(tmp_path: P
             agent.signal(signal.SIGTERM)
             assert agent.wait(10) == 0
             agent.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_late_subscriber_gets_every_view_s_values_from_retained_topics(tmp_path: Path, videos, broker: Broker,
+                                                                         recorder: Recorder):
+    """#21: a camera with two views (the halves of a red|blue picture): each view's entities
+    read its own retained topics, which show its own half; the camera itself publishes none."""
+    views = {"garage-left-door": "red", "garage-right": "blue"}
+    with ThreadedStandin(StandinApi(api_key=KEY)) as api:
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY, gate=True, cameras=[
+            {"name": "garage", "source": str(videos["red_blue_split"]), "fps": 3, "loop": True,
+             "classes": ["red", "blue"],
+             "views": [{"name": "left-door", "region": [0, 0, 0.5, 1]}, {"name": "right", "region": [0.5, 0, 1, 1]}]}])
+        agent = AgentProc(tmp_path, cfg)
+        try:
+            for view in views:
+                recorder.wait_for(f"{view}/state", timeout=30)
+            wait_until(lambda: all(recorder.last(f"{v}/result") and time.monotonic() - recorder.last(f"{v}/result").at > 3
+                                   for v in views), 30, what="the results to stop")
+            late = Recorder(broker.port, PREFIX)
+            ha = Recorder(broker.port, "homeassistant")
+            try:
+                time.sleep(1.5)
+                retained = {m.topic: m.payload for m in late.all() if m.retain and m.payload}
+                assert not any(t.startswith(f"{PREFIX}/garage/") for t in retained)  # the camera: none of its own
+                configs = [m.json() for m in ha.all() if m.payload]
+                for view, colour in views.items():
+                    mine = [c for c in configs if c["unique_id"].startswith(f"edge_agent_test_{view}_")]
+                    assert len(mine) == 7, (view, [c["unique_id"] for c in mine])
+                    for c in mine:
+                        if "state_topic" not in c and "image_topic" not in c or c["unique_id"].endswith("_change"):
+                            continue  # a button shows no value; events are not retained
+                        read = c.get("state_topic") or c.get("image_topic")
+                        assert read.startswith(f"{PREFIX}/{view}/") and read in retained, (c["unique_id"], read)
+                        rendered = _ha_render(c["value_template"], retained[read]) if "value_template" in c else "image"
+                        assert rendered not in ("", "None"), (c["unique_id"], rendered)
+                        if c["unique_id"].endswith("_class"):
+                            assert rendered == colour, (view, rendered)  # its own half, no cross-talk
+                        for a in c["availability"][1:]:
+                            assert _ha_render(a["value_template"], retained[a["topic"]]) == "online"
+            finally:
+                late.close()
+                ha.close()
+        finally:
+            agent.signal(signal.SIGTERM)
+            assert agent.wait(10) == 0
+            agent.close()

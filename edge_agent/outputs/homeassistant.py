@@ -1,16 +1,23 @@
 """Home Assistant MQTT discovery payloads (pure).
 
-One device per agent; per camera a sensor whose state is the decided class
+One device per agent; per target (``Config.targets()``: a camera without views, or
+each view of a camera, as camera ``<camera>-<view>``) a sensor whose state is the decided class
 (attributes: the state message: confidence, since, predictions), a confidence
 sensor in % (the newest result's confidence in the decided class), an image entity
 showing the snapshot, a "Classify now" button, and a binary_sensor for each class
 listed in config; per agent, "API calls today" and "API credits today" sensors (read
-from the first camera's status, which carries the day's spend of all cameras). Every
+from the first target's status, which carries the day's spend of all cameras). Every
 entity is available only while the agent is online *and* its camera is
-(``availability_mode: all``). ``unique_id``s are built from the device id and camera
-name, so they stay the same across restarts.
+(``availability_mode: all``; a view's status carries its camera's health). ``unique_id``s
+are built from the device id and the target's name, so they stay the same across
+restarts; a camera without views keeps the ids and names it always had.
 
-With training data collected (``dataset.enabled``), per camera whose sampling is on: a
+Names: a camera's entities are named after the camera as written ("door class"); a
+view's after its camera and its view, the view's dashes and underscores read as spaces
+("garage left door class" for view ``left-door`` of camera ``garage``), never the
+target's name ``garage-left-door``. All sit in the agent's one device.
+
+With training data collected (``dataset.enabled``), per target whose sampling is on: a
 "Save for training" button (an empty payload on ``P/<camera>/collect``: the last
 classified frame, labelled with the model's guess), a "Correct class" select with the
 camera's classes (the chosen class on the same topic: labelled by a person; it shows the
@@ -117,6 +124,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]+", "_", text).strip("_") or "x"
 
 
+def label(cam: CameraConfig) -> str:
+    """What a target's entity names start with: a camera's name as written; for a view,
+    its camera's name and the view's name with ``-`` and ``_`` read as spaces."""
+    if cam.view_of is None or cam.view is None:
+        return cam.name
+    return f"{cam.view_of} {re.sub(r'[-_]+', ' ', cam.view).strip() or cam.view}"
+
+
 def node_id(cfg: Config) -> str:
     return f"edge_agent_{cfg.device_id}"
 
@@ -178,14 +193,16 @@ def _common(cfg: Config, topics: Topics, cam: CameraConfig | None, key: str, dom
 
 
 def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str, Any]]]:
-    """``(config topic, payload)`` for every entity of every camera."""
+    """``(config topic, payload)`` for every entity of every target (camera or view)."""
     prefix, node = cfg.homeassistant.prefix, node_id(cfg)
     out: list[tuple[str, dict[str, Any]]] = []
-    for cam in cfg.cameras:
+    targets = cfg.targets()
+    for cam in targets:
+        name = label(cam)
         state = topics.state(cam.name)
         cls_sensor = {
             **_common(cfg, topics, cam, "class", "sensor"),
-            "name": f"{cam.name} class",
+            "name": f"{name} class",
             "icon": "mdi:cctv",
             "state_topic": state,
             "value_template": STATE_CLASS,
@@ -197,7 +214,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
         out.append((f"{prefix}/sensor/{node}/{cam.name}_class/config", cls_sensor))
         out.append((f"{prefix}/sensor/{node}/{cam.name}_confidence/config", {
             **_common(cfg, topics, cam, "confidence", "sensor"),
-            "name": f"{cam.name} confidence",
+            "name": f"{name} confidence",
             "icon": "mdi:percent",
             # The newest result's confidence in the decided class (not only the one that decided it),
             # retained: a value right after Home Assistant's own restart.
@@ -208,13 +225,13 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
         }))
         out.append((f"{prefix}/image/{node}/{cam.name}_snapshot/config", {
             **_common(cfg, topics, cam, "snapshot", "image"),
-            "name": f"{cam.name} snapshot",
+            "name": f"{name} snapshot",
             "image_topic": topics.snapshot(cam.name),
             "content_type": "image/jpeg",
         }))
         out.append((f"{prefix}/button/{node}/{cam.name}_classify/config", {
             **_common(cfg, topics, cam, "classify", "button"),
-            "name": f"{cam.name} classify now",
+            "name": f"{name} classify now",
             "icon": "mdi:camera-iris",
             "command_topic": topics.classify(cam.name),
             "payload_press": "PRESS",
@@ -222,7 +239,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
         if cam.classes:  # an event entity: automations trigger on "door -> open" without templates
             out.append((f"{prefix}/event/{node}/{cam.name}_change/config", {
                 **_common(cfg, topics, cam, "change", "event"),
-                "name": f"{cam.name} change",
+                "name": f"{name} change",
                 "icon": "mdi:swap-horizontal",
                 "state_topic": topics.event(cam.name),
                 "event_types": event_types(cam.classes),
@@ -236,7 +253,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             used.add(key)
             out.append((f"{prefix}/binary_sensor/{node}/{cam.name}_{key}/config", {
                 **_common(cfg, topics, cam, f"is_{key}", "binary_sensor"),
-                "name": f"{cam.name} {cls}",
+                "name": f"{name} {cls}",
                 "state_topic": state,
                 "value_template": is_class(cls),
                 "payload_on": "ON",
@@ -244,7 +261,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             }))
         if cfg.dataset.enabled and cam.sampling.enabled:
             out.extend(_collect_entities(cfg, topics, cam))
-    collecting = [cam for cam in cfg.cameras if cfg.dataset.enabled and cam.sampling.enabled]
+    collecting = [cam for cam in targets if cfg.dataset.enabled and cam.sampling.enabled]
     if collecting:  # the queue is shared by all cameras: one sensor, read from a collecting camera's status
         out.append((f"{prefix}/sensor/{node}/dataset_queued/config", {
             **_common(cfg, topics, None, "dataset_queued", "sensor"),
@@ -258,7 +275,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             "state_class": "measurement",
             "entity_category": "diagnostic",
         }))
-    status = topics.status(cfg.cameras[0].name)  # every camera's status carries the day's spend
+    status = topics.status(targets[0].name)  # every target's status carries the day's spend
     for key, name, field, icon in (("api_calls_today", "API calls today", "calls_today", "mdi:counter"),
                                    ("api_credits_today", "API credits today", "credits_today", "mdi:cash")):
         out.append((f"{prefix}/sensor/{node}/{key}/config", {
@@ -275,10 +292,10 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
 
 def _collect_entities(cfg: Config, topics: Topics, cam: CameraConfig) -> list[tuple[str, dict[str, Any]]]:
     """A collecting camera's training-data entities (see the module's docstring)."""
-    prefix, node = cfg.homeassistant.prefix, node_id(cfg)
+    prefix, node, name = cfg.homeassistant.prefix, node_id(cfg), label(cam)
     out: list[tuple[str, dict[str, Any]]] = [(f"{prefix}/button/{node}/{cam.name}_save_for_training/config", {
         **_common(cfg, topics, cam, "save_for_training", "button"),
-        "name": f"{cam.name} save for training",
+        "name": f"{name} save for training",
         "icon": "mdi:content-save",
         "command_topic": topics.collect(cam.name),
         "payload_press": "",  # empty: the last classified frame, labelled with the model's guess
@@ -286,7 +303,7 @@ def _collect_entities(cfg: Config, topics: Topics, cam: CameraConfig) -> list[tu
     if cam.classes:
         out.append((f"{prefix}/select/{node}/{cam.name}_correct_class/config", {
             **_common(cfg, topics, cam, "correct_class", "select"),
-            "name": f"{cam.name} correct class",
+            "name": f"{name} correct class",
             "icon": "mdi:tag",
             "command_topic": topics.collect(cam.name),  # the chosen class: labelled by a person
             "options": list(cam.classes),
@@ -296,7 +313,7 @@ def _collect_entities(cfg: Config, topics: Topics, cam: CameraConfig) -> list[tu
     status = topics.status(cam.name)
     out.append((f"{prefix}/sensor/{node}/{cam.name}_saved_today/config", {
         **_common(cfg, topics, cam, "saved_today", "sensor"),
-        "name": f"{cam.name} saved for training today",
+        "name": f"{name} saved for training today",
         "icon": "mdi:image-multiple",
         "state_topic": status,
         "value_template": dataset_figure("saved_today"),

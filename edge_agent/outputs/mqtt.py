@@ -13,9 +13,12 @@ Home Assistant discovery, and the control topics.
 * Control messages (``set/…``, ``snapshot/request``, ``classify``) are parsed here
   and handed to the agent's ``Controls``; anyone on the broker may send anything,
   so bad input costs at most a log line a minute.
-* A camera no longer in the config: its discovery configs are cleared first, its
-  retained state, confidence, status and snapshot only once Home Assistant has dropped the
-  entities that read them (``removal.py`` decides when), so HA logs nothing.
+* What is published is per target (``Config.targets()``): a camera without views, or a
+  view as camera ``<camera>-<view>``.
+* A target no longer in the config (a camera or a view removed, or a camera that gained
+  views: its own topics give way to its views'): its discovery configs are cleared first,
+  its retained state, confidence, status and snapshot only once Home Assistant has dropped
+  the entities that read them (``removal.py`` decides when), so HA logs nothing.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class MqttOutput:
     name = "mqtt"
 
     def __init__(self, cfg: Config, loop: asyncio.AbstractEventLoop, controls: Controls,
-                 events: EventReader | None = None, cameras: int = 1):
+                 events: EventReader | None = None):
         self.cfg = cfg
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.controls = controls
@@ -76,13 +79,14 @@ class MqttOutput:
         # Our own retained states, read back (again at each connect; the agent uses only the
         # first, before anything is decided): the state before a restart when there is no
         # event store to say it (no usable state_dir).
-        self._state_topics = {self.topics.state(c.name): c.name for c in cfg.cameras}
+        self._state_topics = {self.topics.state(t.name): t.name for t in cfg.targets()}
+        self._targets = frozenset(self._state_topics.values())  # what publishes a status now
         subscriptions += tuple(self._state_topics)
         self._removals = Removals()
         self._removal_due: asyncio.TimerHandle | None = None
         if cfg.homeassistant.discovery:
             subscriptions += (birth_topic(cfg), own_configs_filter(cfg))
-        retained = len(self.discovery) + 4 * cameras + 1
+        retained = len(self.discovery) + 4 * len(self._targets) + 1
         self.publisher = MqttPublisher(cfg.mqtt, self.topics, loop, on_connect=self._on_connect,
                                        subscriptions=subscriptions, on_message=self.on_message,
                                        retained_burst=2 * retained + FORWARD_PAGE + 16)
@@ -241,12 +245,13 @@ class MqttOutput:
         self.controls.command(cmd)
 
     def _removed_camera(self, topic: str, payload: bytes, retained: bool) -> str | None:
-        """The camera of a retained status that is ours but of a camera not in the config."""
+        """The camera of a retained status that is ours but of no target of the config (a
+        camera or view removed; a camera that now has views publishes only as its views)."""
         prefix = self.topics.prefix + "/"
         if not (retained and payload and topic.startswith(prefix) and topic.endswith("/status")):
             return None
         camera = topic[len(prefix):-len("/status")]
-        if not camera or "/" in camera or self.controls.has_camera(camera) or self._removals.pending(camera):
+        if not camera or "/" in camera or camera in self._targets or self._removals.pending(camera):
             return None
         try:  # only this device's: agents may share a prefix with cameras of their own
             if json.loads(payload).get("device") != self.cfg.device_id:

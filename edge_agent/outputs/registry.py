@@ -27,7 +27,7 @@ class OutputContext:
 
 
 def _mqtt(ctx: OutputContext) -> Output:
-    return MqttOutput(ctx.cfg, ctx.loop, ctx.controls, ctx.events, cameras=len(ctx.cfg.cameras))
+    return MqttOutput(ctx.cfg, ctx.loop, ctx.controls, ctx.events)
 
 
 # Each output's factory, in the order messages reach them; None: not configured.

@@ -1,7 +1,9 @@
 """Removing a camera without Home Assistant logging a line (pure; the clock is passed in).
 
 A camera taken out of the config leaves retained topics behind: its discovery configs,
-and its state, confidence, status and snapshot. Home Assistant's entities read the latter until their
+and its state, confidence, status and snapshot. So does a view (camera ``<camera>-<view>``
+here: a name is only a key, dashes and all), and a camera that gained views (its own
+topics give way to its views'); "camera" below means any of them. Home Assistant's entities read the latter until their
 configs are gone, and an empty payload on a topic an entity still reads makes it log
 ("Erroneous JSON", "'value_json' is undefined"). So the order is:
 

@@ -167,11 +167,16 @@ def wait_states(cond, timeout: float, step: float = 0.5):
     return wait_for(probe, timeout, step)
 
 
+def ent(cam: str) -> str:
+    """The start of a camera's (or a view's, ``<camera>-<view>``) entity ids after the domain."""
+    return f"{NODE}_{cam.replace('-', '_')}"
+
+
 def entities_for(cams: dict[str, list[str]]) -> set[str]:
     out = set()
     for cam, classes in cams.items():
-        out |= {f"sensor.{NODE}_{cam}_class", f"sensor.{NODE}_{cam}_confidence", f"image.{NODE}_{cam}_snapshot"}
-        out |= {f"binary_sensor.{NODE}_{cam}_is_{c}" for c in classes}
+        out |= {f"sensor.{ent(cam)}_class", f"sensor.{ent(cam)}_confidence", f"image.{ent(cam)}_snapshot"}
+        out |= {f"binary_sensor.{ent(cam)}_is_{c}" for c in classes}
     return out
 
 
@@ -179,7 +184,7 @@ def extra_entities_for(cams: dict[str, list[str]]) -> set[str]:
     """Asked for later (#8 classify-now button and budget sensors, #12 event entity)."""
     out = {f"sensor.{NODE}_api_calls_today", f"sensor.{NODE}_api_credits_today"}
     for cam in cams:
-        out |= {f"button.{NODE}_{cam}_classify", f"event.{NODE}_{cam}_change"}
+        out |= {f"button.{ent(cam)}_classify", f"event.{ent(cam)}_change"}
     return out
 
 
@@ -193,9 +198,9 @@ def dataset_entities_for(cams: dict[str, list[str]]) -> set[str]:
         return set()
     out = {f"sensor.{NODE}_dataset_queued"}
     for cam, classes in cams.items():
-        out |= {f"button.{NODE}_{cam}_save_for_training", f"sensor.{NODE}_{cam}_saved_today"}
+        out |= {f"button.{ent(cam)}_save_for_training", f"sensor.{ent(cam)}_saved_today"}
         if classes:
-            out.add(f"select.{NODE}_{cam}_correct_class")
+            out.add(f"select.{ent(cam)}_correct_class")
     return out
 
 
@@ -234,8 +239,22 @@ def on_message(c, u, m):
 
 # ----------------------------------------------------------------------------- the run
 
-def agent_config(path: Path, with_gone: bool, dataset: bool = DATASET) -> None:
+LEFT_VIEW, RIGHT_VIEW = "garage-left-door", "garage-right-door"  # the views' targets: <camera>-<view>
+VIEW_POINT = {LEFT_VIEW: (0.25, 2 / 3), RIGHT_VIEW: (0.75, 2 / 3)}  # inside each view's half, away from the label
+LEFT = "    - name: left-door\n      region: [0, 0, 0.5, 1]\n"
+RIGHT = "    - name: right-door\n      region: [0.5, 0, 1, 1]\n      classes: [blue, red]\n"
+
+
+def agent_config(path: Path, with_gone: bool, dataset: bool = DATASET, right_view: bool = True,
+                 yard_views: bool = False) -> None:
+    """door, yard (with views a and b: the halves of its picture, when ``yard_views``), gone
+    (``with_gone``) and garage, a camera with views left-door and right-door (``right_view``),
+    the halves of one split clip, each classified on its own (#21)."""
     gone = (f"  - name: gone\n    source: {OUT}/gone.mp4\n    fps: 1\n    classes: [red]\n") if with_gone else ""
+    yard = ("    views:\n      - name: a\n        region: [0, 0, 0.5, 1]\n      - name: b\n"
+            "        region: [0.5, 0, 1, 1]\n") if yard_views else ""
+    garage = (f"  - name: garage\n    source: {OUT}/clip_split.mp4\n    fps: 2\n    loop: true\n    views:\n"
+              + LEFT + (RIGHT if right_view else ""))
     collect = (f"dataset:\n  enabled: true\n  url: http://127.0.0.1:{args.api_port}\n") if dataset else ""
     path.write_text(f"""device_id: {DEV}
 api:
@@ -267,7 +286,7 @@ cameras:
     fps: 1
     loop: true
     classes: [green]
-{gone}{collect}""")
+{yard}{gone}{garage}{collect}""")
     path.chmod(0o600)
 
 
@@ -281,24 +300,32 @@ def make_clips() -> None:
     subprocess.run(cmd, check=True)
     subprocess.run(ff + ["-f", "lavfi", "-i", "color=c=green:s=320x240:r=10:d=5", "-c:v", "libx264",
                          "-pix_fmt", "yuv420p", "-preset", "veryfast", str(OUT / "clip_green.mp4")], check=True)
+    # #21: the left half red 6 s then green 6 s, the right half blue throughout (the two views of garage)
+    subprocess.run(ff + ["-f", "lavfi", "-i", "color=c=red:s=160x240:r=10:d=6",
+                         "-f", "lavfi", "-i", "color=c=green:s=160x240:r=10:d=6",
+                         "-f", "lavfi", "-i", "color=c=blue:s=160x240:r=10:d=12",
+                         "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[l];[l][2:v]hstack=inputs=2[v]",
+                         "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast",
+                         str(OUT / "clip_split.mp4")], check=True)
 
 
-def image_colour(entity_id: str) -> str:
+def image_colour(entity_id: str, at: tuple[float, float] = (2 / 3, 2 / 3)) -> str:
+    """The colour of the image entity's picture at ``at`` (fractions of its width and height)."""
     try:
         ctype, body = ha(f"/api/image_proxy/{entity_id}", raw=True)
     except urllib.error.HTTPError as e:  # HA answers 500 while the image entity has no picture yet
         return f"no image ({e.code})"
     img = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
-    b, g, r = img[img.shape[0] * 2 // 3, img.shape[1] * 2 // 3].tolist()  # away from the label
+    b, g, r = img[int(img.shape[0] * at[1]), int(img.shape[1] * at[0])].tolist()  # away from the label
     return max((("red", r), ("green", g), ("blue", b)), key=lambda x: x[1])[0]
 
 
 def consistent(st: dict, cam: str, classes: list[str]) -> tuple[bool, str]:
     """The class sensor, the confidence sensor and the binary sensors of one camera agree."""
-    cls = st[f"sensor.{NODE}_{cam}_class"]
-    conf = st[f"sensor.{NODE}_{cam}_confidence"]["state"]
+    cls = st[f"sensor.{ent(cam)}_class"]
+    conf = st[f"sensor.{ent(cam)}_confidence"]["state"]
     if cls["state"] == "unknown" and conf == "unknown" and all(
-            st[f"binary_sensor.{NODE}_{cam}_is_{c}"]["state"] == "unknown" for c in classes):
+            st[f"binary_sensor.{ent(cam)}_is_{c}"]["state"] == "unknown" for c in classes):
         return True, "unknown"  # no class decided yet (the first `confirm` results), all agree on that
     problems = []
     a = cls["attributes"]
@@ -311,7 +338,7 @@ def consistent(st: dict, cam: str, classes: list[str]) -> tuple[bool, str]:
         problems.append(f"confidence sensor {conf!r} is not a number")
     for c in classes:
         want = "on" if cls["state"] == c else "off"
-        got = st[f"binary_sensor.{NODE}_{cam}_is_{c}"]["state"]
+        got = st[f"binary_sensor.{ent(cam)}_is_{c}"]["state"]
         if got != want:
             problems.append(f"is_{c}={got} with class {cls['state']}")
     return not problems, "; ".join(problems)
@@ -439,6 +466,53 @@ def check_dataset_sensors_follow_the_status() -> None:
     wait_states(lambda s: s.get(saved, {}).get("state") == "unavailable", 10)
 
 
+class ViewsSeen:
+    """What HA showed of the views (#21) while sampled: each view's states, its sensors
+    agreeing, the class sensor being the agent's state on P/<camera>-<view>/state, and
+    each view's snapshot the camera's picture with the view's own half in the colour of its class
+    (a snapshot is the whole picture with the region outlined, as for a camera with a region)."""
+
+    def __init__(self, views: dict[str, list[str]]):
+        self.views = views
+        self.seen: dict[str, set[str]] = {v: set() for v in views}
+        self.bad: list[str] = []
+        self.behind: list[str] = []
+        self.samples = 0
+        self.img: dict[str, list[str]] = {v: [] for v in views}
+
+    def sample(self, st: dict) -> None:
+        self.samples += 1
+        for view, classes in self.views.items():
+            ok, why = consistent(st, view, classes)
+            state = st[f"sensor.{ent(view)}_class"]["state"]
+            if why == "unknown":
+                continue
+            self.seen[view].add(state)
+            if not ok:
+                self.bad.append(f"{view}: {why}")
+            with trace_lock:
+                published = last_state.get(view, {}).get("class")
+            if published != state:
+                self.behind.append(f"{view}: HA {state}, agent {published}")
+            if self.samples % 3 == 0:
+                col = image_colour(f"image.{ent(view)}_snapshot", VIEW_POINT[view])
+                if states()[f"sensor.{ent(view)}_class"]["state"] == state:
+                    self.img[view].append("ok" if col == state else f"{col} vs {state}")
+
+    def report(self, phase: str, want: dict[str, set[str]]) -> None:
+        check(f"views ({phase}): each view follows its own half: "
+              + ", ".join(f"{v} {sorted(w)}" for v, w in want.items()),
+              all(self.seen[v] == w for v, w in want.items()), f"seen {({v: sorted(s) for v, s in self.seen.items()})}")
+        # a sample may straddle an update (sensors update one after the other; HA a moment after the agent)
+        check(f"views ({phase}): each view's class, confidence and binary sensors agree, and show the agent's state",
+              len(self.bad) <= 1 and len(self.behind) <= 2 and self.samples >= 5,
+              f"{self.samples} samples; disagreeing {self.bad[:3]}; behind the agent {self.behind[:3]}")
+        got = {v: sum(x == "ok" for x in xs) for v, xs in self.img.items()}
+        check(f"views ({phase}): each view's snapshot shows its own half in the colour of its class",
+              all(n >= 1 for v, n in got.items() if v in want)
+              and all(len(xs) - got[v] <= 1 for v, xs in self.img.items()), json.dumps(self.img))
+
+
 def main() -> None:
     global TOKEN
     py_ha = str(args.ha_venv / "bin" / "python")
@@ -488,20 +562,24 @@ def main() -> None:
           cwd=args.agent_src, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     wait_port(args.api_port)
 
-    cams_a = {"door": ["red", "green", "blue"], "yard": ["green"], "gone": ["red"]}
-    cams_b = {k: v for k, v in cams_a.items() if k != "gone"}
+    views = {LEFT_VIEW: ["red", "green", "blue"], RIGHT_VIEW: ["blue", "red"]}  # garage's two views (#21)
+    cams_a = {"door": ["red", "green", "blue"], "yard": ["green"], "gone": ["red"], **views}
+    cams_b = {k: v for k, v in cams_a.items() if k not in ("gone", RIGHT_VIEW)}
     ids_a, ids_b = entities_for(cams_a), entities_for(cams_b)
-    gone_ids = ids_a - ids_b
+    gone_ids, right_ids = entities_for({"gone": cams_a["gone"]}), entities_for({RIGHT_VIEW: views[RIGHT_VIEW]})
     more_a = extra_entities_for(cams_a) | dataset_entities_for(cams_a)
-    gone_more = more_a - extra_entities_for(cams_b) - dataset_entities_for(cams_b)
+    more_b = extra_entities_for(cams_b) | dataset_entities_for(cams_b)
+    gone_more = (extra_entities_for({"gone": []}) | dataset_entities_for({"gone": cams_a["gone"]})) - more_b
+    right_more = (extra_entities_for({RIGHT_VIEW: []}) | dataset_entities_for({RIGHT_VIEW: views[RIGHT_VIEW]})) - more_b
     agent_config(OUT / "agent-a.yaml", with_gone=True)
-    agent_config(OUT / "agent-b.yaml", with_gone=False)
-    agent_config(OUT / "agent-c.yaml", with_gone=False, dataset=False)
+    agent_config(OUT / "agent-b.yaml", with_gone=False, right_view=False)
+    agent_config(OUT / "agent-c.yaml", with_gone=False, dataset=False, right_view=False)
+    agent_config(OUT / "agent-d.yaml", with_gone=False, dataset=False, right_view=False, yard_views=True)
 
-    # ---- phase A: three cameras, one of them without a source yet
+    # ---- phase A: four cameras (one with two views), one of them without a source yet
     start("agent", [str(AGENT_BIN), "run", "-c", str(OUT / "agent-a.yaml")], "agent.log")
     t = time.monotonic()
-    st = wait_states(lambda s: all_state(s, ids_b, not_="unavailable") and gone_ids <= s.keys(),
+    st = wait_states(lambda s: all_state(s, ids_a - gone_ids, not_="unavailable") and gone_ids <= s.keys(),
                   45)
     check("discovery: every expected entity exists, with the expected entity_id",
           st and (ids_a | more_a) <= st.keys(), f"{len(st or {})} entities after {time.monotonic() - t:.1f}s; "
@@ -509,7 +587,8 @@ def main() -> None:
     st = dump_states("phase A: agent up, camera 'gone' has no file")
     check("availability: entities of a camera whose source is missing are unavailable",
           all_state(st, gone_ids, want="unavailable"), str({e: st.get(e, {}).get("state") for e in gone_ids}))
-    check("availability: the other cameras' entities are available", all_state(st, ids_b, not_="unavailable"))
+    check("availability: the other cameras' (and views') entities are available",
+          all_state(st, ids_a - gone_ids, not_="unavailable"))
     shutil.copy(OUT / "clip.mp4", OUT / "gone.mp4")  # the camera appears
     t_created = time.monotonic() - T0
     log("gone.mp4 created")
@@ -525,12 +604,17 @@ def main() -> None:
           dev["name"] == f"edge-agent {DEV}" and dev["manufacturer"] == "edge-agent" and dev["sw_version"]
           and set(dev["entities"]) == ids_a | more_a,
           f"{ {k: v for k, v in dev.items() if k != 'entities'} }, {len(dev['entities'])} entities")
-    names = {e: st[e]["attributes"].get("friendly_name") for e in sorted(ids_b)}
+    names = {e: st[e]["attributes"].get("friendly_name") for e in sorted(ids_a | more_a) if e in st}
     (OUT / "names.json").write_text(json.dumps(names, indent=1))
     check("names: friendly names are '<device name> <camera> <what>'",
           names[f"sensor.{NODE}_door_class"] == f"edge-agent {DEV} door class"
           and names[f"binary_sensor.{NODE}_door_is_red"] == f"edge-agent {DEV} door red",
           json.dumps(names))
+    check("views: names are '<device name> <camera> <view's words> <what>', never the target's name",
+          names[f"sensor.{ent(LEFT_VIEW)}_class"] == f"edge-agent {DEV} garage left door class"
+          and names[f"binary_sensor.{ent(RIGHT_VIEW)}_is_blue"] == f"edge-agent {DEV} garage right door blue"
+          and not any("-door" in (n or "") for n in names.values()),
+          json.dumps({e: n for e, n in names.items() if "garage" in e}))
     # the first state needs the decision's votes (4 of 5 since #11): wait for it
     st = wait_states(lambda s: s.get(f"sensor.{NODE}_door_class", {}).get("state") not in (None, "unknown", "unavailable"), 20) or st
     a = st[f"sensor.{NODE}_door_class"]["attributes"]
@@ -543,9 +627,11 @@ def main() -> None:
     # states follow the stand-in's classes (clip: 4 s red, 4 s green, 4 s blue, looping)
     seen, bad, img_ok, img_bad, unknown_samples = set(), [], 0, [], 0
     gone_timeline: list[tuple[float, str]] = []  # (t, state of gone's class sensor)
+    views_seen = ViewsSeen(views)
     deadline = time.monotonic() + 16
     while time.monotonic() < deadline:
         st = states()
+        views_seen.sample(st)
         gone_timeline.append((time.monotonic() - T0, st[f"sensor.{NODE}_gone_class"]["state"]))
         ok, why = consistent(st, "door", cams_a["door"])
         seen.add(st[f"sensor.{NODE}_door_class"]["state"])
@@ -573,6 +659,7 @@ def main() -> None:
           f"{len(bad)} disagreeing: {bad[:3]}; {unknown_samples} samples before the first decision (all 'unknown')")
     check("image: the snapshot HA serves is a JPEG of the decided class's colour", img_ok >= 5 and len(img_bad) <= 1,
           f"{img_ok} matching, mismatches {img_bad}")
+    views_seen.report("phase A", {LEFT_VIEW: {"red", "green"}, RIGHT_VIEW: {"blue"}})
 
     if DATASET:
         check_collect_controls(cams_a)
@@ -602,7 +689,7 @@ def main() -> None:
     if DATASET:
         check_dataset_sensors_follow_the_status()
 
-    # ---- phase B: the camera 'gone' removed from the config
+    # ---- phase B: the camera 'gone' and garage's view 'right-door' removed from the config
     start("agent", [str(AGENT_BIN), "run", "-c", str(OUT / "agent-b.yaml")], "agent.log")
     t = time.monotonic()
     st = wait_states(lambda s: not ((gone_ids | gone_more) & s.keys()) and all_state(s, ids_b, not_="unavailable"), 30)
@@ -610,7 +697,23 @@ def main() -> None:
           bool(st), f"after {time.monotonic() - t:.1f}s")
     reg = template("{{ integration_entities('mqtt') | select('search', '" + NODE + "_gone') | list }}")
     check("stale configs: and from HA's entity registry", reg.strip() in ("[]", ""), reg)
+    st = wait_states(lambda s: not ((right_ids | right_more) & s.keys()), 30)
+    check("views: a removed view's entities disappear from HA; the camera's other view stays available",
+          bool(st) and all_state(st, entities_for({LEFT_VIEW: views[LEFT_VIEW]}), not_="unavailable"),
+          f"after {time.monotonic() - t:.1f}s; left {sorted((right_ids | right_more) & states().keys())}")
+    reg = template("{{ integration_entities('mqtt') | select('search', '" + ent(RIGHT_VIEW) + "') | list }}")
+    check("views: and from HA's entity registry", reg.strip() in ("[]", ""), reg)
+    dev_b = json.loads(template("{{ device_entities(device_id('sensor." + NODE + "_door_class')) | sort | tojson }}"))
+    check("views: the device now holds exactly the remaining cameras' and view's entities",
+          set(dev_b) == ids_b | more_b, f"extra {sorted(set(dev_b) - ids_b - more_b)}, "
+          f"missing {sorted((ids_b | more_b) - set(dev_b))}")
     dump_states("phase B: agent-b up")
+    left_seen = ViewsSeen({LEFT_VIEW: views[LEFT_VIEW]})
+    deadline = time.monotonic() + 14
+    while time.monotonic() < deadline:
+        left_seen.sample(states())
+        time.sleep(0.7)
+    left_seen.report("phase B, right-door removed", {LEFT_VIEW: {"red", "green"}})
 
     # ---- HA restart while the agent runs
     time.sleep(3)
@@ -628,7 +731,7 @@ def main() -> None:
             return None
         with trace_lock:
             want = {cam: last_state.get(cam, {}).get("class") for cam in cams_b}
-        ok = all(s[f"sensor.{NODE}_{cam}_class"]["state"] == want[cam] and consistent(s, cam, cams_b[cam])[0]
+        ok = all(s[f"sensor.{ent(cam)}_class"]["state"] == want[cam] and consistent(s, cam, cams_b[cam])[0]
                  for cam in cams_b)
         return s if ok else None
 
@@ -674,6 +777,28 @@ def main() -> None:
         rc = stop("agent", signal.SIGTERM)
         check("phase C: agent exits 0", rc == 0, f"exit {rc}")
 
+    # ---- phase D (#21): camera 'yard' gains two views: its own entities go, its views' come
+    yard_own = entities_for({"yard": cams_b["yard"]}) | {f"button.{ent('yard')}_classify", f"event.{ent('yard')}_change"}
+    yard_views = {"yard-a": cams_b["yard"], "yard-b": cams_b["yard"]}
+    yard_new = entities_for(yard_views) | extra_entities_for(yard_views)
+    kept = entities_for({k: v for k, v in cams_b.items() if k != "yard"})
+    start("agent", [str(AGENT_BIN), "run", "-c", str(OUT / "agent-d.yaml")], "agent.log")
+    t = time.monotonic()
+    st = wait_states(lambda s: not (yard_own & s.keys()) and all_state(s, yard_new | kept, not_="unavailable"), 45)
+    check("views: a camera that gains views loses its own entities; its views' come, available; the rest stay",
+          bool(st), f"after {time.monotonic() - t:.1f}s; left {sorted(yard_own & states().keys())}, "
+          f"missing {sorted(yard_new - states().keys())}")
+    st = wait_states(lambda s: all(s[f"sensor.{ent(v)}_class"]["state"] == "green" for v in yard_views), 20)
+    check("views: the new views show their state (green)", bool(st),
+          str({v: states().get(f"sensor.{ent(v)}_class", {}).get("state") for v in yard_views}))
+    reg = json.loads(template("{{ integration_entities('mqtt') | list | tojson }}"))
+    check("views: the camera's own entities are gone from HA's entity registry too",
+          not (yard_own & set(reg)), f"{sorted(yard_own & set(reg))}")
+    dump_states("phase D: yard has views a and b")
+    time.sleep(2)
+    rc = stop("agent", signal.SIGTERM)
+    check("phase D: agent exits 0", rc == 0, f"exit {rc}")
+
     # ---- what HA logged
     time.sleep(1)
     logs = (OUT / "home-assistant.run1.log").read_text() + (OUT / "config" / "home-assistant.log").read_text()
@@ -693,17 +818,19 @@ def main() -> None:
           f"{len(mqtt_lines)} lines, e.g. {mqtt_lines[:3]}")
     found = len(re.findall(r"Found new component: \w+ " + NODE, logs))
     notes.append(f"HA logged 'Found new component' {found} times for {NODE}")
-    # retained topics the removed camera left behind on the broker (not HA's concern; the agent's)
+    # retained topics the removed camera, the removed view and the camera that gained views left
+    # behind on the broker (not HA's concern; the agent's)
     left: list[str] = []
     probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ha-check-retained")
-    probe.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{PREFIX}/gone/#")
+    probe.on_connect = lambda c, u, f, rc, p: c.subscribe([(f"{PREFIX}/{n}/#", 0) for n in ("gone", RIGHT_VIEW, "yard")])
     probe.on_message = lambda c, u, m: left.append(m.topic) if m.retain and m.payload else None
     probe.connect("127.0.0.1", args.mqtt_port)
     probe.loop_start()
     time.sleep(1.5)
     probe.loop_stop()
     probe.disconnect()
-    notes.append(f"retained topics of the removed camera still on the broker: {sorted(left)}")
+    check("retained: nothing of the removed camera, the removed view or the camera that gained views is left "
+          "on the broker", not left, f"{sorted(left)}")
 
 
 try:
