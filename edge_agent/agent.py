@@ -26,7 +26,7 @@ from typing import Any, Callable
 from . import __version__
 from .admission import Admission, InFlight
 from .budget import Budget
-from .camera import CameraRuntime
+from .camera import CameraRuntime, by_camera
 from .capture import CaptureWorker, Frame, Tap
 from .classify import ApiGuard, Classifier, build_classifier
 from .commands import Commands
@@ -156,7 +156,7 @@ class Agent:
             self._calls = Calls(cfg.api, client, self.guard, pipeline, self.status, self.metrics, self.redact,
                                 self.tasks)
             stack.push_async_callback(self._stop_work)
-            for views in self._by_camera().values():  # one capture thread, one decode, per camera
+            for views in by_camera(self.cameras.values()).values():  # one capture thread, one decode, per camera
                 worker = self._make_worker(views)
                 for cam in views:
                     cam.worker = worker
@@ -200,13 +200,6 @@ class Agent:
             before = await self.events.decided_before(cam.name)
             if before is not None:
                 self.commands.remember_state(cam.name, *before)
-
-    def _by_camera(self) -> dict[str, list[CameraRuntime]]:
-        """The runtimes of each camera as written: its views, or the camera alone."""
-        out: dict[str, list[CameraRuntime]] = {}
-        for cam in self.cameras.values():
-            out.setdefault(cam.cfg.view_of or cam.name, []).append(cam)
-        return out
 
     def _make_worker(self, views: list[CameraRuntime]) -> CaptureWorker:
         loop = self._loop

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -134,3 +134,12 @@ class CameraRuntime:
             "sent": tap.frames_sent if tap else 0,
             "unchanged": self.admission.unchanged,
         }
+
+
+def by_camera(targets: Iterable[CameraRuntime]) -> dict[str, list[CameraRuntime]]:
+    """The targets grouped by the camera they look through, in order: a camera with views
+    is its views (``cfg.view_of``), a plain camera itself alone."""
+    out: dict[str, list[CameraRuntime]] = {}
+    for cam in targets:
+        out.setdefault(cam.cfg.view_of or cam.name, []).append(cam)
+    return out

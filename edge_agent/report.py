@@ -9,26 +9,18 @@ from pinging the systemd watchdog. None of them is the web's: the page and
 ``agent.cameras`` holds one runtime per target: a view of a camera is a target named
 ``<camera>-<view>`` (``cfg.view_of`` its camera), and the views of one camera share its
 capture thread and health. What is about the camera (a wedged thread, online) is told
-once per camera (``by_camera``); what is about a view (its summary line) per target."""
+once per camera (``camera.by_camera``); what is about a view (its summary line) per target."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
+from .camera import by_camera
 from .health import assess
 
 if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .readmodel import AgentView
-
-
-def by_camera(targets: Iterable["CameraRuntime"]) -> dict[str, list["CameraRuntime"]]:
-    """The targets grouped by the camera they look through, in order: a camera with views
-    is its views (``cfg.view_of``), a plain camera itself alone."""
-    out: dict[str, list[CameraRuntime]] = {}
-    for cam in targets:
-        out.setdefault(cam.cfg.view_of or cam.name, []).append(cam)
-    return out
 
 
 def summary_line(cam: "CameraRuntime", interval: float, counts_before: dict[str, int], ok_before: int,

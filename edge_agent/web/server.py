@@ -49,7 +49,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..encode import encode_jpeg
 from ..episode import Episode, Throttle
-from ..report import by_camera
+from ..camera import by_camera
 from .auth import auth_middleware
 from .view import camera_frame, event_view, health, status_view
 

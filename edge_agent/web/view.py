@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..messages import budget_payload
 from ..health import assess
-from ..report import by_camera
+from ..camera import by_camera
 from ..stats import percentile
 
 if TYPE_CHECKING:
