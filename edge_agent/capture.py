@@ -45,7 +45,8 @@ from .backoff import Backoff
 from .change import thumbnails
 from .captured import Buffers, Original
 from .config import CameraConfig
-from .encode import Scratch, decode_jpeg, decode_jpeg_colour_8, jpeg_scale, prepare_with_preview, resize_for_api
+from .encode import (Scratch, decode_jpeg, decode_jpeg_colour_8, jpeg_scale, prepare, prepare_with_preview,
+                     resize_for_api)
 from .episode import Episode
 from .sources import MAX_FRAME_BYTES, FrameSource, make_source, parse_source
 from .strenum import StrEnum
@@ -419,10 +420,15 @@ class CaptureWorker:
         except Exception as exc:  # a corrupt frame must not end the capture
             self._bad_frame(opened, f"a frame could not be decoded: {type(exc).__name__}")
             return
+        shared: np.ndarray | None = None  # the whole frame for people: made once, for every view that calls
         for i, (tap, slot) in enumerate(calls):
             try:
-                jpeg, preview = prepare_with_preview(image, self.image_size, self.jpeg_quality, tap.cfg.region,
-                                                     PREVIEW_SIZE, self._scratch, self._kept(image))
+                if shared is None:
+                    jpeg, preview = prepare_with_preview(image, self.image_size, self.jpeg_quality, tap.cfg.region,
+                                                         PREVIEW_SIZE, self._scratch, self._kept(image))
+                    shared = preview  # read only from here on (annotate() draws on a copy)
+                else:
+                    jpeg, preview = prepare(image, self.image_size, self.jpeg_quality, tap.cfg.region), shared
             except Exception as exc:  # a corrupt frame must not end the capture
                 self._bad_frame(calls[i:i + 1], f"a frame could not be encoded: {type(exc).__name__}")
                 continue
