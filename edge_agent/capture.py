@@ -139,7 +139,6 @@ class CaptureWorker:
             assert admission is not None and deliver is not None
             taps = (Tap(cfg, admission, deliver, keep_original),)
         self.taps: tuple[Tap, ...] = tuple(taps)
-        admission = self.taps[0].admission
         self._kept_buffers = Buffers()  # what a reused source buffer's region is copied into
         self._clock = clock  # the monotonic clock frames are stamped with (a fake one in tests)
         self.spec = parse_source(cfg.source)
@@ -149,7 +148,6 @@ class CaptureWorker:
         self.source: FrameSource | None = None
         self.image_size = image_size
         self.jpeg_quality = jpeg_quality
-        self.admission = admission  # the first tap's (a camera without views: its own)
         self._on_event = on_event
         self._on_snapshot = on_snapshot
         self._snapshot_wanted = threading.Event()

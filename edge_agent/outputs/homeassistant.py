@@ -197,6 +197,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
     prefix, node = cfg.homeassistant.prefix, node_id(cfg)
     out: list[tuple[str, dict[str, Any]]] = []
     targets = cfg.targets()
+    collecting = [cam for cam in targets if cfg.dataset.enabled and cam.sampling.enabled]
     for cam in targets:
         name = label(cam)
         state = topics.state(cam.name)
@@ -259,9 +260,8 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
                 "payload_on": "ON",
                 "payload_off": "OFF",
             }))
-        if cfg.dataset.enabled and cam.sampling.enabled:
+        if cam in collecting:
             out.extend(_collect_entities(cfg, topics, cam))
-    collecting = [cam for cam in targets if cfg.dataset.enabled and cam.sampling.enabled]
     if collecting:  # the queue is shared by all cameras: one sensor, read from a collecting camera's status
         out.append((f"{prefix}/sensor/{node}/dataset_queued/config", {
             **_common(cfg, topics, None, "dataset_queued", "sensor"),
