@@ -21,7 +21,7 @@ from .limits import (AGENT_THREADS, MAX_CAMERAS, MAX_CONFIG_BYTES, MAX_DEPTH, MA
                      TASKS_MAX, THREADS_PER_CAMERA)
 from .convert import Box
 from .model import (KEY_TRANSPORTS, MQTT_TLS_PORT, ApiConfig, BudgetConfig, CameraConfig, ChangeConfig, Config,
-                    DecideConfig, DecodeMode, EventsConfig, HomeAssistantConfig, MqttConfig, StatusAuthConfig,
+                    DecideConfig, DecodeMode, EventsConfig, FailoverWhen, FallbackConfig, HomeAssistantConfig, MqttConfig, StatusAuthConfig,
                     StatusConfig, TlsConfig, is_loopback_host)
 from .parse import load_config, parse_config
 
@@ -29,6 +29,7 @@ __all__ = [
     "AGENT_THREADS", "KEY_TRANSPORTS", "MASK", "MAX_CAMERAS", "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_KEY_FILE_BYTES",
     "MAX_NODES", "MQTT_TLS_PORT", "TASKS_MAX", "THREADS_PER_CAMERA", "ApiConfig", "Box", "BudgetConfig",
     "CameraConfig", "ChangeConfig", "Config", "ConfigError", "DecideConfig", "DecodeMode", "EventsConfig",
+    "FailoverWhen", "FallbackConfig",
     "HomeAssistantConfig", "MqttConfig", "StatusAuthConfig", "StatusConfig", "TlsConfig", "_url_secrets",
     "default_device_id", "default_state_dir", "expand_env", "is_loopback_host", "literal_secrets", "load_config",
     "masked", "parse_config", "read_bounded_text",

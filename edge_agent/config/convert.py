@@ -10,13 +10,14 @@ asking whether a named file exists. A field names its converter in its spec
 
 from __future__ import annotations
 
+import enum
 import re
 import shlex
 from pathlib import Path
 from typing import Any
 
 from ..redact import redact_url
-from .errors import ConfigError, show
+from .errors import ConfigError, did_you_mean, show
 from .spec import Context, Converter
 
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -138,6 +139,28 @@ def classes(value: Any, key: str, ctx: Context) -> tuple[str, ...]:
     if len(set(value)) != len(value):
         raise ConfigError(key, f"has a duplicate: {value}")
     return tuple(value)
+
+
+def words_of(of: type[enum.Enum]) -> Converter:
+    """A non-empty list of distinct words, each one of the enum ``of``'s values (read as that enum)."""
+    words = [m.value for m in of]
+
+    def convert(value: Any, key: str, ctx: Context) -> tuple[Any, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            got = "an empty list" if value == [] else show(value)
+            raise ConfigError(key, f"must be a non-empty list of {', '.join(words)}, got {got}")
+        out = []
+        for i, word in enumerate(value):
+            if word not in words:
+                raise ConfigError(f"{key}[{i}]", f"must be one of {', '.join(words)}, got {show(word)}"
+                                  + (did_you_mean(word, set(words)) if isinstance(word, str) else ""))
+            if of(word) in out:
+                raise ConfigError(f"{key}[{i}]", f"{word!r} is listed twice")
+            out.append(of(word))
+        return tuple(out)
+    return convert
 
 
 def boxes(value: Any, key: str, ctx: Context) -> tuple[Box, ...]:

@@ -40,6 +40,37 @@ class BudgetConfig:
         return self.calls_per_day is not None or self.credits_per_day is not None
 
 
+class FailoverWhen(str, enum.Enum):
+    """``api.fallback.when``: what sends calls to the fallback (failover.py)."""
+    UNREACHABLE = "unreachable"  # the primary's connection errors, timeouts and 5xx (never a 4xx)
+    BUDGET = "budget"  # the day's api.budget is spent
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class FallbackConfig:
+    """A second endpoint serving the same route and reply (a self-hosted inference
+    server on the LAN, say), used while the primary cannot classify (failover.py)."""
+    url: str = text(required=True, convert=convert.http_url)  # e.g. http://192.168.1.20:9001
+    model: str | None = text(None, pattern=MODEL_RE, hint="<dataset-slug>/<version>")  # in place of api.model
+    api_key: str = text("", repr=False)  # default api.api_key; or read from api_key_file (parse.py)
+    api_key_file: str | None = text(None, convert=convert.config_path)
+    timeout: float = num(10.0, gt=0, le=600)  # s per request
+    when: tuple[FailoverWhen, ...] = custom((FailoverWhen.UNREACHABLE,), convert=convert.words_of(FailoverWhen))
+    switch_after: float = num(10.0, gt=0, le=3600)  # s the primary fails (or hangs) before calls go here
+    probe: float = num(60.0, gt=0, le=3600)  # s between probes of the primary while here ...
+    probe_max: float = num(600.0, gt=0, le=86_400)  # ... doubled after each failed probe, up to this
+    ca_certs: str | None = text(None, convert=convert.existing_file)  # a CA bundle for its TLS certificate
+    insecure: bool = flag(False)  # do not verify its TLS certificate (logged as a warning)
+
+    def model_for(self, model: str, api_model: str) -> str:
+        """What the fallback is asked for a target whose model is ``model``: ``fallback.model``
+        in place of ``api.model``; a camera's or view's own model as it is."""
+        return self.model if self.model is not None and model == api_model else model
+
+
 KEY_TRANSPORTS = ("query", "header")  # the API key in the URL's query (Roboflow's way) or a header
 
 
@@ -61,6 +92,17 @@ class ApiConfig:
     ca_certs: str | None = text(None, convert=convert.existing_file)  # a CA bundle for a self-hosted server
     insecure: bool = flag(False)  # do not verify the server's TLS certificate (logged as a warning)
     budget: BudgetConfig = section(BudgetConfig)
+    fallback: FallbackConfig | None = section(FallbackConfig, Presence.GIVEN)  # None: the primary alone
+
+    def fallback_api(self) -> "ApiConfig | None":
+        """The fallback as an endpoint of its own (its client and backoff are the
+        primary's kind): its url, model, key, timeout and TLS; no budget, no fallback."""
+        fb = self.fallback
+        if fb is None:
+            return None
+        return dataclasses.replace(self, url=fb.url, model=fb.model or self.model, api_key=fb.api_key,
+                                   api_key_file=None, timeout=fb.timeout, ca_certs=fb.ca_certs,
+                                   insecure=fb.insecure, budget=BudgetConfig(), fallback=None)
 
 
 MQTT_TLS_PORT = 8883
@@ -277,5 +319,8 @@ class Config:
         for cam in self.cameras:
             out.extend(source_secrets(cam.source))
         out.extend(url_secrets(self.api.url))
+        if self.api.fallback is not None:
+            out.append(self.api.fallback.api_key)
+            out.extend(url_secrets(self.api.fallback.url))
         out.extend(url_secrets(self.dataset.url))
         return [s for s in out if s]

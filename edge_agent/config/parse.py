@@ -21,7 +21,8 @@ from .display import plain
 from .errors import ConfigError, fmt, show
 from .files import read_key_file, read_yaml
 from .limits import MAX_VIEWS, too_many_cameras
-from .model import (MQTT_TLS_PORT, ApiConfig, CameraConfig, Config, DatasetConfig, DecideConfig, EventsConfig, ViewConfig, MqttConfig,
+from .model import (MQTT_TLS_PORT, ApiConfig, CameraConfig, Config, DatasetConfig, DecideConfig, EventsConfig,
+                    FallbackConfig, ViewConfig, MqttConfig,
                     StatusAuthConfig, StatusConfig, TlsConfig, is_loopback_host)
 from .reader import read, read_field
 from .section import Section
@@ -47,6 +48,13 @@ def _api(values: dict[str, Any], sec: Section, ctx: Context) -> None:
     if values["retry_max"] < values["retry_initial"]:
         raise ConfigError(sec.key("retry_max"), f"must be >= api.retry_initial ({fmt(values['retry_initial'])}), "
                           f"got {fmt(values['retry_max'])}")
+
+
+def _fallback(values: dict[str, Any], sec: Section, ctx: Context) -> None:
+    _api_key(values, sec)
+    if values["probe_max"] < values["probe"]:
+        raise ConfigError(sec.key("probe_max"), f"must be >= {sec.key('probe')} ({fmt(values['probe'])}), "
+                          f"got {fmt(values['probe_max'])}")
 
 
 def _mqtt(values: dict[str, Any], sec: Section, ctx: Context) -> None:
@@ -121,7 +129,7 @@ def _status_auth(values: dict[str, Any], sec: Section, ctx: Context) -> None:
     values["password"] = password
 
 
-RULES: Mapping[type, Rule] = {ApiConfig: _api, MqttConfig: _mqtt, TlsConfig: _tls, DecideConfig: _decide,
+RULES: Mapping[type, Rule] = {ApiConfig: _api, FallbackConfig: _fallback, MqttConfig: _mqtt, TlsConfig: _tls, DecideConfig: _decide,
                               StatusConfig: _status, StatusAuthConfig: _status_auth, DatasetConfig: _dataset,
                               CameraConfig: _camera}
 
@@ -188,6 +196,11 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
         state_path = base / state_path
     if not api.api_key and "roboflow.com" in api.url:
         raise ConfigError("api.api_key", f"is required for {api.url}")
+    if api.fallback is not None:  # its key is the primary's unless it has its own
+        api = dataclasses.replace(api, fallback=dataclasses.replace(
+            api.fallback, api_key=api.fallback.api_key or api.api_key))
+        if not api.fallback.api_key and "roboflow.com" in api.fallback.url:
+            raise ConfigError("api.fallback.api_key", f"is required for {api.fallback.url} (or api.api_key)")
     dataset = dataclasses.replace(dataset, project=dataset.project or api.model.split("/")[0],
                                   api_key=dataset.api_key or api.api_key)  # the API's, by default
     if dataset.enabled and not dataset.api_key and "roboflow.com" in dataset.url:
