@@ -47,7 +47,10 @@ PATHS = {"Config": "", "ApiConfig": "api", "BudgetConfig": "api.budget", "MqttCo
          "TlsConfig": "mqtt.tls", "DecideConfig": "cameras[0].decide", "CameraConfig": "cameras[0]",
          "ChangeConfig": "cameras[0].change", "StatusConfig": "status", "StatusAuthConfig": "status.auth",
          "HomeAssistantConfig": "homeassistant", "EventsConfig": "events", "DatasetConfig": "dataset",
-         "SamplingConfig": "cameras[0].sampling", "ViewConfig": "cameras[0].views[0]"}
+         "SamplingConfig": "cameras[0].sampling", "ViewConfig": "cameras[0].views[0]",
+         "FallbackConfig": "api.fallback"}
+# What a section needs before its other keys are read (a required key of its own).
+NEEDS = {"api.fallback": {"url": "http://127.0.0.1:9002"}}
 
 
 def test_every_field_of_the_model_declares_how_it_is_read():
@@ -104,7 +107,10 @@ def put(data, path, name, value):
 
 @pytest.mark.parametrize("path,name,value,problem", list(bounded_fields()))
 def test_every_bound_declared_in_the_model_is_enforced_where_its_field_is(path, name, value, problem):
-    data = put(copy.deepcopy(GOOD), path, name, value)
+    data = copy.deepcopy(GOOD)
+    for needed, given in NEEDS.get(path, {}).items():
+        put(data, path, needed, given)
+    data = put(data, path, name, value)
     with pytest.raises(ConfigError) as err:
         parse_config(data, {}, base_dir=Path("/"))
     key = f"{path}.{name}" if path else name
