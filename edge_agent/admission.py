@@ -18,6 +18,11 @@ camera's capture thread, and each refusal is counted where it is shown:
    ``MAX_CONFIRM`` per still picture); or nothing was classified for
    ``heartbeat`` seconds (``HEARTBEAT``). No reason, or the budget says not yet:
    the slot is released and the frame skipped.
+   With a fallback endpoint (``api.fallback``, ``failover.py``) the slot also says
+   where the call goes: while calls go to the fallback, or the day's budget is
+   spent and ``when`` lists ``budget``, it goes there without a reservation (the
+   budget counts the primary only); a probe of the primary (``PROBE``, asked
+   for by the loop) goes to the primary with one.
 3. The slot travels with the frame; when the reply is in (or the request
    failed), ``slot.finish()`` settles the budget and frees the in-flight place.
 
@@ -30,18 +35,32 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
 from .budget import Budget, Priority, Reservation
 from .change import ChangeDetector, Thumb, Verdict
 from .config import CameraConfig
+from .failover import Endpoint
 from .rate import RateGate
 
 log = logging.getLogger(__name__)
 
 MAX_CONFIRM = 8  # confirming calls on a picture that no longer changes, before the gate gives up on it
+
+
+class FallbackDoor(Protocol):
+    """What the capture thread may ask about the fallback (``endpoints.Endpoints``):
+    plain reads, no lock."""
+
+    def takes_all(self) -> bool:
+        """Calls go to the fallback now (the primary is down, or its budget spent)."""
+        ...
+
+    def takes_spent(self) -> bool:
+        """A call the spent budget refuses may go to the fallback (``when`` lists ``budget``)."""
+        ...
 
 
 class InFlight:
@@ -71,7 +90,7 @@ class InFlight:
 class Slot:
     """One in-flight place and, once decided, one budget reservation."""
 
-    __slots__ = ("_admission", "_lock", "_released", "reason", "reservation", "picture_changed")
+    __slots__ = ("_admission", "_lock", "_released", "reason", "reservation", "picture_changed", "endpoint")
 
     def __init__(self, admission: "Admission"):
         self._admission = admission
@@ -80,6 +99,7 @@ class Slot:
         self.reason: Priority | None = None
         self.reservation: Reservation | None = None
         self.picture_changed = False  # the change gate saw this frame differ from the last classified one
+        self.endpoint = Endpoint.PRIMARY  # where the call goes (a fallback's calls carry no reservation)
 
     @property
     def released(self) -> bool:
@@ -98,15 +118,21 @@ class Slot:
         self._admission.inflight.release()
         return True
 
+    def bill(self, *, credits: float | None, reached: bool) -> None:
+        """After the primary's reply: settle the budget with what it cost, keeping the
+        place (the frame may still be retried on the fallback). Settling is once."""
+        with self._lock:
+            reservation, self.reservation = self.reservation, None
+        if reservation is not None:
+            self._admission.budget.settle(reservation, credits, reached=reached)
+
     def finish(self, *, credits: float | None, reached: bool) -> None:
         """After the request: settle the budget with what it cost, free the place."""
         with self._lock:
             if self._released:
                 return
             self._released = True
-        if self.reservation is not None:
-            self._admission.budget.settle(self.reservation, credits, reached=reached)
-            self.reservation = None
+        self.bill(credits=credits, reached=reached)
         self._admission.inflight.release()
 
 
@@ -114,8 +140,10 @@ class Admission:
     """Rate, change gate, budget, API guard and in-flight limit for one camera."""
 
     def __init__(self, cfg: CameraConfig, *, inflight: InFlight, budget: Budget,
-                 api_ready: Callable[[float], bool], clock: Callable[[], float] = time.monotonic):
+                 api_ready: Callable[[float], bool], clock: Callable[[], float] = time.monotonic,
+                 fallback: FallbackDoor | None = None):
         self.cfg = cfg
+        self.fallback = fallback
         self.rate = RateGate(cfg.fps)
         self.inflight = inflight
         self.budget = budget
@@ -130,6 +158,7 @@ class Admission:
         self.unsettled = False  # the decision waits for confirming results (see note_result)
         self._agreeing = 0  # results in a row since the last change that agreed with the state
         self._now_wanted = threading.Event()  # classify on demand
+        self._probe_wanted = threading.Event()  # the loop asks for a probe of the primary (failover.py)
         self._forget = False  # the reference's result never came: look afresh
         # Capture thread only.
         self._confirms = 0
@@ -181,6 +210,11 @@ class Admission:
         """The next grabbed frame is classified, past the rate and the gate (not the budget)."""
         self._now_wanted.set()
 
+    def probe_now(self) -> None:
+        """The next grabbed frame goes to the primary, past the rate and the gate, to see
+        whether it is back (counted against the budget)."""
+        self._probe_wanted.set()
+
     def forget_reference(self) -> None:
         """A call failed, or classification resumed: the next look counts as a change."""
         self._forget = True
@@ -210,8 +244,11 @@ class Admission:
         """Door 1, at every grabbed frame: may this frame be looked at?"""
         if self.closed or self.paused:
             return None
-        wanted = self._now_wanted.is_set()
-        if not (wanted or self.rate.due(now)) or not self._api_ready(now) or self.budget.exhausted():
+        wanted = self._now_wanted.is_set() or self._probe_wanted.is_set()
+        if not (wanted or self.rate.due(now)) or not self._api_ready(now):
+            return None
+        if self.budget.exhausted() and not (self.fallback is not None and
+                                            (self.fallback.takes_all() or self.fallback.takes_spent())):
             return None
         if not self.inflight.try_acquire():
             return None
@@ -219,7 +256,7 @@ class Admission:
         return Slot(self)
 
     def needs_thumbnail(self) -> bool:
-        return self.gate_on and not self._now_wanted.is_set()
+        return self.gate_on and not self._now_wanted.is_set() and not self._probe_wanted.is_set()
 
     def decide(self, slot: Slot, thumb: Thumb | np.ndarray | None, now: float, wall: float | None = None) -> bool:
         """Door 2, after decoding: call the API for this frame? If not, the slot is released.
@@ -230,17 +267,21 @@ class Admission:
             self.unchanged += 1
             slot.release()
             return False
-        reservation = self.budget.reserve(reason)
-        if reservation is None:
+        endpoint, reservation = self._where(reason)
+        if endpoint is None:
             self.deferred += 1
             self.mark_unchecked(time.monotonic())
             if reason is Priority.ON_DEMAND:
                 self._now_wanted.clear()  # refused (spent): not retried frame after frame
+            elif reason is Priority.PROBE:
+                self._probe_wanted.clear()  # the loop asks again later (probe_missed)
             slot.release()
             return False
         if reason is Priority.ON_DEMAND:
             self._now_wanted.clear()
-        slot.reason, slot.reservation = reason, reservation
+        elif reason is Priority.PROBE:
+            self._probe_wanted.clear()
+        slot.reason, slot.reservation, slot.endpoint = reason, reservation, endpoint
         slot.picture_changed = changed
         if thumb is not None:
             self.detector.set_reference(thumb, now)
@@ -248,11 +289,29 @@ class Admission:
         self.calls[reason.name.lower()] += 1
         return True
 
+    def _where(self, reason: Priority) -> tuple[Endpoint | None, Reservation | None]:
+        """Where this call goes, with its budget reservation (None: nowhere, not now).
+        A probe is the primary's; while calls go to the fallback, they go there
+        unbudgeted; else the budget decides, and what a spent budget refuses goes to
+        the fallback when ``when`` lists ``budget``."""
+        fallback = self.fallback
+        if reason is not Priority.PROBE and fallback is not None and fallback.takes_all():
+            return Endpoint.FALLBACK, None
+        reservation = self.budget.reserve(reason)
+        if reservation is not None:
+            return Endpoint.PRIMARY, reservation
+        if reason is not Priority.PROBE and fallback is not None and fallback.takes_spent() \
+                and self.budget.exhausted():
+            return Endpoint.FALLBACK, None
+        return None, None
+
     def _reason(self, thumb: Thumb | np.ndarray | None, now: float,
                 wall: float | None) -> tuple[Priority | None, bool]:
         """Why call, and whether the gate saw the picture change (evidence the decision uses)."""
         if self._now_wanted.is_set():
             return Priority.ON_DEMAND, False
+        if self._probe_wanted.is_set():
+            return Priority.PROBE, False
         if not self.gate_on or thumb is None:
             return Priority.CHANGE, False  # no gate to ask (off, or no thumbnail): every look is a call
         if self._forget:

@@ -28,7 +28,9 @@ from .admission import Admission, InFlight
 from .budget import Budget
 from .camera import CameraRuntime, by_camera
 from .capture import CaptureWorker, Frame, Tap
-from .classify import ApiGuard, Classifier, build_classifier
+from .classify import ApiGuard, Classifier, build_classifier, build_endpoint
+from .config import ApiConfig
+from .endpoints import Endpoints
 from .commands import Commands
 from .config import Config, ConfigError
 from .dataset.collect import Collection
@@ -56,28 +58,33 @@ STOP_GRACE = 2.5  # seconds in-flight requests get on SIGTERM (the whole stop mu
 class Agent:
     def __init__(self, cfg: Config, redactor: Redactor | None = None, notifier: Notifier | None = None, *,
                  classifier: Callable[[Config], tuple[Classifier, Any]] | None = None,
+                 fallback: Callable[[ApiConfig], tuple[Classifier, Any]] | None = None,
                  outputs: Callable[[OutputContext], list[Output]] | None = None,
                  worker_seams: Callable[[Any], dict[str, Any]] | None = None):
         self.cfg = cfg
         self.notifier = notifier or Notifier()
         self.redact = redactor or Redactor(cfg.secrets())
         self._make_classifier = classifier or build_classifier
+        self._make_fallback = fallback or build_endpoint
         self._make_outputs = outputs or build_outputs
         self._worker_seams = worker_seams or (lambda cam_cfg: {})  # tests: a fake source and clock per camera
-        self.guard = ApiGuard(cfg.api)
         self.inflight = InFlight(cfg.api.max_in_flight)
         state_dir = self._state_dir()
         self.budget = Budget(cfg.api.budget, JsonFile(state_dir / "budget.json") if state_dir else None)
+        self.endpoints = Endpoints(cfg.api, self.budget, self.redact)  # the primary, and a fallback (#22)
         self.settings = Settings(JsonFile(state_dir / "settings.json") if state_dir else None, max_fps=MAX_FPS)
         # One runtime per thing classified: a camera, or each view of a camera (#21), named as published.
+        fallback_door = self.endpoints if self.endpoints.fallback is not None else None
         self.cameras = {c.name: CameraRuntime.create(c, Admission(c, inflight=self.inflight, budget=self.budget,
-                                                                   api_ready=self.guard.ready))
+                                                                   api_ready=self.endpoints.ready,
+                                                                   fallback=fallback_door))
                         for c in cfg.targets()}
         self.events = EventLog(state_dir / "events.db" if state_dir else None, cfg.events)
         self.collection = Collection(cfg, state_dir) if cfg.dataset.enabled else None
-        self.metrics = Metrics(self.cameras, self._live_metrics)
+        self.metrics = Metrics(self.cameras, self._live_metrics,
+                               endpoints=[str(r.name) for r in (self.endpoints.primary, self.endpoints.fallback) if r])
         self.outputs = Dispatcher()  # attached at the start, once the loop runs
-        self.status = StatusTopic(cfg, self.cameras, self.guard, self.budget, self.outputs,
+        self.status = StatusTopic(cfg, self.cameras, self.endpoints, self.budget, self.outputs,
                                   collection=self.collection)
         self.commands = Commands(self.cameras, self.settings, self.budget, self.status, self.outputs,
                                  self.collection)
@@ -92,6 +99,7 @@ class Agent:
         self._background: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._calls: Calls | None = None
+        self._probes = 0  # probes asked for (failover): which camera is asked next
 
     def _state_dir(self) -> Path | None:
         """The state folder (budget, settings), created 0700; without one the agent still runs."""
@@ -103,6 +111,11 @@ class Agent:
             return None
 
     # -- what others read and ask ------------------------------------------------------
+
+    @property
+    def guard(self) -> ApiGuard:
+        """The API's status and last error as shown: the endpoint in use's."""
+        return self.endpoints.guard
 
     def mqtt(self) -> OutputHealth | None:
         """The MQTT output's figures (the page and systemd's readiness read them)."""
@@ -142,6 +155,12 @@ class Agent:
             client, session = self._make_classifier(cfg)
             if session is not None:
                 stack.push_async_callback(session.close)
+            fallback_client = None
+            if (fallback_api := cfg.api.fallback_api()) is not None:
+                fallback_client, fallback_session = self._make_fallback(fallback_api)
+                if fallback_session is not None:
+                    stack.push_async_callback(fallback_session.close)
+            self.endpoints.attach(client, fallback_client)
             await self.events.open()
             stack.push_async_callback(self.events.close)
             await self._remember_states()
@@ -153,7 +172,7 @@ class Agent:
                 await self._start_collection(stack, session)
             pipeline = Pipeline(build_stages(StageContext(cfg.api.model, self.outputs, self.events,
                                                           self.tasks.spawn, self.collection)))
-            self._calls = Calls(cfg.api, client, self.guard, pipeline, self.status, self.metrics, self.redact,
+            self._calls = Calls(cfg.api, self.endpoints, pipeline, self.status, self.metrics, self.redact,
                                 self.tasks)
             stack.push_async_callback(self._stop_work)
             for views in by_camera(self.cameras.values()).values():  # one capture thread, one decode, per camera
@@ -165,6 +184,9 @@ class Agent:
                                 asyncio.create_task(self.events.prune_forever())]
             if cfg.log_summary_interval > 0:
                 self._background.append(asyncio.create_task(self.watch.summaries(cfg.log_summary_interval)))
+            if self.endpoints.fallback is not None:
+                self._background.append(asyncio.create_task(
+                    self.endpoints.run(self._ask_probe, self.status.publish_all)))
             await self._stop.wait()
         return 0
 
@@ -242,6 +264,16 @@ class Agent:
             if cam.snapshot_asked:
                 cam.snapshot_asked = False
                 self.commands.fresh_snapshot(cam, preview, at)
+
+    def _ask_probe(self) -> bool:
+        """On the fallback: the next frame of one camera that delivers goes to the primary
+        (in turn, so one camera's trouble does not stop the probes)."""
+        ready = [cam for cam in self.cameras.values() if cam.health.online and cam.enabled]
+        if not ready:
+            return False
+        self._probes += 1
+        ready[self._probes % len(ready)].admission.probe_now()
+        return True
 
     def _on_frame(self, cam: CameraRuntime, frame: Frame) -> None:
         if (self._stop.is_set() and not self._all_ended) or self._calls is None:

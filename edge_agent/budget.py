@@ -61,6 +61,7 @@ class Priority(enum.IntEnum):
     CONFIRM = 1  # follow-up calls that confirm a state change
     CHANGE = 2  # the picture changed
     HEARTBEAT = 3  # nothing changed, but it has been long since the last call
+    PROBE = 4  # on the fallback: is the primary back? (failover.py; paced as a change)
 
 
 # Calls that must be in the bucket before a call of this priority goes out.
@@ -69,6 +70,7 @@ NEEDS: dict[Priority, float] = {
     Priority.CONFIRM: 0.5,
     Priority.CHANGE: 1.0,
     Priority.HEARTBEAT: 2.0,
+    Priority.PROBE: 1.0,
 }
 
 

@@ -109,8 +109,8 @@ def new_session(cfg: ApiConfig) -> aiohttp.ClientSession:
 
 
 class Classifier(Protocol):
-    """What the agent calls to classify a frame: the seam for another endpoint (a
-    fallback, #22) beside :class:`ClassifyClient`."""
+    """What the agent calls to classify a frame, at one endpoint (the primary, or
+    the fallback: ``endpoints.py``); tests pass their own."""
 
     async def classify(self, jpeg: bytes, model: str | None = None) -> Reply:
         """``model``: the camera's or view's (#21); None: ``api.model``."""
@@ -218,12 +218,16 @@ def _size(n: int) -> str:
 API_STATUS = {ApiErrorKind.UNAUTHORIZED: ApiStatus.UNAUTHORIZED, ApiErrorKind.RATE_LIMITED: ApiStatus.RATE_LIMITED}
 
 
+def build_endpoint(api: ApiConfig) -> tuple[Classifier, aiohttp.ClientSession]:
+    """The one place an endpoint's client is made: the hosted (or self-hosted) API
+    client, and the session to close at the stop (each endpoint its own: its TLS)."""
+    session = new_session(api)
+    return ClassifyClient(api, session), session
+
+
 def build_classifier(cfg: Config) -> tuple[Classifier, aiohttp.ClientSession]:
-    """The one place the agent's endpoint is made: the hosted (or self-hosted) API
-    client, and the session to close at the stop. A second endpoint (a fallback,
-    #22) is a :class:`Classifier` built here around both clients."""
-    session = new_session(cfg.api)
-    return ClassifyClient(cfg.api, session), session
+    """The primary endpoint (``api``); the fallback is ``build_endpoint(cfg.api.fallback_api())``."""
+    return build_endpoint(cfg.api)
 
 
 class ApiGuard:

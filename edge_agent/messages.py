@@ -29,12 +29,14 @@ class ResultMessage:
     latency_ms: float
     state: str | None = None  # the decided class after this result
     state_confidence: float | None = None  # this result's confidence in it (0 if it did not name it)
+    endpoint: str = "primary"  # which endpoint classified it: "primary" or "fallback" (api.fallback)
 
     def payload(self) -> bytes:
         r = self.result
         body: dict[str, Any] = {
             "camera": self.camera,
             "model": self.model,
+            "endpoint": self.endpoint,
             "top": r.top,
             "confidence": round(r.confidence, 6),
             "predictions": _predictions(r.predictions),
@@ -142,12 +144,15 @@ class StatusMessage:
     device: str = ""  # the device_id of the agent that published it (whose topics these are)
     decode: str | None = None  # how the source is read: "keyframes only, every 1.0 s", "MJPEG, decoded only when taken"
     dataset: dict[str, Any] | None = None  # training data (DatasetStatus.payload()); None: dataset.enabled is off
+    endpoint: str = "primary"  # the endpoint calls go to: "primary" or "fallback" (api.fallback)
+    # with api.fallback: {"active", "reason", "since", "calls", "failed"} (EndpointsView.payload); else None
+    fallback: dict[str, Any] | None = None
 
     def health(self) -> tuple[object, ...]:
         """The fields whose change alone is worth a publish."""
         return (self.camera, self.api, self.last_error, self.enabled, self.fps,
                 self.budget["exhausted"] if self.budget else None,
-                self.dataset["paused"] if self.dataset else None)
+                self.dataset["paused"] if self.dataset else None, self.endpoint)
 
     def payload(self) -> bytes:
         return _json({**asdict(self), "fps": round(self.fps, 3)})  # every field, in declaration order

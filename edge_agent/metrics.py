@@ -181,12 +181,24 @@ class _Tallied:
         for cam, c in m.credits.items():
             credits.add_metric([cam], c)
         yield credits
+        by_endpoint = CounterMetricFamily("edge_agent_endpoint_requests", "API requests by endpoint (primary, "
+                                          "fallback) and outcome", labels=["endpoint", "outcome"])
+        for (endpoint, outcome), n in m.endpoint_requests.items():
+            by_endpoint.add_metric([endpoint, outcome], n)
+        yield by_endpoint
+        latency = HistogramMetricFamily("edge_agent_endpoint_latency_seconds", "Round trip of successful requests "
+                                        "by endpoint", labels=["endpoint"])
+        for endpoint, hist in m.endpoint_latency.items():
+            latency.add_metric([endpoint], [(floatToGoString(b), n) for b, n in hist.cumulative()], hist.sum)
+        yield latency
 
 
 class Metrics:
-    def __init__(self, cameras: "Mapping[str, CameraRuntime] | Iterable[str]", read_live: Callable[[], dict]):
+    def __init__(self, cameras: "Mapping[str, CameraRuntime] | Iterable[str]", read_live: Callable[[], dict],
+                 endpoints: Iterable[str] = ("primary",)):
         """``cameras``: the agent's runtimes by target name (what each is read from its
-        config), or bare names (each a camera without views, model unknown)."""
+        config), or bare names (each a camera without views, model unknown);
+        ``endpoints``: "primary", and "fallback" when one is configured."""
         self._read_live = read_live
         self.info = [CameraInfo.of(c.cfg) for c in cameras.values()] if isinstance(cameras, Mapping) \
             else [CameraInfo(name, name) for name in cameras]
@@ -195,6 +207,12 @@ class Metrics:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.credits: Counter[str] = Counter()
         self.latency: defaultdict[str, Latency] = defaultdict(Latency)
+        self.endpoint_requests: Counter[tuple[str, str]] = Counter()
+        self.endpoint_latency: dict[str, Latency] = {}
+        for endpoint in endpoints:
+            for outcome in OUTCOMES:
+                self.endpoint_requests[endpoint, outcome] = 0
+            self.endpoint_latency[endpoint] = Latency()
         for cam in (i.camera for i in self.info):  # every series exists from the start, so rate() works at once
             for outcome in OUTCOMES:
                 self.requests[cam, outcome] = 0
@@ -216,6 +234,13 @@ class Metrics:
 
     def request_failed(self, camera: str, kind: str) -> None:
         self.requests[camera, outcome_of(kind)] += 1
+
+    def endpoint_ok(self, endpoint: str, seconds: float) -> None:
+        self.endpoint_requests[str(endpoint), "ok"] += 1
+        self.endpoint_latency.setdefault(str(endpoint), Latency()).observe(seconds)
+
+    def endpoint_failed(self, endpoint: str, kind: str) -> None:
+        self.endpoint_requests[str(endpoint), outcome_of(kind)] += 1
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

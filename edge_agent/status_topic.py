@@ -1,5 +1,6 @@
 """What each camera's status topic says, and when it is sent: at once when its
-health changes (online, API, last error, enabled, fps, budget spent), forced
+health changes (online, API, last error, enabled, fps, budget spent, the
+endpoint in use), forced
 after a command or a failed request, else at most every ``status_interval``
 while its figures move. Nothing before the camera's first open attempt: then
 "offline" would be a false alarm and "online" a guess.
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .budget import Budget
-from .classify import ApiGuard
 from .config import Config
 from .messages import StatusMessage, budget_payload
 from .outputs.dispatch import Dispatcher
@@ -24,13 +24,14 @@ from .outputs.mqtt import MqttOutput
 if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .collection_view import CollectionView
+    from .endpoints import Endpoints
 
 
 @dataclass
 class StatusTopic:
     cfg: Config
     cameras: "Mapping[str, CameraRuntime]"
-    guard: ApiGuard
+    endpoints: "Endpoints"  # the API's status is the active endpoint's
     budget: Budget
     outputs: Dispatcher
     stopping: bool = False  # the last status of each camera is sent at the stop, opened or not
@@ -45,9 +46,10 @@ class StatusTopic:
     def message(self, cam: "CameraRuntime") -> StatusMessage:
         counts = cam.counters()
         mqtt = self.outputs.health_of(MqttOutput.name)
+        endpoints = self.endpoints.view()
         return StatusMessage(
             camera="online" if cam.health.online else "offline",
-            api=self.guard.status,
+            api=self.endpoints.guard.status,
             frames_captured=counts["captured"],
             frames_dropped=counts["dropped"],
             frames_sent=counts["sent"],
@@ -66,6 +68,8 @@ class StatusTopic:
             decode=cam.worker.source_info if cam.worker else None,
             device=self.cfg.device_id,
             dataset=self.dataset(cam.name),
+            endpoint=str(endpoints.active),
+            fallback=endpoints.payload(),
         )
 
     def publish(self, cam: "CameraRuntime", *, force: bool = False) -> None:

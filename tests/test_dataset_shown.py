@@ -87,7 +87,7 @@ def status_topic(tmp: Path, collection: FixedCollection | None) -> tuple[Agent, 
     out = RecordingOutput(prefix="edge_agent/t")
     outputs = Dispatcher()
     outputs.attach([out])
-    topic = StatusTopic(agent.cfg, agent.cameras, agent.guard, agent.budget, outputs, collection=collection)
+    topic = StatusTopic(agent.cfg, agent.cameras, agent.endpoints, agent.budget, outputs, collection=collection)
     for cam in agent.cameras.values():
         cam.health.opened = cam.health.online = True
     return agent, topic, out
@@ -304,7 +304,7 @@ def test_a_status_message_without_dataset_is_as_before():
     """An agent without collection publishes ``"dataset": null``; nothing else moves."""
     msg = StatusMessage(camera="online", api="ok", frames_captured=1, frames_dropped=0, frames_sent=1,
                         requests_ok=1, requests_failed=0, messages_dropped=0, last_error=None)
-    assert json.loads(msg.payload())["dataset"] is None and msg.health()[-1] is None
+    assert json.loads(msg.payload())["dataset"] is None and msg.health()[-2] is None
 
 
 # -- a running agent, with the real collection and the stand-in's upload routes ----------------

@@ -69,8 +69,9 @@ def test_every_result_is_published_in_capture_order(rgb_run: Run):
     assert len(results) == len([r for r in rgb_run.requests if r.status == 200])
     assert [r["captured_at"] for r in results] == sorted(r["captured_at"] for r in results)
     first = results[0]
-    assert set(first) == {"camera", "model", "top", "confidence", "predictions", "captured_at", "latency_ms"}
-    assert first["camera"] == "cam" and first["model"] == "colours/1"
+    assert set(first) == {"camera", "model", "endpoint", "top", "confidence", "predictions", "captured_at",
+                          "latency_ms"}
+    assert first["camera"] == "cam" and first["model"] == "colours/1" and first["endpoint"] == "primary"
     confs = [p["confidence"] for p in first["predictions"]]
     assert confs == sorted(confs, reverse=True)
 

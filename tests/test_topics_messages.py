@@ -17,9 +17,11 @@ def test_topic_names():
 def test_result_payload_single_and_multi():
     c = Classification("open", 0.9, (Prediction("open", 0.9), Prediction("closed", 0.1)))
     body = json.loads(ResultMessage("door", "garage/3", c, 1700000000.1234, 181.26).payload())
-    assert body == {"camera": "door", "model": "garage/3", "top": "open", "confidence": 0.9,
+    assert body == {"camera": "door", "model": "garage/3", "endpoint": "primary", "top": "open", "confidence": 0.9,
                     "predictions": [{"class": "open", "confidence": 0.9}, {"class": "closed", "confidence": 0.1}],
                     "captured_at": 1700000000.123, "latency_ms": 181.3}
+    assert json.loads(ResultMessage("door", "garage/3", c, 1.0, 1.0, endpoint="fallback").payload())["endpoint"] \
+        == "fallback"
     m = Classification("car", 0.8, (Prediction("car", 0.8),), ("car",))
     assert json.loads(ResultMessage("d", "m/1", m, 1.0, 1.0).payload())["predicted_classes"] == ["car"]
 
@@ -36,7 +38,10 @@ def test_state_and_status_payloads():
     s = StatusMessage("online", "ok", 10, 7, 3, 3, 0, 0, None)
     body = json.loads(s.payload())
     assert {"camera", "api", "frames_dropped", "last_error"} <= body.keys()
-    assert s.health() == ("online", "ok", None, True, 0.0, None, None)
+    assert s.health() == ("online", "ok", None, True, 0.0, None, None, "primary")
+    assert body["endpoint"] == "primary" and body["fallback"] is None  # no api.fallback: the primary alone
+    on_fallback = StatusMessage("online", "ok", 10, 7, 3, 3, 0, 0, None, endpoint="fallback")
+    assert on_fallback.health() != s.health()  # a switch is a change of health: published at once
 
 
 def test_confidence_topic_and_payload():

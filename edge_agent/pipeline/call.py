@@ -8,13 +8,17 @@ the loop. The admission slot is settled exactly once, whatever happens."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..classify import ApiError, ApiErrorKind, ApiGuard, Classifier, Reply
+from ..budget import Priority
+from ..classify import ApiError, ApiErrorKind, Reply
 from ..config import ApiConfig
+from ..endpoints import Endpoints, Route
+from ..failover import UNREACHABLE, Endpoint
 from ..redact import Redactor
 from ..status_topic import StatusTopic
 from ..tasks import TaskSet
@@ -32,8 +36,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Calls:
     api: ApiConfig
-    client: Classifier
-    guard: ApiGuard
+    endpoints: Endpoints
     pipeline: Pipeline
     status: StatusTopic
     metrics: Metrics
@@ -50,60 +53,133 @@ class Calls:
 
     async def _process(self, cam: "CameraRuntime", frame: "Frame", prev: asyncio.Future[None] | None,
                        done: asyncio.Future[None]) -> None:
-        reply: Reply | None = None
+        slot = frame.slot
         started = time.monotonic()
+        answer: Answer | None = None
         try:
-            credits: float | None = None
-            reached = True
             try:
-                reply = await self.client.classify(frame.jpeg, model=cam.cfg.model)
-            except ApiError as err:
-                credits, reached = err.credits, err.reached
-                self._failed(cam, frame, err, started)
-            except Exception:  # a bug, not an API fault: say so, keep running
-                log.exception("%s: classifying a frame failed unexpectedly", cam.name)
-            else:
-                credits = reply.credits
-                self._ok(cam, started, reply)
+                endpoint = slot.endpoint if slot is not None else self.endpoints.active.name
+                answer = await self._call(cam, frame, endpoint, started)
+                if slot is not None:
+                    # The budget counts the primary only; a call is counted once, where it went first.
+                    slot.bill(credits=answer.credits, reached=answer.reached)
+                    self.metrics.call(cam.name, slot.reason, answer.credits)
+                if answer.retry:  # the primary is down and calls went to the fallback: this frame too
+                    answer = await self._call(cam, frame, Endpoint.FALLBACK, time.monotonic())
             finally:
-                if frame.slot is not None:
-                    frame.slot.finish(credits=credits, reached=reached)
-                    self.metrics.call(cam.name, frame.slot.reason, credits)
+                if slot is not None:
+                    slot.finish(credits=None, reached=False)  # billed above (or never sent): the place
             if prev is not None and not prev.done():
                 # Apply in capture order: wait for the previous frame of this camera.
                 await asyncio.shield(prev)
-            if reply is not None:
-                self.pipeline.run(Result(cam, frame, reply, started))
+            if answer is not None and answer.reply is not None:
+                self.pipeline.run(Result(cam, frame, answer.reply, started, endpoint=answer.endpoint,
+                                         model=answer.model))
         finally:
             if not done.done():
                 done.set_result(None)
 
-    def _failed(self, cam: "CameraRuntime", frame: "Frame", err: ApiError, started: float) -> None:
-        before = self.guard.status
-        delay, should_log = self.guard.failure(err, started, time.monotonic())
-        cam.admission.forget_reference()  # no result for the frame the gate compares with: look afresh
-        cam.admission.mark_unchecked(time.monotonic())
+    async def _call(self, cam: "CameraRuntime", frame: "Frame", endpoint: Endpoint, started: float) -> "Answer":
+        """One request to ``endpoint``, counted, logged and backed off."""
+        route = self.endpoints.route(endpoint)
+        primary = route.name is Endpoint.PRIMARY
+        model = route.model_for(cam.cfg.model, self.api.model)
+        token = self.endpoints.token()
+        if primary:
+            self.endpoints.sent(token, started, probe=frame.slot is not None and frame.slot.reason is Priority.PROBE)
+        try:
+            reply = await self._request(route, frame.jpeg, model)
+        except ApiError as err:
+            retry = self._failed(cam, frame, err, started, route, token)
+            return Answer(route.name, model, None, err.credits if primary else None, err.reached and primary, retry)
+        except Abandoned:
+            self.endpoints.abandoned(token)
+            log.debug("%s: a request to the primary was given up for the fallback", cam.name)
+            return Answer(route.name, model, None, None, True, retry=True)  # it went out: it may be billed
+        except Exception:  # a bug, not an API fault: say so, keep running
+            log.exception("%s: classifying a frame failed unexpectedly", cam.name)
+            return Answer(route.name, model, None, None, primary)
+        self._ok(cam, started, reply, route, token)
+        return Answer(route.name, model, reply, reply.credits if primary else None, primary)
+
+    async def _request(self, route: Route, jpeg: bytes, model: str | None) -> Reply:
+        """The request; one to the primary is given up (``Abandoned``) when calls leave it
+        for the fallback while it waits (a hang must not hold its frame until its timeout)."""
+        assert route.client is not None, "Endpoints.attach() comes before the first call"
+        request = route.client.classify(jpeg, model=model)
+        if route.name is not Endpoint.PRIMARY or self.endpoints.fallback is None or self.endpoints.takes_all():
+            return await request
+        task = asyncio.ensure_future(request)
+        left = self.endpoints.left_primary()
+        await asyncio.wait((task, left), return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise Abandoned
+
+    def _failed(self, cam: "CameraRuntime", frame: "Frame", err: ApiError, started: float, route: Route,
+                token: int) -> bool:
+        """Count, log once per episode, back off; True: retry the frame on the fallback."""
+        endpoints = self.endpoints
+        before = endpoints.guard.status
+        delay, should_log = route.guard.failure(err, started, time.monotonic())
+        route.failed += 1
+        self.metrics.endpoint_failed(route.name, err.kind)
+        switch = endpoints.failed(token, err.kind, started) if route.name is Endpoint.PRIMARY else None
+        retry = (route.name is Endpoint.PRIMARY and err.kind in UNREACHABLE and endpoints.takes_all()
+                 and endpoints.fallback is not None and endpoints.fallback.guard.ready(time.monotonic()))
         cam.figures.requests_failed += 1
-        if cam.results.latest is None:
-            cam.results.unclassified = frame.preview  # the page shows it, so the camera can be aimed meanwhile
         self.metrics.request_failed(cam.name, err.kind)
-        cam.health.last_error = self.redact(f"api: {err.description}")
+        if not retry:
+            cam.admission.forget_reference()  # no result for the frame the gate compares with: look afresh
+            cam.admission.mark_unchecked(time.monotonic())
+            if cam.results.latest is None:
+                cam.results.unclassified = frame.preview  # the page shows it, so the camera can be aimed meanwhile
+            cam.health.last_error = self.redact(f"api: {err.description}")
+        which = "" if endpoints.fallback is None else f"{route.name} "
         if should_log:
             if err.kind is ApiErrorKind.UNAUTHORIZED:
-                log.error("API key rejected (HTTP %s) by %s: check api.api_key; retrying every %g s",
-                          err.status, self.redact(self.api.url), self.api.unauthorized_retry)
+                log.error("API key rejected (HTTP %s) by %s: check %s; retrying every %g s",
+                          err.status, self.redact(route.api.url),
+                          "api.fallback.api_key" if route.name is Endpoint.FALLBACK else "api.api_key",
+                          route.api.unauthorized_retry)
             else:
-                log.warning("API %s; next request in %.1f s (backoff)", self.redact(err.description), delay)
+                log.warning("%sAPI %s; next request in %.1f s (backoff)", which, self.redact(err.description),
+                            delay)
         self.status.publish(cam, force=True)
-        if self.guard.status != before:
+        if switch is not None or endpoints.guard.status != before:
             self.status.publish_all()
+        return retry
 
-    def _ok(self, cam: "CameraRuntime", started: float, reply: Reply) -> None:
-        before = self.guard.status
+    def _ok(self, cam: "CameraRuntime", started: float, reply: Reply, route: Route, token: int) -> None:
+        endpoints = self.endpoints
+        before = endpoints.guard.status
         cam.figures.latency.add(time.monotonic(), reply.latency_ms)
         self.metrics.request_ok(cam.name, reply.latency_ms / 1000)
-        failures = self.guard.success(started)
+        self.metrics.endpoint_ok(route.name, reply.latency_ms / 1000)
+        route.ok += 1
+        failures = route.guard.success(started)
         if failures:
-            log.info("API recovered after %d failed request(s)", failures)
-        if self.guard.status != before:
+            log.info("%sAPI recovered after %d failed request(s)",
+                     "" if endpoints.fallback is None else f"{route.name} ", failures)
+        switch = endpoints.succeeded(token) if route.name is Endpoint.PRIMARY else None
+        if switch is not None or endpoints.guard.status != before:
             self.status.publish_all()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one request came to."""
+
+    endpoint: Endpoint
+    model: str | None  # as asked of that endpoint
+    reply: Reply | None  # None: it failed
+    credits: float | None  # what the primary billed (None from the fallback)
+    reached: bool  # the primary may have billed it (the budget keeps the call)
+    retry: bool = False  # retry the frame on the fallback
+
+
+class Abandoned(Exception):
+    """A request to the primary given up because calls left it for the fallback."""

@@ -30,9 +30,9 @@ class PublishStage:
 
     def handle(self, r: Result) -> None:
         cam, reply, decided = r.camera, r.reply, r.decided
-        self.outputs.result(cam.name, ResultMessage(cam.name, cam.cfg.model or self.model, reply.result, r.captured_at,
-                                                    reply.latency_ms, decided.cls if decided else None,
-                                                    r.in_state))
+        self.outputs.result(cam.name, ResultMessage(cam.name, r.model or cam.cfg.model or self.model, reply.result,
+                                                    r.captured_at, reply.latency_ms, decided.cls if decided else None,
+                                                    r.in_state, endpoint=str(r.endpoint)))
         if decided is None:
             return
         if r.state is not None or r.was_stale:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..budget import Priority
 from ..classify import Reply
 from ..decide import State
+from ..failover import Endpoint
 
 if TYPE_CHECKING:
     from ..camera import CameraRuntime
@@ -28,6 +29,8 @@ class Result:
     reply: Reply
     started: float  # monotonic: when the request went out
     view: str | None = None  # a view of the camera (#21); None: the whole picture
+    endpoint: Endpoint = Endpoint.PRIMARY  # which endpoint classified it (#22)
+    model: str | None = None  # the model that endpoint was asked for (None: the camera's)
     # Set by the decide stage:
     state: State | None = None  # a state this result decided (a change, or resumed after a restart)
     decided: State | None = None  # the camera's decided state after this result
