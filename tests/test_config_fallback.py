@@ -205,3 +205,21 @@ def test_endpoint_lines():
         "(budget: 2.5 credits/day)",
         "fallback: http://box:9001 model garage-door/3, key from api.fallback.api_key, when the budget is spent; "
         "probe the primary every 60 s (up to 600 s); its calls counted apart from the budget"]
+
+
+def test_the_readme_names_every_fallback_key_with_its_default():
+    """The README's "A fallback endpoint" block parses to the defaults, and names every key."""
+    import dataclasses
+
+    from tests.helpers import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### A fallback endpoint"):]
+    block = section[section.index("```yaml\n") + 8:]
+    block = block[:block.index("```")]
+    data = yaml.safe_load(block)
+    data["cameras"] = BASE["cameras"]
+    cfg = parse_config(data, {"ROBOFLOW_API_KEY": PRIMARY_KEY}, base_dir=Path("/"))
+    assert cfg.api.fallback == FallbackConfig(url="http://192.168.1.20:9001", api_key=PRIMARY_KEY)
+    for f in dataclasses.fields(FallbackConfig):
+        assert f"{f.name}:" in block, f"README's fallback block does not name {f.name}"
