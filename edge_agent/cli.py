@@ -2,8 +2,8 @@
 
 Exit codes: 0 done, 2 config or usage error (a file that is not an image too), 1
 anything else fatal (the API refused or failed). ``classify`` and ``collect`` print
-the reply as JSON on stdout; a problem is one line on stderr, redacted: no key is
-ever printed.
+the reply as JSON on stdout (``classify`` says on stderr which endpoint answered);
+a problem is one line on stderr, redacted: no key is ever printed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import yaml
 
 from . import __version__, memory
-from .config import Config, ConfigError, load_config, masked
+from .config import ApiConfig, Config, ConfigError, load_config, masked
+from .config.display import endpoint_lines
 from .redact import Redactor
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
 CLI_CAMERA = "cli"  # the camera an image from ``collect`` is tagged with, unless --camera names one
+PRIMARY, FALLBACK = "primary", "fallback"  # ``classify --endpoint``: api.url, or api.fallback alone
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("image", help="image file (any format OpenCV reads)")
     sp.add_argument("--camera", metavar="NAME[/VIEW]", default=None,
                     help="classify as this camera (or view of a camera) does: its region and its model")
+    sp.add_argument("--endpoint", choices=[PRIMARY, FALLBACK], default=PRIMARY,
+                    help="ask the primary (api.url, the default) or the fallback alone (api.fallback: its url, "
+                         "key and model)")
     sp = sub.add_parser("collect", help="upload one local image to the dataset (dataset.project) and print "
                                         "the reply: the check of the dataset's key and project")
     common(sp)
@@ -110,6 +115,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         where = f"view {t.view!r} of camera {t.view_of!r}" if t.view_of else "camera"
         region = "the whole frame" if t.region is None else f"region {list(t.region)}"
         print(f"#   {t.name}: {where}, model {t.model}, {region}")
+    print("# endpoints (see README, A fallback endpoint):")
+    for line in endpoint_lines(cfg):
+        print(f"#   {line}")
     if cfg.api.model == PLACEHOLDER_MODEL:
         print(f"edge-agent: warning: api.model is still the skeleton's placeholder {PLACEHOLDER_MODEL!r}: "
               "put your model's <dataset-slug>/<version> there", file=sys.stderr)
@@ -133,6 +141,8 @@ def _warn_if_readable(path: str, cfg: Config) -> None:
         checks.append((path, "holds a secret"))
     if cfg.api.api_key_file:
         checks.append((cfg.api.api_key_file, "holds the API key"))
+    if cfg.api.fallback is not None and cfg.api.fallback.api_key_file:
+        checks.append((cfg.api.fallback.api_key_file, "holds the fallback's API key"))
     for file, what in checks:
         try:
             mode = os.stat(file).st_mode
@@ -221,6 +231,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from .classify import ApiError, ClassifyClient, new_session
     from .encode import prepare
 
+    endpoint = getattr(args, "endpoint", PRIMARY)
+    if endpoint == FALLBACK and cfg.api.fallback is None:
+        print("edge-agent: --endpoint fallback: the config has no api.fallback (give api.fallback: {url: ...})",
+              file=sys.stderr)
+        return EXIT_CONFIG
     if not os.path.isfile(args.image):  # before OpenCV, which would print a warning of its own first
         print(f"edge-agent: cannot read image {args.image!r}: no such file", file=sys.stderr)
         return EXIT_CONFIG
@@ -235,19 +250,33 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(f"edge-agent: --camera {args.camera!r}: {problem}", file=sys.stderr)
             return EXIT_CONFIG
     jpeg = prepare(image, cfg.api.image_size, cfg.api.jpeg_quality, target.region if target else None)
-    api = dataclasses.replace(cfg.api, model=target.model) if target and target.model else cfg.api
+    api = _endpoint_api(cfg, endpoint, target.model if target and target.model else cfg.api.model)
 
-    async def once() -> object:
+    async def once() -> Any:
         async with new_session(api) as session:
-            return (await ClassifyClient(api, session).classify(jpeg)).body
+            return await ClassifyClient(api, session).classify(jpeg)
 
     try:
-        body = asyncio.run(once())
+        reply = asyncio.run(once())
     except ApiError as err:
-        print(f"edge-agent: {redactor(err.description)}", file=sys.stderr)
+        where = "" if endpoint == PRIMARY else f"{FALLBACK} {redactor(api.url)}: "
+        print(f"edge-agent: {where}{redactor(err.description)}", file=sys.stderr)
         return EXIT_FATAL
-    print(json.dumps(body, indent=2))
+    print(json.dumps(reply.body, indent=2))
+    print(f"edge-agent: answered by the {endpoint} endpoint, {redactor(api.url)}, model {api.model}, "
+          f"in {reply.latency_ms:.0f} ms", file=sys.stderr)
     return EXIT_OK
+
+
+def _endpoint_api(cfg: Config, endpoint: str, model: str) -> ApiConfig:
+    """The ApiConfig ``classify`` calls for a target whose effective model is ``model``:
+    the primary's, or the fallback's alone (its url, key and TLS; asked for
+    ``fallback.model`` in place of ``api.model``, a camera's own model as it is)."""
+    if endpoint == PRIMARY:
+        return dataclasses.replace(cfg.api, model=model)
+    fallback, api = cfg.api.fallback, cfg.api.fallback_api()
+    assert fallback is not None and api is not None  # checked by the caller: a usage error
+    return dataclasses.replace(api, model=fallback.model_for(model, cfg.api.model))
 
 
 def _target(cfg: Config, spec: str) -> tuple[Any, str]:
