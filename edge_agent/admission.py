@@ -20,8 +20,8 @@ camera's capture thread, and each refusal is counted where it is shown:
    the slot is released and the frame skipped.
    With a fallback endpoint (``api.fallback``, ``failover.py``) the slot also says
    where the call goes: while calls go to the fallback, or the day's budget is
-   spent and ``when`` lists ``budget``, it goes there without a reservation (the
-   budget counts the primary only); a probe of the primary (``PROBE``, asked
+   spent (or paced) and ``when`` lists ``budget``, it goes there without a
+   reservation (the budget counts the primary only); a probe of the primary (``PROBE``, asked
    for by the loop) goes to the primary with one.
 3. The slot travels with the frame; when the reply is in (or the request
    failed), ``slot.finish()`` settles the budget and frees the in-flight place.
@@ -292,17 +292,17 @@ class Admission:
     def _where(self, reason: Priority) -> tuple[Endpoint | None, Reservation | None]:
         """Where this call goes, with its budget reservation (None: nowhere, not now).
         A probe is the primary's; while calls go to the fallback, they go there
-        unbudgeted; else the budget decides, and what a spent budget refuses goes to
-        the fallback when ``when`` lists ``budget``."""
+        unbudgeted; else the budget decides, and what it refuses (spent, or paced so
+        that what is left lasts the day) goes to the fallback when ``when`` lists
+        ``budget``: a change is never left waiting while a free endpoint is there."""
         fallback = self.fallback
         if reason is not Priority.PROBE and fallback is not None and fallback.takes_all():
             return Endpoint.FALLBACK, None
         reservation = self.budget.reserve(reason)
         if reservation is not None:
             return Endpoint.PRIMARY, reservation
-        if reason is not Priority.PROBE and fallback is not None and fallback.takes_spent() \
-                and self.budget.exhausted():
-            return Endpoint.FALLBACK, None
+        if reason is not Priority.PROBE and fallback is not None and fallback.takes_spent():
+            return Endpoint.FALLBACK, None  # spent, or paced (what is left must last the day)
         return None, None
 
     def _reason(self, thumb: Thumb | np.ndarray | None, now: float,

@@ -17,7 +17,9 @@ by the next request (``api.add_faults({...}, ...)``):
 
 The stand-in can also inject confident mistakes (``noise``: the share of good
 replies answered with another class at 0.55-0.95, ``seed`` to repeat them) and be
-``down`` (every request 503, an outage).
+``down`` (every request 503, an outage), or ``stall`` (every request hangs that
+many seconds; ``ThreadedStandin.refuse()`` / ``accept()`` close and reopen its
+port, for a host that is gone).
 
 * ``{"status": 503}`` (optionally ``"retry_after": "3"``), ``{"garbage": True}``,
   ``{"wrong_shape": True}``, ``{"hang": seconds}``, ``{"reset": True}``;
@@ -93,6 +95,7 @@ class StandinApi:
     noise: float = 0.0  # share of good replies turned into a confident mistake (another class, 0.55-0.95)
     seed: int | None = None  # of the mistakes' randomness (a seeded stand-in repeats its mistakes)
     down: bool = False  # answer every request 503, as an API in an outage
+    stall: float = 0.0  # s every request hangs before it is answered (an API that accepts and then says nothing)
     flip: bool = False  # answer the classes in turn, whatever the picture (a state change a call)
     faults: deque[dict[str, Any]] = field(default_factory=deque)
     seen: list[Seen] = field(default_factory=list)
@@ -144,6 +147,9 @@ class StandinApi:
         return response
 
     async def _reply_to(self, request: web.Request) -> web.StreamResponse:
+        if self.stall:
+            self._record(request, 0)
+            await asyncio.sleep(self.stall)
         if self.down:
             self._record(request, 503)
             return web.json_response({"message": "stand-in outage"}, status=503)
@@ -327,6 +333,14 @@ class ThreadedStandin:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.api.start(), self._loop).result(10)
         return self.api
+
+    def refuse(self) -> None:
+        """Stop listening: connections to its port are refused (an API host that is gone)."""
+        asyncio.run_coroutine_threadsafe(self.api.stop(), self._loop).result(10)
+
+    def accept(self) -> None:
+        """Listen again, on the same port."""
+        asyncio.run_coroutine_threadsafe(self.api.start(), self._loop).result(10)
 
     def __exit__(self, *exc: object) -> None:
         asyncio.run_coroutine_threadsafe(self.api.stop(), self._loop).result(10)
