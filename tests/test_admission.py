@@ -183,3 +183,65 @@ def test_lights_on_is_one_call_a_slow_fade_none():
             for i, t in enumerate(x * 0.5 for x in range(51))]
     assert fade[0] == "change" and fade[1:] == [None] * 50
     assert b.calls["change"] == 1 and b.unchanged == 50
+
+
+class Door:
+    """The two questions admission asks of the fallback (endpoints.Endpoints answers them)."""
+
+    def __init__(self, all_: bool = False, spent: bool = False):
+        self.all, self.spent = all_, spent
+
+    def takes_all(self) -> bool:
+        return self.all
+
+    def takes_spent(self) -> bool:
+        return self.spent
+
+
+def routed(a: Admission, frame: np.ndarray, now: float):
+    """(reason, endpoint, reserved?) of a look's call, or None."""
+    slot = a.open(now)
+    if slot is None or not a.decide(slot, thumbnails(frame) if a.needs_thumbnail() else None, now):
+        return None
+    out = (slot.reason.name.lower(), str(slot.endpoint), slot.reservation is not None)
+    slot.finish(credits=None, reached=True)
+    return out
+
+
+def test_while_calls_go_to_the_fallback_they_carry_no_reservation_and_a_probe_goes_to_the_primary():
+    a = admission(budget=BudgetConfig(calls_per_day=10))
+    door = a.fallback = Door(all_=True)
+    assert routed(a, STILL, 0.0) == ("change", "fallback", False)
+    assert a.budget.view().calls == 0  # the budget counts the primary only
+    a.probe_now()
+    assert routed(a, STILL, 0.01) == ("probe", "primary", True)  # past the rate and the gate, budgeted
+    assert a.budget.view().calls == 1 and a.calls["probe"] == 1
+    assert routed(a, STILL, 0.6) is None  # the probe was one frame: the still picture needs nothing
+    door.all = False
+    assert routed(a, MOVED, 1.2) == ("change", "primary", True)
+
+
+def test_a_spent_budget_sends_calls_to_the_fallback_only_when_budget_is_listed():
+    a = admission(budget=BudgetConfig(calls_per_day=1))
+    a.fallback = Door(spent=False)
+    assert routed(a, STILL, 0.0)[1:] == ("primary", True)
+    assert a.budget.exhausted()
+    assert routed(a, MOVED, 0.6) is None  # when: [unreachable]: a spent budget still stops the calls
+    b = admission(budget=BudgetConfig(calls_per_day=1))
+    b.fallback = Door(spent=True)
+    assert routed(b, STILL, 0.0)[1:] == ("primary", True)
+    assert routed(b, MOVED, 0.6) == ("change", "fallback", False)  # the next change: the fallback's
+    b.classify_now()
+    assert routed(b, MOVED, 0.61) == ("on_demand", "fallback", False)
+    assert b.budget.view().calls == 1  # never passed
+    b.probe_now()
+    assert routed(b, MOVED, 0.62) is None  # a probe is the primary's, and the budget is spent
+
+
+def test_a_paced_budget_sends_the_change_it_defers_to_the_fallback_when_budget_is_listed():
+    a = admission(budget=BudgetConfig(calls_per_day=1000), gate=False)
+    a.fallback = Door(spent=True)
+    where = [routed(a, STILL, i * 0.5) for i in range(40)]  # 20 s of looks: more than the bucket holds
+    assert {w[1] for w in where if w} == {"primary", "fallback"}
+    assert all(w is not None for w in where)  # no look deferred: what the bucket refused went to the fallback
+    assert a.deferred == 0
