@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .classify import ApiGuard
     from .config import Config
     from .collection_view import CollectionView
+    from .endpoints import Endpoints
     from .metrics import Metrics
     from .outputs.dispatch import OutputHealth
     from .sdnotify import Notifier
@@ -22,7 +23,10 @@ class AgentView(Protocol):
     cfg: "Config"
     cameras: "Mapping[str, CameraRuntime]"
     started_at: float  # epoch s
-    guard: "ApiGuard"  # the API's status and last error
+    @property
+    def guard(self) -> "ApiGuard": ...  # the API's status and last error: the endpoint in use's
+
+    endpoints: "Endpoints"  # the primary and a fallback (#22): which is in use, and their figures
     inflight: "InFlight"
     budget: "Budget"
     metrics: "Metrics"

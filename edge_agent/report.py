@@ -65,5 +65,6 @@ def status_line(agent: "AgentView") -> str:
     classified = sum(c.figures.requests_ok for c in cams)
     extra = f", {paused} paused" if paused else ""
     with_views = f" ({views} views)" if views else ""
-    return (f"{len(grouped)} camera(s){with_views}: {online} online{extra}; API {agent.guard.status}; MQTT {mqtt}; "
-            f"{classified} classified")
+    on_fallback = " (fallback)" if agent.endpoints.takes_all() else ""
+    return (f"{len(grouped)} camera(s){with_views}: {online} online{extra}; API {agent.guard.status}{on_fallback}; "
+            f"MQTT {mqtt}; {classified} classified")
