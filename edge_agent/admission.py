@@ -244,8 +244,9 @@ class Admission:
         """Door 1, at every grabbed frame: may this frame be looked at?"""
         if self.closed or self.paused:
             return None
-        wanted = self._now_wanted.is_set() or self._probe_wanted.is_set()
-        if not (wanted or self.rate.due(now)) or not self._api_ready(now):
+        probe = self._probe_wanted.is_set()  # the primary's: the loop asked when it may be tried
+        wanted = self._now_wanted.is_set() or probe
+        if not (wanted or self.rate.due(now)) or not (probe or self._api_ready(now)):
             return None
         if self.budget.exhausted() and not (self.fallback is not None and
                                             (self.fallback.takes_all() or self.fallback.takes_spent())):

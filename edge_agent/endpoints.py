@@ -106,13 +106,9 @@ class Endpoints:
         return self.failover is not None and self.failover.on_budget
 
     def ready(self, now: float) -> bool:
-        """May a call go at ``now`` (monotonic)? The active endpoint is not backing off,
-        or a probe is asked for and the primary is not."""
-        if self.takes_all():
-            assert self.fallback is not None
-            return self.fallback.guard.ready(now) or (self._probe_asked_at is not None
-                                                      and self.primary.guard.ready(now))
-        return self.primary.guard.ready(now)
+        """May a call go at ``now`` (monotonic)? The endpoint in use is not backing off
+        (a probe is asked for only when the primary may be tried: see ``tick``)."""
+        return self.active.guard.ready(now)
 
     # -- the loop's side ------------------------------------------------------------------
 
@@ -170,7 +166,7 @@ class Endpoints:
         if self._probe_asked_at is not None and now - self._probe_asked_at >= PROBE_WAIT:
             self._probe_asked_at = None  # no camera sent it (offline, paused, paced)
             self.failover.probe_missed(now)
-        if self.failover.probe_due(now, spent) and ask_probe():
+        if self.failover.probe_due(now, spent) and self.primary.guard.ready(now) and ask_probe():
             self.failover.probe_sent()
             self._probe_asked_at = now
         return switch

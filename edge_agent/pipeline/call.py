@@ -3,7 +3,13 @@
 capture order (a camera's frame waits for the one taken before it, however the
 replies overtake each other). A failed request is counted, logged once per
 episode, shown on the status topic and backed off (``ApiGuard``); it never stops
-the loop. The admission slot is settled exactly once, whatever happens."""
+the loop. The admission slot is settled exactly once, whatever happens.
+
+With a fallback (``endpoints.py``) the slot says where the request goes. A frame
+is never lost to a switch: a request to the primary that fails once calls are on
+the fallback, or still waits on the primary when they switch (a hang), is given
+up and the frame classified by the fallback. The budget is billed for the
+primary's request only; the call is counted once, where it went first."""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from ..budget import Priority
 from ..classify import ApiError, ApiErrorKind, Reply
 from ..config import ApiConfig
 from ..endpoints import Endpoints, Route
-from ..failover import UNREACHABLE, Endpoint
+from ..failover import Endpoint
 from ..redact import Redactor
 from ..status_topic import StatusTopic
 from ..tasks import TaskSet
@@ -111,7 +117,11 @@ class Calls:
             return await request
         task = asyncio.ensure_future(request)
         left = self.endpoints.left_primary()
-        await asyncio.wait((task, left), return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait((task, left), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the stop's grace is over: the request goes with it
+            task.cancel()
+            raise
         if task.done():
             return task.result()
         task.cancel()
@@ -128,8 +138,9 @@ class Calls:
         route.failed += 1
         self.metrics.endpoint_failed(route.name, err.kind)
         switch = endpoints.failed(token, err.kind, started) if route.name is Endpoint.PRIMARY else None
-        retry = (route.name is Endpoint.PRIMARY and err.kind in UNREACHABLE and endpoints.takes_all()
-                 and endpoints.fallback is not None and endpoints.fallback.guard.ready(time.monotonic()))
+        # Calls are on the fallback now (this failure switched them, or it was a probe): so is this frame.
+        retry = (route.name is Endpoint.PRIMARY and endpoints.takes_all() and endpoints.fallback is not None
+                 and endpoints.fallback.guard.ready(time.monotonic()))
         cam.figures.requests_failed += 1
         self.metrics.request_failed(cam.name, err.kind)
         if not retry:
