@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .classify import ApiGuard
     from .config import Config
+    from .endpoints import Endpoints
     from .collection_view import CollectionView
     from .metrics import Metrics
     from .outputs.dispatch import OutputHealth
@@ -22,7 +23,8 @@ class AgentView(Protocol):
     cfg: "Config"
     cameras: "Mapping[str, CameraRuntime]"
     started_at: float  # epoch s
-    guard: "ApiGuard"  # the API's status and last error
+    guard: "ApiGuard"  # the API's status and last error (the endpoint in use's)
+    endpoints: "Endpoints"  # the primary, a fallback (api.fallback) and which is in use
     inflight: "InFlight"
     budget: "Budget"
     metrics: "Metrics"
