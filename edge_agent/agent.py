@@ -292,6 +292,8 @@ class Agent:
             "mqtt_dropped": mqtt.messages_dropped if mqtt else 0,
             "in_flight": self.inflight.count,
             "budget": self.budget.view(),
+            "endpoints": {str(r.name): r is self.endpoints.active
+                          for r in (self.endpoints.primary, self.endpoints.fallback) if r is not None},
             "dataset": None if self.collection is None else {
                 "counts": self.collection.counts(), "queued": self.collection.queue_length(),
                 "queued_bytes": self.collection.queue_bytes()},

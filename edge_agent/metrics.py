@@ -13,6 +13,10 @@ Views (issue #21): every per-camera series is per target, ``camera`` its name (a
 (always 1) says what each is: ``source_camera`` (the camera it looks through), ``view``
 (empty for a camera without views) and ``model``, to group a camera's views by.
 
+Endpoints (issue #22): requests by endpoint and outcome and their latency, tallied;
+``edge_agent_endpoint_active{endpoint}``, read live, is 1 for the endpoint calls go to
+and 0 for the other (only ``primary`` without ``api.fallback``).
+
 The figures are the agent's, not the web's: the status server only serves
 ``render()`` on GET /metrics, and nothing here imports from ``web/``."""
 
@@ -121,6 +125,13 @@ class _Live:
                                 value=budget.credits)
         yield GaugeMetricFamily("edge_agent_api_budget_exhausted", "1 while the day's API budget is spent",
                                 value=1 if budget.exhausted else 0)
+        endpoints = data.get("endpoints")  # {"primary": in use, "fallback": in use} (the fallback's when configured)
+        if endpoints:
+            active = GaugeMetricFamily("edge_agent_endpoint_active", "1 for the API endpoint calls go to "
+                                       "(primary, fallback), 0 for the other", labels=["endpoint"])
+            for endpoint, in_use in endpoints.items():
+                active.add_metric([endpoint], 1 if in_use else 0)
+            yield active
         dataset = data.get("dataset")  # None unless dataset.enabled
         if dataset is not None:
             yield from _dataset_families(dataset)

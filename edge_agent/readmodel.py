@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .camera import CameraRuntime
     from .classify import ApiGuard
     from .config import Config
+    from .endpoints import Endpoints
     from .collection_view import CollectionView
     from .endpoints import Endpoints
     from .metrics import Metrics

@@ -31,7 +31,14 @@ DATASET_CFG = parse_config({
                 {"name": "gate", "source": "rtsp://cam/1"},
                 {"name": "porch", "source": "rtsp://cam/2", "classes": ["car"], "sampling": {"enabled": False}}],
 }, {})
-BOTH = pytest.mark.parametrize("cfg", [CFG, DATASET_CFG], ids=["plain", "dataset"])
+# A fallback endpoint (#22): the agent's "API endpoint" sensor too.
+FALLBACK_CFG = parse_config({
+    "device_id": "garage-pi",
+    "api": {"url": "http://127.0.0.1:9001", "model": "garage-door/3", "api_key": "k",
+            "fallback": {"url": "http://192.168.1.20:9001"}},
+    "cameras": [{"name": "door", "source": "/dev/video0", "classes": ["open", "closed"]}],
+}, {})
+EACH = pytest.mark.parametrize("cfg", [CFG, DATASET_CFG, FALLBACK_CFG], ids=["plain", "dataset", "fallback"])
 
 
 def render(template: str, payload: dict | str) -> str:
@@ -54,6 +61,12 @@ def test_every_payload_is_valid_for_home_assistant():
     assert components.count("sensor") == 4 + 2 and components.count("image") == 2
     assert components.count("binary_sensor") == 5 and components.count("button") == 2
     assert components.count("event") == 2  # both cameras list classes
+    for cfg in (DATASET_CFG, FALLBACK_CFG):
+        for topic, payload in discovery_messages(cfg, TOPICS):
+            validate_discovery(topic, payload)
+    # with a fallback: one sensor more, the agent's "API endpoint" (tests/test_fallback_shown.py)
+    assert [t for t, _ in discovery_messages(FALLBACK_CFG, TOPICS) if "api_endpoint" in t] == [
+        "homeassistant/sensor/edge_agent_garage-pi/api_endpoint/config"]
 
 
 def test_unique_ids_are_unique_and_stable_across_restarts():
@@ -96,11 +109,11 @@ def test_templates_render_the_state_as_home_assistant_would():
     assert render(truck["value_template"], {**state, "class": "big truck"}) == "ON"
 
 
-@BOTH
+@EACH
 def test_availability_needs_agent_and_camera(cfg):
     for topic, p in discovery_messages(cfg, TOPICS):
         assert p["availability_mode"] == "all"
-        if "api_c" in topic or "dataset_queued" in topic:  # the agent's, not one camera's
+        if any(k in topic for k in ("api_c", "dataset_queued", "api_endpoint")):  # the agent's, not one camera's
             assert p["availability"] == [{"topic": TOPICS.availability}]
             continue
         agent, camera = p["availability"]
@@ -217,7 +230,7 @@ def test_every_config_names_its_entity_id_with_its_domain():
         "sensor.edge_agent_garage_pi_door_class"
 
 
-@BOTH
+@EACH
 def test_every_entity_that_shows_a_value_reads_a_retained_topic(cfg):
     """Home Assistant shows a value within seconds of its own restart only for topics the
     broker keeps. The event entity is the exception by design: an event is not retained
@@ -236,7 +249,7 @@ def test_every_entity_that_shows_a_value_reads_a_retained_topic(cfg):
         assert read and set(read) <= retained, (topic, set(read) - retained)
 
 
-@BOTH
+@EACH
 @pytest.mark.parametrize("empty", ["", "   "])
 def test_every_template_tolerates_an_empty_payload(empty, cfg):
     """A removed camera's retained topics are cleared with empty payloads: a template that

@@ -131,3 +131,35 @@ def test_camera_info_says_what_each_series_is():
     s = samples(Metrics(["door"], live))
     assert s[("edge_agent_camera_info", (("camera", "door"), ("model", ""), ("source_camera", "door"),
                                          ("view", "")))] == 1
+
+
+def test_the_endpoint_in_use_is_a_gauge_per_endpoint(tmp_path):
+    """#22: edge_agent_endpoint_active{endpoint} is 1 for the endpoint calls go to, 0 for the
+    other, read live from the agent's endpoints (Agent._live_metrics)."""
+    import time
+
+    from edge_agent.agent import Agent
+    from edge_agent.config import parse_config
+
+    def active(s: dict) -> dict[str, float]:
+        return {dict(k[1])["endpoint"]: v for k, v in s.items() if k[0] == "edge_agent_endpoint_active"}
+
+    assert active(samples(Metrics(["door"], live))) == {}  # no "endpoints" key (an older caller): no series
+    assert active(samples(Metrics(["door"], lambda: {**live(), "endpoints": {"primary": False, "fallback": True}}))) \
+        == {"primary": 0, "fallback": 1}
+
+    def agent(fallback: dict | None) -> Agent:
+        api = {"url": "http://127.0.0.1:9", "model": "colours/1", "api_key": "k"}
+        return Agent(parse_config({"api": {**api, **({"fallback": fallback} if fallback else {})},
+                                   "mqtt": {"topic_prefix": "p"}, "state_dir": str(tmp_path / "state"),
+                                   "cameras": [{"name": "door", "source": "rtsp://cam/door"}]}, {}))
+
+    assert active(samples(agent(None).metrics)) == {"primary": 1}  # one endpoint: always in use
+    a = agent({"url": "http://192.168.1.20:9001", "switch_after": 5})
+    assert active(samples(a.metrics)) == {"primary": 1, "fallback": 0}
+    a.endpoints.sent(a.endpoints.token(), time.monotonic() - 6, probe=False)  # the primary silent for 6 s
+    assert a.endpoints.tick(lambda: False) is not None  # the once-a-second look: switched
+    s = samples(a.metrics)
+    assert active(s) == {"primary": 0, "fallback": 1}
+    # the tallies beside it: a series per endpoint from the start
+    assert s[("edge_agent_endpoint_requests_total", (("endpoint", "fallback"), ("outcome", "ok")))] == 0

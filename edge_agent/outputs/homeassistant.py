@@ -26,6 +26,12 @@ per agent, "Waiting to upload" (the queue is shared by all cameras, so one senso
 one per camera). Turned off, their configs are no longer made, so the agent clears
 them as it clears any stale config of its own, and Home Assistant drops the entities.
 
+With a fallback endpoint (``api.fallback``, issue #22), per agent, an "API endpoint"
+sensor: the endpoint calls go to (``primary`` or ``fallback``), read from the first
+target's status (every status carries it, as the day's spend), with the fallback's
+``reason``, ``since``, ``calls`` and ``failed`` as attributes. Without a fallback it is
+not made (and so cleared, as the training-data entities are).
+
 Every entity that shows a value reads a retained topic (state, confidence, snapshot,
 status, availability), so Home Assistant has a value within seconds of its own restart.
 The event entity reads ``P/<camera>/event``, which is not retained by design: HA's event
@@ -74,6 +80,16 @@ HAS_DATASET = ("value_json is defined and value_json is mapping and value_json.d
 QUEUE_ATTRIBUTES = ("{% if " + HAS_DATASET + " %}{% set d = value_json.dataset %}{{ {'queued_mb': d.queued_mb, "
                     "'sent_today': d.sent_today, 'dropped': d.dropped, 'paused': d.paused, "
                     "'last_error': d.last_error} | tojson }}{% else %}{}{% endif %}")
+
+
+# The endpoint calls go to (the status's ``endpoint``: "primary" or "fallback"); nothing for a
+# status without one (an older agent's, or an empty payload).
+ENDPOINT = ("{% if value_json is defined and value_json is mapping and value_json.endpoint is defined %}"
+            "{{ value_json.endpoint }}{% endif %}")
+# Its attributes: the status's ``fallback`` (EndpointsView.payload()) but its ``active`` (the state).
+ENDPOINT_ATTRIBUTES = ("{% if value_json is defined and value_json is mapping and value_json.fallback is defined "
+                       "and value_json.fallback is mapping %}{% set f = value_json.fallback %}{{ {'reason': f.reason, "
+                       "'since': f.since, 'calls': f.calls, 'failed': f.failed} | tojson }}{% else %}{}{% endif %}")
 
 
 def dataset_figure(field: str) -> str:
@@ -275,7 +291,18 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             "state_class": "measurement",
             "entity_category": "diagnostic",
         }))
-    status = topics.status(targets[0].name)  # every target's status carries the day's spend
+    status = topics.status(targets[0].name)  # every target's status carries the day's spend and the endpoint
+    if cfg.api.fallback is not None:  # which endpoint classifies: only worth a sensor with two of them
+        out.append((f"{prefix}/sensor/{node}/api_endpoint/config", {
+            **_common(cfg, topics, None, "api_endpoint", "sensor"),
+            "name": "API endpoint",
+            "icon": "mdi:server-network",
+            "state_topic": status,
+            "value_template": ENDPOINT,
+            "json_attributes_topic": status,
+            "json_attributes_template": ENDPOINT_ATTRIBUTES,
+            "entity_category": "diagnostic",
+        }))
     for key, name, field, icon in (("api_calls_today", "API calls today", "calls_today", "mdi:counter"),
                                    ("api_credits_today", "API credits today", "credits_today", "mdi:cash")):
         out.append((f"{prefix}/sensor/{node}/{key}/config", {

@@ -9,7 +9,13 @@ named ``<camera>-<view>``. /api/status lists every target as before and says wha
 is (``view_of``: its camera or None, ``view``: its own name or None, ``model``: the
 model it calls), so a client groups a camera's views; the page does. What is the
 camera's (its picture, health) is read once per camera: its views share its capture
-thread and health."""
+thread and health.
+
+A fallback endpoint (issue #22): ``api.endpoint`` says which endpoint calls go to, and
+``api.fallback`` describes the fallback as the status topic does (``active``, ``reason``,
+``since``, ``calls``, ``failed``) with its URL (redacted) and model; null without one.
+``api.url`` and ``api.model`` stay the primary's; ``api.status`` and ``last_error`` are the
+endpoint in use's."""
 
 from __future__ import annotations
 
@@ -53,6 +59,14 @@ def event_view(agent: "AgentView", event: "Event") -> dict[str, Any]:
              and collection.saved(event.camera, event.at))
     return {**event.payload(), "thumbnail": f"/api/events/{event.id}.jpg" if event.has_thumbnail else None,
             "saved_for_training": saved}
+
+
+def fallback_view(agent: "AgentView") -> dict[str, Any] | None:
+    """``api.fallback``: the fallback's URL (redacted), model and figures; None without one."""
+    fallback, shown = agent.endpoints.fallback, agent.endpoints.view().payload()
+    if fallback is None or shown is None:
+        return None
+    return {"url": agent.redact(fallback.api.url), "model": fallback.api.model, **shown}
 
 
 def camera_view(agent: "AgentView", cam: "CameraRuntime", now: float) -> dict[str, Any]:
@@ -110,6 +124,7 @@ def status_view(agent: "AgentView") -> dict[str, Any]:
         "version": __version__,
         "uptime_s": round(time.time() - agent.started_at, 1),
         "api": {"status": agent.guard.status, "model": agent.cfg.api.model, "url": agent.redact(agent.cfg.api.url),
+                "endpoint": str(agent.endpoints.active.name), "fallback": fallback_view(agent),
                 "last_error": agent.guard.last_error and agent.redact(agent.guard.last_error),
                 "latency_ms": {"median": _ms(percentile(all_latencies, 50)), "p95": _ms(percentile(all_latencies, 95)),
                                "count": len(all_latencies)},

@@ -49,6 +49,10 @@ ap.add_argument("--status-port", type=int, default=18080)
 ap.add_argument("--no-dataset", action="store_true", help="the agent's config without dataset.enabled (#20)")
 ap.add_argument("--expect-dataset-status", action="store_true",
                 help="the agent's status carries dataset (StatusTopic wired to the collection): check the sensors")
+ap.add_argument("--fallback", action="store_true",
+                help="#22: a second stand-in as api.fallback; the 'API endpoint' sensor follows the primary's outage "
+                     "(its stand-in stopped, then started again) and goes when the fallback leaves the config")
+ap.add_argument("--fallback-port", type=int, default=19002, help="the fallback stand-in's port (with --fallback)")
 args = ap.parse_args()
 
 OUT: Path = args.out.resolve()
@@ -189,6 +193,8 @@ def extra_entities_for(cams: dict[str, list[str]]) -> set[str]:
 
 
 DATASET = not args.no_dataset
+FALLBACK = args.fallback
+ENDPOINT_SENSOR = f"sensor.{NODE}_api_endpoint"  # #22, only while api.fallback is configured
 
 
 def dataset_entities_for(cams: dict[str, list[str]]) -> set[str]:
@@ -246,7 +252,7 @@ RIGHT = "    - name: right-door\n      region: [0.5, 0, 1, 1]\n      classes: [b
 
 
 def agent_config(path: Path, with_gone: bool, dataset: bool = DATASET, right_view: bool = True,
-                 yard_views: bool = False) -> None:
+                 yard_views: bool = False, fallback: bool = FALLBACK) -> None:
     """door, yard (with views a and b: the halves of its picture, when ``yard_views``), gone
     (``with_gone``) and garage, a camera with views left-door and right-door (``right_view``),
     the halves of one split clip, each classified on its own (#21)."""
@@ -256,6 +262,9 @@ def agent_config(path: Path, with_gone: bool, dataset: bool = DATASET, right_vie
     garage = (f"  - name: garage\n    source: {OUT}/clip_split.mp4\n    fps: 2\n    loop: true\n    views:\n"
               + LEFT + (RIGHT if right_view else ""))
     collect = (f"dataset:\n  enabled: true\n  url: http://127.0.0.1:{args.api_port}\n") if dataset else ""
+    # #22: switch after 1 s of silence, probe the primary every 1 s (2 s at most): a bounded check
+    second = (f"  fallback:\n    url: http://127.0.0.1:{args.fallback_port}\n    switch_after: 1\n    probe: 1\n"
+              "    probe_max: 2\n") if fallback else ""
     path.write_text(f"""device_id: {DEV}
 api:
   url: http://127.0.0.1:{args.api_port}
@@ -263,7 +272,7 @@ api:
   api_key: demo-key
   timeout: 5
   max_in_flight: 2
-mqtt:
+{second}mqtt:
   host: 127.0.0.1
   port: {args.mqtt_port}
 status:
@@ -513,6 +522,40 @@ class ViewsSeen:
               and all(len(xs) - got[v] <= 1 for v, xs in self.img.items()), json.dumps(self.img))
 
 
+def check_fallback(restart_primary, cams: dict[str, list[str]]) -> None:
+    """#22: the primary stand-in stopped (connection refused): the 'API endpoint' sensor says
+    fallback with its reason, the cameras' states go on (the fallback classifies); started
+    again: primary, within a probe or two."""
+    st = wait_states(lambda s: s.get(ENDPOINT_SENSOR, {}).get("state") == "primary", 20)
+    a = (st or {}).get(ENDPOINT_SENSOR, {}).get("attributes", {})
+    check("fallback: the 'API endpoint' sensor says primary, with the fallback's figures as attributes",
+          bool(st) and {"reason", "since", "calls", "failed"} <= a.keys() and a.get("reason") is None
+          and a.get("friendly_name") == f"edge-agent {DEV} API endpoint", json.dumps(a))
+    t = time.monotonic()
+    stop("standin", signal.SIGTERM)
+    st = wait_states(lambda s: s.get(ENDPOINT_SENSOR, {}).get("state") == "fallback", 20, 0.25)
+    a = (st or {}).get(ENDPOINT_SENSOR, {}).get("attributes", {})
+    check("fallback: the primary stopped, the sensor says fallback with reason unreachable and since",
+          bool(st) and a.get("reason") == "unreachable" and isinstance(a.get("since"), (int, float)),
+          f"after {time.monotonic() - t:.1f}s; {json.dumps(a)}")
+    with trace_lock:
+        before = {cam: len([1 for _, tp, _ in trace_events if tp == f"{PREFIX}/{cam}/result"]) for cam in cams}
+    time.sleep(4)
+    st = states()
+    with trace_lock:
+        after = {cam: len([1 for _, tp, _ in trace_events if tp == f"{PREFIX}/{cam}/result"]) for cam in cams}
+        last = [json.loads(p) for _, tp, p in trace_events if tp == f"{PREFIX}/door/result"][-1:]
+    check("fallback: results go on from the fallback and every camera's entities stay available",
+          all(after[c] > before[c] for c in cams) and last and last[0].get("endpoint") == "fallback"
+          and all_state(st, entities_for(cams), not_="unavailable"),
+          f"results {before} -> {after}; door's last endpoint {last and last[0].get('endpoint')}")
+    t = time.monotonic()
+    restart_primary()
+    st = wait_states(lambda s: s.get(ENDPOINT_SENSOR, {}).get("state") == "primary", 20, 0.25)
+    check("fallback: the primary back, the sensor says primary again", bool(st),
+          f"after {time.monotonic() - t:.1f}s")
+
+
 def main() -> None:
     global TOKEN
     py_ha = str(args.ha_venv / "bin" / "python")
@@ -556,25 +599,32 @@ def main() -> None:
           f"version {cfg.get('version')}, state {cfg.get('state')}")
     wait_for(lambda: ha("/api/config").get("state") == "RUNNING", 60, 1)
 
-    # stand-in API
-    start("standin", [sys.executable, str(args.agent_src / "tools" / "standin_api.py"), "--port", str(args.api_port),
-                      "--api-key", "demo-key", "--latency", "0.05"], "standin.log",
-          cwd=args.agent_src, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    wait_port(args.api_port)
+    # stand-in API (and, with --fallback, a second one as api.fallback)
+    def standin(name: str, port: int) -> None:
+        start(name, [sys.executable, str(args.agent_src / "tools" / "standin_api.py"), "--port", str(port),
+                     "--api-key", "demo-key", "--latency", "0.05"], f"{name}.log",
+              cwd=args.agent_src, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        wait_port(port)
+
+    standin("standin", args.api_port)
+    if FALLBACK:
+        standin("standin-fallback", args.fallback_port)
 
     views = {LEFT_VIEW: ["red", "green", "blue"], RIGHT_VIEW: ["blue", "red"]}  # garage's two views (#21)
     cams_a = {"door": ["red", "green", "blue"], "yard": ["green"], "gone": ["red"], **views}
     cams_b = {k: v for k, v in cams_a.items() if k not in ("gone", RIGHT_VIEW)}
     ids_a, ids_b = entities_for(cams_a), entities_for(cams_b)
     gone_ids, right_ids = entities_for({"gone": cams_a["gone"]}), entities_for({RIGHT_VIEW: views[RIGHT_VIEW]})
-    more_a = extra_entities_for(cams_a) | dataset_entities_for(cams_a)
-    more_b = extra_entities_for(cams_b) | dataset_entities_for(cams_b)
+    endpoint = {ENDPOINT_SENSOR} if FALLBACK else set()  # the agent's one "API endpoint" sensor (#22)
+    more_a = extra_entities_for(cams_a) | dataset_entities_for(cams_a) | endpoint
+    more_b = extra_entities_for(cams_b) | dataset_entities_for(cams_b) | endpoint
     gone_more = (extra_entities_for({"gone": []}) | dataset_entities_for({"gone": cams_a["gone"]})) - more_b
     right_more = (extra_entities_for({RIGHT_VIEW: []}) | dataset_entities_for({RIGHT_VIEW: views[RIGHT_VIEW]})) - more_b
     agent_config(OUT / "agent-a.yaml", with_gone=True)
     agent_config(OUT / "agent-b.yaml", with_gone=False, right_view=False)
     agent_config(OUT / "agent-c.yaml", with_gone=False, dataset=False, right_view=False)
-    agent_config(OUT / "agent-d.yaml", with_gone=False, dataset=False, right_view=False, yard_views=True)
+    agent_config(OUT / "agent-d.yaml", with_gone=False, dataset=False, right_view=False, yard_views=True,
+                 fallback=False)  # with --fallback: the fallback taken out of the config in phase D
 
     # ---- phase A: four cameras (one with two views), one of them without a source yet
     start("agent", [str(AGENT_BIN), "run", "-c", str(OUT / "agent-a.yaml")], "agent.log")
@@ -714,6 +764,8 @@ def main() -> None:
         left_seen.sample(states())
         time.sleep(0.7)
     left_seen.report("phase B, right-door removed", {LEFT_VIEW: {"red", "green"}})
+    if FALLBACK:
+        check_fallback(lambda: standin("standin", args.api_port), cams_b)
 
     # ---- HA restart while the agent runs
     time.sleep(3)
@@ -741,6 +793,10 @@ def main() -> None:
     came = wait_for(lambda: (OUT / "agent.log").read_text().count("Home Assistant came online") > agent_lines_before,
                     30)
     check("HA restart: the agent saw HA's birth message and republished discovery and state", bool(came))
+    if FALLBACK:
+        check("fallback: after HA's restart the 'API endpoint' sensor says primary (read from the retained status)",
+              st and st.get(ENDPOINT_SENSOR, {}).get("state") == "primary",
+              str(st and st.get(ENDPOINT_SENSOR, {}).get("state")))
     dump_states("after HA restart")
 
     # ---- SIGKILL: the broker publishes the last will
@@ -794,6 +850,11 @@ def main() -> None:
     reg = json.loads(template("{{ integration_entities('mqtt') | list | tojson }}"))
     check("views: the camera's own entities are gone from HA's entity registry too",
           not (yard_own & set(reg)), f"{sorted(yard_own & set(reg))}")
+    if FALLBACK:  # agent-d has no api.fallback: its sensor is cleared as any stale config of the agent's
+        st = wait_states(lambda s: ENDPOINT_SENSOR not in s, 20)
+        reg = json.loads(template("{{ integration_entities('mqtt') | list | tojson }}"))
+        check("fallback: taken out of the config, the 'API endpoint' sensor disappears from HA and its registry",
+              st is not None and ENDPOINT_SENSOR not in reg, f"registry has it: {ENDPOINT_SENSOR in reg}")
     dump_states("phase D: yard has views a and b")
     time.sleep(2)
     rc = stop("agent", signal.SIGTERM)
@@ -810,7 +871,9 @@ def main() -> None:
     (OUT / "ha_warnings.txt").write_text("\n".join(bad) + "\n")
     mqtt_lines = [ln for ln in logs.splitlines() if "homeassistant.components.mqtt" in ln
                   and re.search(r"\b(invalid|error|deprecat|not valid|Unable|failed)", ln, re.I)
-                  and "Received" not in ln and "Rendering incoming payload" not in ln]
+                  and "Received" not in ln and "Rendering incoming payload" not in ln
+                  # HA's echo of a discovery payload: any word of ours (the "failed" attribute of #22's sensor)
+                  and not re.search(r"Process (component )?discovery payload|Got update for entity with hash", ln)]
     (OUT / "ha_mqtt_problems.txt").write_text("\n".join(mqtt_lines) + "\n")
     check("HA log: no warning or error other than the venv's own (python version, --skip-pip)", not about,
           f"{len(about)} lines, e.g. {about[:3]}")
