@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from .config import Config
     from .endpoints import Endpoints
     from .collection_view import CollectionView
-    from .endpoints import Endpoints
     from .metrics import Metrics
     from .outputs.dispatch import OutputHealth
     from .sdnotify import Notifier
