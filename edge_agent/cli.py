@@ -25,11 +25,10 @@ import yaml
 from . import __version__, memory
 from .config import ApiConfig, Config, ConfigError, load_config, masked
 from .config.display import endpoint_lines
+from .imagefile import NotAnImage, load_image
 from .redact import Redactor
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .dataset.describe import Description
     from .dataset.upload import UploadError
 
@@ -226,23 +225,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     redactor = _setup(args.log_level, cfg)
-    import cv2
-
     from .classify import ApiError, ClassifyClient, new_session
-    from .encode import prepare
 
     endpoint = getattr(args, "endpoint", PRIMARY)
     if endpoint == FALLBACK and cfg.api.fallback is None:
         print("edge-agent: --endpoint fallback: the config has no api.fallback (give api.fallback: {url: ...})",
               file=sys.stderr)
         return EXIT_CONFIG
-    if not os.path.isfile(args.image):  # before OpenCV, which would print a warning of its own first
-        print(f"edge-agent: cannot read image {args.image!r}: no such file", file=sys.stderr)
+    try:
+        image, _ = load_image(args.image)  # bounded, as collect's: before cv2 is imported (its pixel cap)
+    except NotAnImage as exc:
+        print(f"edge-agent: cannot read image {args.image!r}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    image = cv2.imread(args.image, cv2.IMREAD_COLOR)
-    if image is None:
-        print(f"edge-agent: cannot read image {args.image!r}: not an image OpenCV can read", file=sys.stderr)
-        return EXIT_CONFIG
+    from .encode import prepare
+
     target = None
     if args.camera is not None:
         target, problem = _target(cfg, args.camera)
@@ -294,65 +290,6 @@ def _target(cfg: Config, spec: str) -> tuple[Any, str]:
 
 # -- collect: one image into the dataset ------------------------------------------------------
 
-MAX_IMAGE_FILE = 64 * 1024 * 1024  # bytes of an image file ``collect`` reads (a phone's 50-Mpx JPEG: ~20 MB)
-MAX_IMAGE_PIXELS = 100_000_000  # OpenCV refuses to decode more (a small PNG can claim 400 Mpx: 1.2 GB)
-
-
-class _NotAnImage(Exception):
-    """The file cannot be read as an image: the message says why (no path in it)."""
-
-
-def _read_image_file(path: str, limit: int = MAX_IMAGE_FILE) -> tuple[bytes, float]:
-    """A regular file's bytes, at most ``limit``, and its mtime: never opens a FIFO or
-    a device (a FIFO would block, /dev/zero never ends), never reads more than ``limit + 1``."""
-    import stat
-
-    try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise _NotAnImage("not a regular file")
-        if st.st_size > limit:
-            raise _NotAnImage(f"larger than {limit // (1024 * 1024)} MiB ({st.st_size} bytes)")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
-    except FileNotFoundError:
-        raise _NotAnImage("no such file") from None
-    except OSError as exc:
-        raise _NotAnImage(exc.strerror or type(exc).__name__) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):  # swapped for something else since the stat
-            raise _NotAnImage("not a regular file")
-        chunks, size = [], 0
-        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise _NotAnImage(exc.strerror or type(exc).__name__) from None
-    finally:
-        os.close(fd)
-    if size > limit:
-        raise _NotAnImage(f"larger than {limit // (1024 * 1024)} MiB")
-    return b"".join(chunks), st.st_mtime
-
-
-def _decode_image(data: bytes) -> "np.ndarray":
-    """BGR pixels of an image file's bytes (``OPENCV_IO_MAX_IMAGE_PIXELS`` set before cv2's import)."""
-    import cv2
-    import numpy as np
-
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error as exc:
-        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
-            cap = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
-            megapixels = f"{int(cap) / 1e6:g}" if cap.isdigit() else cap
-            raise _NotAnImage(f"more than {megapixels} megapixels") from None
-        raise _NotAnImage("not an image OpenCV can read") from None
-    if image is None:
-        raise _NotAnImage("not an image OpenCV can read")
-    return image
-
-
 def _collect_error(err: "UploadError", cfg: Config, *, annotating: bool) -> str:
     """One line naming what to fix: the key (401/403), the project (404), else what happened."""
     from .dataset.upload import UploadErrorKind
@@ -373,9 +310,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     """One image into the dataset, unlabelled or with a person's label: what the
     agent uploads for an on-demand request, from a file. It is the first thing to
     run to check the dataset's key and project, so it works with dataset.enabled false."""
-    # Before cv2 is imported (OpenCV reads it once, when it loads): a small file must
-    # not make it decode a huge picture.
-    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+    # Before cv2 is imported (OpenCV reads it once, when it loads; load_image sets its pixel cap).
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # libjpeg's warnings are not ours to print
     cfg = _load(args.config)
     redactor = _setup(args.log_level, cfg)
@@ -398,9 +333,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
     try:
-        data, captured_at = _read_image_file(args.image)
-        image = _decode_image(data)
-    except _NotAnImage as exc:
+        image, captured_at = load_image(args.image)
+    except NotAnImage as exc:
         print(f"edge-agent: cannot read image {args.image!r}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     from .dataset.describe import describe

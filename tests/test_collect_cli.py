@@ -196,13 +196,14 @@ def test_what_is_not_an_image_exits_2_before_anything_is_sent(tmp_path, api):
         ("fifo", "not a regular file"),
         (".", "not a regular file"),
     ]
-    for name, why in cases:
-        path = str(tmp_path / name)
-        r, took = cli_capped("collect", "-c", conf, path)
-        assert r.returncode == 2, (name, r.stderr[-2000:])
-        assert r.stderr == f"edge-agent: cannot read image {path!r}: {why}\n", r.stderr[-2000:]
-        assert took < 10, name
-    assert api.dataset.log() == []
+    for command in ("collect", "classify"):  # classify reads a file as collect does (imagefile.py)
+        for name, why in cases:
+            path = str(tmp_path / name)
+            r, took = cli_capped(command, "-c", conf, path)
+            assert r.returncode == 2, (command, name, r.stderr[-2000:])
+            assert r.stderr == f"edge-agent: cannot read image {path!r}: {why}\n", r.stderr[-2000:]
+            assert took < 10, name
+    assert api.dataset.log() == [] and api.requests() == []
 
 
 def test_bad_arguments_and_a_missing_key_exit_2(tmp_path, api):
