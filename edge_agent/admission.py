@@ -3,26 +3,29 @@
 Every API call costs money and CPU, so a frame passes three doors, all in the
 camera's capture thread, and each refusal is counted where it is shown:
 
-1. ``open(now)``, at every grabbed frame, cheap: not paused or stopping, the
+1. ``open(now)``, at every grabbed frame, cheap: not paused or stopping, and the
    camera's rate is due (``fps`` is a ceiling: the rate at which the gate
-   *looks*), the API is not backing off, the day's budget is not spent, and one
-   of the shared in-flight places is free. It hands out a :class:`Slot`.
+   *looks*). It hands out a :class:`Slot`: one of the shared in-flight places,
+   when the API is not backing off and the day's budget is not spent; else a
+   look only (``Slot.skipped``: why no call could go), so that a check the gate
+   would want is marked as missed (``checking.Why``: the state goes stale after
+   ``decide.stale_after``, with the reason) instead of going unseen.
 2. ``decide(slot, thumb, now)``, after the frame is decoded and before it is
    encoded: the change gate (``change/``: the look's luma and chroma
    thumbnails, and ``now`` for the light's history) and the budget's pacing. Why
    call? Someone asked (``ON_DEMAND``); the picture changed since the last
    classified frame, in brightness or colour, or the whole picture's light
    stepped (lights on or off, IR mode, a covered lens), or there is no classified
-   frame yet (``CHANGE``); the decision is still waiting for
-   confirming results (``CONFIRM``: the gate lets them through, at most
-   ``MAX_CONFIRM`` per still picture); or nothing was classified for
-   ``heartbeat`` seconds (``HEARTBEAT``). No reason, or the budget says not yet:
-   the slot is released and the frame skipped.
+   frame yet (``CHANGE``); the decision is being checked after a change
+   (``CONFIRM``: until the votes since the change agree, at most
+   ``checking.MAX_CONFIRM`` calls, then re-checks on a backoff, see checking.py);
+   or nothing was classified for ``heartbeat`` seconds (``HEARTBEAT``). No
+   reason, or the budget says not yet: the slot is released and the frame skipped.
    With a fallback endpoint (``api.fallback``, ``failover.py``) the slot also says
    where the call goes: while calls go to the fallback, or the day's budget is
    spent (or paced) and ``when`` lists ``budget``, it goes there without a
-   reservation (the budget counts the primary only); a probe of the primary (``PROBE``, asked
-   for by the loop) goes to the primary with one.
+   reservation (the budget counts the primary only); a probe of the primary
+   (``PROBE``, asked for by the loop) goes to the primary with one.
 3. The slot travels with the frame; when the reply is in (or the request
    failed), ``slot.finish()`` settles the budget and frees the in-flight place.
 
@@ -41,13 +44,12 @@ import numpy as np
 
 from .budget import Budget, Priority, Reservation
 from .change import ChangeDetector, Thumb, Verdict
+from .checking import Checking, Outcome, Why
 from .config import CameraConfig
 from .failover import Endpoint
 from .rate import RateGate
 
 log = logging.getLogger(__name__)
-
-MAX_CONFIRM = 8  # confirming calls on a picture that no longer changes, before the gate gives up on it
 
 
 class FallbackDoor(Protocol):
@@ -90,12 +92,16 @@ class InFlight:
 class Slot:
     """One in-flight place and, once decided, one budget reservation."""
 
-    __slots__ = ("_admission", "_lock", "_released", "reason", "reservation", "picture_changed", "endpoint")
+    __slots__ = ("_admission", "_lock", "_released", "reason", "reservation", "picture_changed", "endpoint",
+                 "skipped")
 
-    def __init__(self, admission: "Admission"):
+    def __init__(self, admission: "Admission", skipped: Why | None = None):
         self._admission = admission
         self._lock = threading.Lock()
         self._released = False
+        # A look only: no call can go now (why), but the gate looks so that a check it
+        # would want is marked as missed. It holds no in-flight place.
+        self.skipped = skipped
         self.reason: Priority | None = None
         self.reservation: Reservation | None = None
         self.picture_changed = False  # the change gate saw this frame differ from the last classified one
@@ -115,7 +121,8 @@ class Slot:
             # Decided but never sent (the frame would not encode, or the agent is stopping).
             self._admission.budget.settle(self.reservation, None, reached=False)
             self.reservation = None
-        self._admission.inflight.release()
+        if self.skipped is None:
+            self._admission.inflight.release()
         return True
 
     def bill(self, *, credits: float | None, reached: bool) -> None:
@@ -133,7 +140,8 @@ class Slot:
                 return
             self._released = True
         self.bill(credits=credits, reached=reached)
-        self._admission.inflight.release()
+        if self.skipped is None:
+            self._admission.inflight.release()
 
 
 class Admission:
@@ -155,13 +163,11 @@ class Admission:
         # Set from the event loop, read by the capture thread.
         self._paused = False
         self._closed = False
-        self.unsettled = False  # the decision waits for confirming results (see note_result)
-        self._agreeing = 0  # results in a row since the last change that agreed with the state
+        self.checking = Checking(cfg.change.heartbeat)  # after a change: until the votes agree (checking.py)
         self._now_wanted = threading.Event()  # classify on demand
         self._probe_wanted = threading.Event()  # the loop asks for a probe of the primary (failover.py)
         self._forget = False  # the reference's result never came: look afresh
         # Capture thread only.
-        self._confirms = 0
         self.last_call: float | None = None  # monotonic
         # Counters (written by the capture thread, read by anyone).
         self.unchanged = 0  # looked, and the picture had not changed: no call
@@ -169,9 +175,10 @@ class Admission:
         self.calls: Counter[str] = Counter()  # calls by reason
         self.last_change_at: float | None = None  # epoch s of the last frame the gate saw change
         # A call that was needed could not be made or failed (monotonic; None: all checks
-        # succeeded since). Set here when the budget refuses, through mark_unchecked() when
-        # a call fails.
+        # succeeded since), and why (the newest reason). Set here when a look the gate
+        # wanted a call for could not have one, through mark_unchecked() when a call fails.
         self.unchecked_since: float | None = None
+        self.unchecked_why: Why | None = None
 
     # -- the event loop's side ---------------------------------------------------
 
@@ -184,8 +191,10 @@ class Admission:
         return self._closed
 
     def pause(self) -> None:
-        """``set/enabled`` off: no frame is taken until resumed."""
+        """``set/enabled`` off: no frame is taken until resumed, so the state is not
+        checked (stale after ``stale_after``, as any check skipped)."""
         self._paused = True
+        self.mark_unchecked(time.monotonic(), Why.PAUSED)
 
     def resume(self) -> None:
         """``set/enabled`` on: the picture may have changed while paused, so the next look
@@ -197,14 +206,18 @@ class Admission:
         """The agent stops: no new frame is taken (for good)."""
         self._closed = True
 
-    def mark_unchecked(self, now: float) -> None:
-        """A check that was needed failed at ``now`` (monotonic); kept from its first failure."""
+    def mark_unchecked(self, now: float, why: Why) -> None:
+        """A check that was needed failed or was skipped at ``now`` (time.monotonic(), the
+        watchdog's clock, whatever clock the gate runs on); kept from its first miss, with
+        the newest reason."""
         if self.unchecked_since is None:
             self.unchecked_since = now
+        self.unchecked_why = why
 
     def mark_checked(self) -> None:
         """A result came in: the state is checked."""
         self.unchecked_since = None
+        self.unchecked_why = None
 
     def classify_now(self) -> None:
         """The next grabbed frame is classified, past the rate and the gate (not the budget)."""
@@ -219,17 +232,19 @@ class Admission:
         """A call failed, or classification resumed: the next look counts as a change."""
         self._forget = True
 
-    def note_result(self, agrees: bool, decided: bool = False) -> None:
-        """After each result: did it agree with the decided state (or decide a new one)?
-        After a change the gate keeps calling until ``decide.confirm`` results in a row
-        agree: one result that happens to match the old state (a model's mistake) must
-        not end the checking. A result that decides a new state settles it: enough
-        results agreed for that already."""
-        if decided:
-            self._agreeing = self.cfg.decide.confirm
-        else:
-            self._agreeing = self._agreeing + 1 if agrees else 0
-        self.unsettled = self._agreeing < self.cfg.decide.confirm
+    def note_result(self, settled: bool, now: float, *, disagreed: bool = False) -> Outcome:
+        """After each result: is the decision settled (the votes since the change agree)?
+        ``disagreed``: a result not asked for by the gate's checking (on demand, a
+        heartbeat) named another class than the state: it starts checking, as a change
+        the gate saw does."""
+        if disagreed:
+            self.checking.start()
+        return self.checking.result(settled, now)
+
+    @property
+    def unsettled(self) -> bool:
+        """The gate is checking a change (confirming calls wanted)."""
+        return self.checking.active
 
     def set_fps(self, fps: float) -> None:
         self.rate.set_fps(fps)
@@ -241,20 +256,28 @@ class Admission:
     # -- the capture thread's side -------------------------------------------------
 
     def open(self, now: float) -> Slot | None:
-        """Door 1, at every grabbed frame: may this frame be looked at?"""
+        """Door 1, at every grabbed frame: may this frame be looked at? When no call could
+        go now (the API backing off, the budget spent, every place taken) a due look is
+        still taken, as a look only: the gate says whether a check was missed."""
         if self.closed or self.paused:
             return None
         probe = self._probe_wanted.is_set()  # the primary's: the loop asked when it may be tried
         wanted = self._now_wanted.is_set() or probe
-        if not (wanted or self.rate.due(now)) or not (probe or self._api_ready(now)):
+        if not (wanted or self.rate.due(now)):
             return None
-        if self.budget.exhausted() and not (self.fallback is not None and
-                                            (self.fallback.takes_all() or self.fallback.takes_spent())):
-            return None
-        if not self.inflight.try_acquire():
-            return None
+        skipped = None
+        if not (probe or self._api_ready(now)):
+            skipped = Why.API
+        elif self.budget.exhausted() and not (self.fallback is not None and
+                                              (self.fallback.takes_all() or self.fallback.takes_spent())):
+            skipped = Why.BUDGET
+        elif not self.inflight.try_acquire():
+            skipped = Why.BUSY
         self.rate.take(now)
-        return Slot(self)
+        if skipped is not None and not self.gate_on:
+            self.mark_unchecked(time.monotonic(), skipped)  # no gate: every look is a check, and this one is missed
+            return None
+        return Slot(self, skipped)
 
     def needs_thumbnail(self) -> bool:
         return self.gate_on and not self._now_wanted.is_set() and not self._probe_wanted.is_set()
@@ -263,6 +286,11 @@ class Admission:
         """Door 2, after decoding: call the API for this frame? If not, the slot is released.
         ``thumb``: the gate's thumbnails of the frame (``change.thumbnails``; a bare
         greyscale one is compared on brightness alone), None when not asked for."""
+        if slot.skipped is not None:  # a look only: would the gate have called?
+            if self._wanted(thumb, now):
+                self.mark_unchecked(time.monotonic(), slot.skipped)
+            slot.release()
+            return False
         reason, changed = self._reason(thumb, now, wall)
         if reason is None:
             self.unchanged += 1
@@ -271,7 +299,7 @@ class Admission:
         endpoint, reservation = self._where(reason)
         if endpoint is None:
             self.deferred += 1
-            self.mark_unchecked(time.monotonic())
+            self.mark_unchecked(time.monotonic(), Why.BUDGET)
             if reason is Priority.ON_DEMAND:
                 self._now_wanted.clear()  # refused (spent): not retried frame after frame
             elif reason is Priority.PROBE:
@@ -282,6 +310,8 @@ class Admission:
             self._now_wanted.clear()
         elif reason is Priority.PROBE:
             self._probe_wanted.clear()
+        if reason is Priority.CONFIRM:
+            self.checking.took(now)
         slot.reason, slot.reservation, slot.endpoint = reason, reservation, endpoint
         slot.picture_changed = changed
         if thumb is not None:
@@ -306,6 +336,17 @@ class Admission:
             return Endpoint.FALLBACK, None  # spent, or paced (what is left must last the day)
         return None, None
 
+    def _wanted(self, thumb: Thumb | np.ndarray | None, now: float) -> bool:
+        """A look only (no call could go): would the gate have called? The reference is
+        left as it is, so a change stays a change until it is classified."""
+        if self._now_wanted.is_set() or thumb is None or self.checking.wants(now):
+            return True
+        if self._forget:
+            return True
+        if self.detector.look(thumb, now).changed:
+            return True
+        return self.heartbeat > 0 and (self.last_call is None or now - self.last_call >= self.heartbeat)
+
     def _reason(self, thumb: Thumb | np.ndarray | None, now: float,
                 wall: float | None) -> tuple[Priority | None, bool]:
         """Why call, and whether the gate saw the picture change (evidence the decision uses)."""
@@ -322,12 +363,10 @@ class Admission:
         if verdict is Verdict.STEP:
             log.debug("%s: the whole picture's light stepped (%s)", self.cfg.name, self.detector.light())
         if verdict.changed:
-            self._confirms = 0
-            self._agreeing = 0
+            self.checking.start()
             self.last_change_at = wall if wall is not None else time.time()
             return Priority.CHANGE, True
-        if self.unsettled and self._confirms < MAX_CONFIRM:
-            self._confirms += 1
+        if self.checking.wants(now):
             return Priority.CONFIRM, False
         if self.heartbeat > 0 and (self.last_call is None or now - self.last_call >= self.heartbeat):
             return Priority.HEARTBEAT, False

@@ -12,6 +12,7 @@ import numpy as np
 from .annotate import annotate, label_for
 from .admission import Admission
 from .capture import CaptureWorker
+from .checking import Why
 from .config import CameraConfig
 from .decide import Debouncer
 from .episode import Episode
@@ -94,6 +95,7 @@ class CameraRuntime:
     results: CameraResults = field(default_factory=CameraResults)
     figures: CameraFigures = field(default_factory=CameraFigures)
     stale_since: float | None = None  # epoch s: the state is marked stale (a needed check failing since)
+    stale_reason: Why | None = None  # why (checking.Why): the API, the budget, busy, paused, unsettled
     previous_class: str | None = None  # the last event's class (for events that could not be stored)
     order_tail: asyncio.Future[None] | None = None  # the newest frame in flight (results apply in order)
     last_status: StatusMessage | None = None
@@ -122,7 +124,7 @@ class CameraRuntime:
         assert self.debouncer.state is not None
         latest = self.results.latest
         return StateMessage(self.debouncer.state, latest.result.predictions if latest else None,
-                            self.stale_since)
+                            self.stale_since, None if self.stale_reason is None else str(self.stale_reason))
 
     def counters(self) -> dict[str, int]:
         """This camera's (or view's) counts; frames captured are the camera's, shared by its views."""

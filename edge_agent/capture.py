@@ -461,4 +461,6 @@ class CaptureWorker:
                     thumb = thumbnails(data, tap.cfg.region, self._scratch)
             if tap.admission.decide(slot, thumb, now, captured_at):
                 calls.append((tap, slot))
+            elif slot.skipped is not None:
+                tap.frames_dropped += 1  # a look only (backoff, budget, every place taken): not sent
         return calls

@@ -11,8 +11,11 @@ retained state is what automations act on. So a new class must win twice:
 
 Staying needs nothing: that asymmetry is the hysteresis. With the change gate
 on there is a faster path: when the gate saw the picture change, the picture
-is evidence of its own, and ``confirm`` agreeing results since that change
-decide (a change costs two results, not four). A class change on a picture the
+is evidence of its own, and ``confirm`` agreeing results on the new picture as
+it stayed (looks after the change the gate found unchanged) decide: a flicker
+of a look or two (a coat passing) decides nothing. A state so decided is still
+checked until it wins the votes (:attr:`Debouncer.settled`), and a fast mistake
+is undone as any other state is. A class change on a picture the
 gate calls still (a model flip-flopping, the mistake this guards against) still
 needs ``votes`` of ``window``. With the defaults
 (confirm 2, 4 of 5) a single mistake, or two mistakes of the same class close
@@ -65,6 +68,8 @@ class Debouncer:
         self._run = 0
         self._run_start = 0.0
         self._since_change: int | None = None  # results since the gate last saw the picture change
+        self._since_check: int | None = None  # results since the check began (see _settle)
+        self.settled = False  # the decided state holds the votes since the check began
         self._before: tuple[str, float] | None = None  # (class, since) decided before a restart
 
     def remember(self, cls: str, since: float) -> None:
@@ -84,13 +89,39 @@ class Debouncer:
         cls = self._window[-1][0]
         return cls is not None and (self.state is None or cls != self.state.cls)
 
+    def _settle(self) -> bool:
+        """Is the decided state held on evidence as strong as the votes ask for? Of the
+        results since the check began (the first change the gate saw after the last
+        settled decision; more changes before it settles add to the same check), at most
+        the newest ``window``, at least ``votes`` name it. Until then the gate keeps
+        checking: a state the fast path decided on two results (two mistakes, now and
+        then) must still win the votes, and a change back decides as any other."""
+        if self.state is None or not self._window:
+            return False
+        recent = list(self._window)
+        if self._since_check is not None:
+            recent = recent[-(self._since_check + 1):]
+        return sum(1 for c, _, _ in recent if c == self.state.cls) >= min(self.cfg.votes, self.cfg.window)
+
     def feed(self, cls: str, confidence: float, captured_at: float, picture_changed: bool = False) -> State | None:
         """Apply one result; return the new state if it changed, else None. ``picture_changed``:
         the change gate saw this frame differ from the last classified one."""
         if picture_changed:
             self._since_change = 0
-        elif self._since_change is not None:
-            self._since_change += 1
+            if self.settled or self._since_check is None:
+                self._since_check = 0  # a new check; a change during a check adds to it
+            else:
+                self._since_check += 1
+        else:
+            if self._since_change is not None:
+                self._since_change += 1
+            if self._since_check is not None:
+                self._since_check += 1
+        state = self._feed(cls, confidence, captured_at)
+        self.settled = self._settle()
+        return state
+
+    def _feed(self, cls: str, confidence: float, captured_at: float) -> State | None:
         confident = confidence >= self.cfg.min_confidence
         self._window.append((cls if confident else None, confidence, captured_at))
         if not confident:
@@ -103,10 +134,11 @@ class Debouncer:
         if self.state is not None and cls == self.state.cls:
             return None
         voters = [(conf, at) for c, conf, at in self._window if c == cls]
-        # The newest `confirm` results (the run) all came at or after a picture change the gate
-        # saw, within a window of it: the new picture itself agrees.
-        seen_change = self._since_change is not None and \
-            self.cfg.confirm <= self._since_change + 1 <= max(self.cfg.window, self.cfg.confirm)
+        # The newest `confirm` results (the run) all came after a picture change the gate saw,
+        # on the new picture as it stayed (looks the gate found unchanged since), within a
+        # window of it: the new picture itself agrees, and it is no flicker.
+        seen_change = self._since_change is not None and self._run <= self._since_change + 1 and \
+            self.cfg.confirm <= self._since_change <= max(self.cfg.window, self.cfg.confirm)
         if self._run < self.cfg.confirm or (len(voters) < min(self.cfg.votes, self.cfg.window)
                                             and not seen_change):
             return None

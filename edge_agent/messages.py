@@ -52,11 +52,13 @@ class ResultMessage:
 
 
 def state_payload(state: State, predictions: tuple[Prediction, ...] | None = None,
-                  stale_since: float | None = None) -> bytes:
-    """``{"class", "confidence", "since", "votes", "stale", "stale_since"}``, plus
-    ``predictions`` (of the newest result) when given. ``votes``: what decided it
+                  stale_since: float | None = None, stale_reason: str | None = None) -> bytes:
+    """``{"class", "confidence", "since", "votes", "stale", "stale_since", "stale_reason"}``,
+    plus ``predictions`` (of the newest result) when given. ``votes``: what decided it
     (``{"for": 4, "of": 5, "confidences": [...]}``); ``stale``: a check that was
-    needed has failed since ``stale_since`` (the API failing or the budget spent)."""
+    needed has failed or been skipped since ``stale_since``, for ``stale_reason``
+    (``api``, ``budget``, ``busy``, ``paused``; ``unsettled``: the results after a change
+    did not agree on it, checking.py)."""
     body: dict[str, Any] = {"class": state.cls, "confidence": round(state.confidence, 6),
                             "since": round(state.since, 3)}
     if predictions is not None:
@@ -65,6 +67,7 @@ def state_payload(state: State, predictions: tuple[Prediction, ...] | None = Non
         body["votes"] = {"for": state.votes, "of": state.window, "confidences": list(state.confidences)}
     body["stale"] = stale_since is not None
     body["stale_since"] = None if stale_since is None else round(stale_since, 3)
+    body["stale_reason"] = stale_reason if stale_since is not None else None
     return _json(body)
 
 
@@ -75,9 +78,10 @@ class StateMessage:
     state: State
     predictions: tuple[Prediction, ...] | None = None  # the newest result's
     stale_since: float | None = None
+    stale_reason: str | None = None  # checking.Why's word
 
     def payload(self) -> bytes:
-        return state_payload(self.state, self.predictions, self.stale_since)
+        return state_payload(self.state, self.predictions, self.stale_since, self.stale_reason)
 
 
 MAX_CLASS = 200  # characters of a class name read back from the broker

@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 from .budget import Budget
 from .capture import CameraEvent
+from .checking import Why
 from .health import assess
 from .outputs.dispatch import Dispatcher
 from .redact import Redactor
 from .report import summary_line
 from .status_topic import StatusTopic
+
+STALE_WORDS = {Why.BUDGET: "API budget spent or pacing", Why.BUSY: "every request place taken",
+               Why.PAUSED: "classification paused", Why.UNSETTLED: "the results do not agree"}
 
 if TYPE_CHECKING:
     from .camera import CameraRuntime
@@ -118,7 +122,9 @@ class CameraWatch:
         if since is None or cam.stale_since is not None or now - since < cam.cfg.decide.stale_after:
             return
         cam.stale_since = time.time() - (now - since)
+        why = cam.admission.unchecked_why
+        cam.stale_reason = why
         log.warning("%s: the state could not be checked for %.0f s (%s): marked stale", cam.name, now - since,
-                    "API budget spent" if self.budget.exhausted() else (cam.health.last_error or "API failing"))
+                    STALE_WORDS.get(why, "") if why is not Why.API else (cam.health.last_error or "API failing"))
         if cam.debouncer.state is not None:
             self.outputs.state(cam.name, cam.state_message())

@@ -6,7 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge_agent.admission import MAX_CONFIRM, Admission, InFlight
+from edge_agent.admission import Admission, InFlight
+from edge_agent.checking import MAX_CONFIRM, Outcome, Why
 from edge_agent.budget import Budget
 from edge_agent.change import thumbnail, thumbnails
 from edge_agent.config import BudgetConfig, CameraConfig, ChangeConfig
@@ -23,15 +24,19 @@ def admission(*, fps: float = 2, inflight: int = 2, gate: bool = True, heartbeat
     return Admission(cfg, inflight=InFlight(inflight), budget=Budget(budget), api_ready=ready)
 
 
-def look(a: Admission, frame: np.ndarray, now: float) -> str | None:
+def look(a: Admission, frame: np.ndarray, now: float, settle: bool = True) -> str | None:
     """One grabbed frame through both doors, as the capture thread does it (luma and
-    chroma thumbnails); the reason of the call, or None."""
+    chroma thumbnails); the reason of the call, or None. ``settle``: the call's result
+    settles the decision at once (a model that agrees with itself); False: no result
+    is fed back (the test does it)."""
     slot = a.open(now)
     if slot is None:
         return None
     if not a.decide(slot, thumbnails(frame) if a.needs_thumbnail() else None, now):
         return None
     slot.finish(credits=None, reached=True)
+    if settle:
+        a.note_result(settled=True, now=now)
     return slot.reason.name.lower() if slot.reason is not None else None
 
 
@@ -39,14 +44,16 @@ def test_a_slot_is_released_exactly_once_whoever_releases_it():
     a = admission(inflight=1)
     slot = a.open(0.0)
     assert slot is not None and a.inflight.count == 1
-    assert a.open(0.6) is None  # the only place is taken
+    busy = a.open(0.6)  # the only place is taken: a look only, holding no place
+    assert busy is not None and busy.skipped is Why.BUSY and a.inflight.count == 1
+    assert busy.release() and a.inflight.count == 1
     assert a.decide(slot, thumbnail(STILL), 0.0)
     assert a.budget.view().calls == 1
     slot.finish(credits=0.0002, reached=True)
     assert slot.release() is False  # too late: already released by finish()
     slot.finish(credits=0.0002, reached=True)
     assert a.inflight.count == 0 and a.budget.view().credits == 0.0002  # settled once
-    again = a.open(1.0)
+    again = a.open(1.2)
     assert again is not None and again.release() and not again.release()
     assert a.inflight.count == 0
 
@@ -59,25 +66,51 @@ def test_a_decided_frame_that_is_never_sent_gives_its_call_back():
     assert a.budget.view().calls == 0 and a.inflight.count == 0
 
 
-def test_the_gate_calls_on_change_confirms_then_stops():
+def test_the_gate_checks_after_a_change_until_settled_then_stops():
     a = admission()
-    assert look(a, STILL, 0.0) == "change"  # nothing classified yet
-    assert look(a, STILL, 0.5) is None  # still
-    a.unsettled = True  # the decision waits for a confirming result
-    assert look(a, STILL, 1.0) == "confirm"
-    a.unsettled = False
-    assert look(a, STILL, 1.5) is None
-    assert look(a, MOVED, 2.0) == "change"
-    assert look(a, MOVED, 2.5) is None
-    assert a.unchanged == 3 and dict(a.calls) == {"change": 2, "confirm": 1}
+    assert look(a, STILL, settle=False, now=0.0) == "change"  # nothing classified yet: a check begins
+    assert look(a, STILL, settle=False, now=0.5) == "confirm"
+    a.note_result(settled=False, now=0.6)  # a result that names the old state does not end it
+    assert look(a, STILL, settle=False, now=1.0) == "confirm"
+    a.note_result(settled=True, now=1.1)  # the votes since the change agree
+    assert look(a, STILL, settle=False, now=1.5) is None
+    assert look(a, MOVED, settle=False, now=2.0) == "change"
+    a.note_result(settled=True, now=2.1)
+    assert look(a, MOVED, settle=False, now=2.5) is None
+    assert a.unchanged == 2 and dict(a.calls) == {"change": 2, "confirm": 2}
 
 
-def test_confirming_calls_on_a_still_picture_are_bounded():
+def test_checking_that_never_settles_gives_up_then_rechecks_on_a_backoff():
+    a = admission(heartbeat=600)
+    look(a, STILL, settle=False, now=0.0)  # a change: a model that never agrees with itself from here
+    reasons = [look(a, STILL, settle=False, now=0.5 * i) for i in range(1, MAX_CONFIRM + 6)]
+    assert reasons.count("confirm") == MAX_CONFIRM and reasons[MAX_CONFIRM:] == [None] * 5
+    assert a.note_result(settled=False, now=10.0) is Outcome.GAVE_UP  # stale now (the stage marks it)
+    rechecks = []
+    t = 10.0
+    while t < 700 and len(rechecks) < 8:
+        t += 0.5
+        if look(a, STILL, settle=False, now=t) == "confirm":
+            rechecks.append(t)
+            assert a.note_result(settled=False, now=t) is Outcome.CHECKING
+    gaps = [b - a_ for a_, b in zip([10.0] + rechecks, rechecks)]
+    assert 2.5 <= gaps[0] <= 5.5 and gaps[-1] > 4 * gaps[0]  # seconds at first, then longer
+    assert all(g <= 600.5 for g in gaps)  # never longer than the heartbeat
+    assert a.note_result(settled=True, now=t + 1) is Outcome.SETTLED
+    assert look(a, STILL, settle=False, now=t + 1e4) == "heartbeat"  # settled: no re-checks, the heartbeat as ever
+
+
+def test_a_disagreeing_result_on_demand_starts_checking_as_a_change_does():
     a = admission()
-    look(a, STILL, 0.0)
-    a.unsettled = True  # a model that never agrees with itself
-    reasons = [look(a, STILL, 0.5 * i) for i in range(1, 20)]
-    assert reasons.count("confirm") == MAX_CONFIRM and reasons[MAX_CONFIRM:] == [None] * (19 - MAX_CONFIRM)
+    look(a, STILL, settle=False, now=0.0)
+    for i in range(1, MAX_CONFIRM + 3):
+        look(a, STILL, settle=False, now=0.5 * i)
+    a.note_result(settled=True, now=20.0)
+    assert look(a, STILL, settle=False, now=20.5) is None  # the confirming calls are spent and the decision settled
+    a.classify_now()
+    assert look(a, STILL, settle=False, now=20.6) == "on_demand"
+    a.note_result(settled=False, now=20.7, disagreed=True)  # it named another class
+    assert look(a, STILL, settle=False, now=21.6) == "confirm"  # checked as a change the gate saw
 
 
 def test_the_rate_is_a_ceiling_on_looks_and_calls():
@@ -123,29 +156,42 @@ def test_paused_backing_off_or_closed_takes_nothing():
 def test_resuming_looks_afresh_and_a_failed_check_is_kept_from_its_first_failure():
     a = admission()
     assert look(a, STILL, 0.0) == "change"
-    a.note_result(agrees=True, decided=True)
+    a.note_result(settled=True, now=0.1)
     assert look(a, STILL, 1.0) is None  # nothing changed
     a.pause()
     a.resume()  # the picture may have changed while paused
     assert look(a, STILL, 2.0) == "change"
-    a.mark_unchecked(5.0)
-    a.mark_unchecked(6.0)
-    assert a.unchecked_since == 5.0
     a.mark_checked()
-    assert a.unchecked_since is None
+    a.mark_unchecked(5.0, Why.API)
+    a.mark_unchecked(6.0, Why.BUDGET)
+    assert a.unchecked_since == 5.0 and a.unchecked_why is Why.BUDGET  # from the first miss, the newest why
+    a.mark_checked()
+    assert a.unchecked_since is None and a.unchecked_why is None
 
 
-def test_after_a_change_the_gate_wants_confirm_agreeing_results_in_a_row():
-    """A mistake that happens to name the old state must not end the checking."""
-    a = admission()
+def test_a_check_the_gate_wants_but_cannot_make_is_marked_missed_with_why():
+    """The API backing off, the budget spent, every place taken, paused: the gate still
+    looks, and a change it would call for marks the state unchecked (stale later)."""
+    ready = {"ok": True}
+    a = admission(ready=lambda now: ready["ok"], inflight=1)
     assert look(a, STILL, 0.0) == "change"
-    a.note_result(agrees=True)  # the model said the old state: could be a mistake
-    assert look(a, STILL, 0.5) == "confirm"
-    a.note_result(agrees=False)  # the new class after all
-    assert look(a, STILL, 1.0) == "confirm"
-    a.note_result(agrees=True)
-    a.note_result(agrees=True)  # confirm (2) in a row agree: settled
-    assert look(a, STILL, 1.5) is None
+    ready["ok"] = False
+    assert look(a, STILL, 1.0) is None and a.unchecked_since is None  # still: nothing was needed
+    assert look(a, MOVED, 1.5) is None and a.unchecked_why is Why.API  # a change the API could not take
+    a.mark_checked()
+    ready["ok"] = True
+    held = a.open(2.0)  # the only place, held by a request in flight
+    assert look(a, MOVED, 2.5) is None and a.unchecked_why is Why.BUSY  # the change is still news
+    held.release()
+    a.mark_checked()
+    assert look(a, MOVED, 3.0) == "change" and a.unchecked_since is None  # and now it is classified
+    spent = admission(budget=BudgetConfig(calls_per_day=1))
+    assert look(spent, STILL, 0.0) == "change" and spent.budget.exhausted()
+    assert look(spent, STILL, 0.5) is None and spent.unchecked_since is None
+    assert look(spent, MOVED, 1.0) is None and spent.unchecked_why is Why.BUDGET
+    a.mark_checked()
+    a.pause()
+    assert a.unchecked_why is Why.PAUSED
 
 
 def textured(seed: int = 5) -> np.ndarray:

@@ -136,13 +136,42 @@ def test_pending_while_the_newest_result_disagrees():
     assert not d.pending
 
 
-def test_a_change_the_gate_saw_needs_only_confirm_results():
+def test_a_change_the_gate_saw_needs_only_confirm_results_on_the_picture_as_it_stayed():
     d = Debouncer(DecideConfig())
     for i in range(4):
         d.feed("open", 0.9, float(i))
     assert d.feed("closed", 0.9, 10.0, picture_changed=True) is None
-    s = d.feed("closed", 0.9, 10.5)  # confirm (2) in a row since the picture changed
-    assert s is not None and s.cls == "closed"
+    assert d.feed("closed", 0.9, 10.5) is None  # one look after the change: could be a flicker
+    s = d.feed("closed", 0.9, 11.0)  # confirm (2) looks since the change, on the new picture
+    assert s is not None and s.cls == "closed" and s.since == 10.0
+    assert not d.settled  # three of the votes' four: the gate keeps checking
+    d.feed("closed", 0.9, 11.5)
+    assert d.settled
+
+
+def test_a_flicker_of_two_looks_decides_nothing():
+    """A coat passing for 1 s at fps 2: red, blue (change), blue, red (change back)."""
+    d = Debouncer(DecideConfig())
+    for i in range(4):
+        d.feed("red", 0.9, float(i))
+    d.feed("blue", 0.9, 10.0, picture_changed=True)
+    assert d.feed("blue", 0.9, 10.5) is None
+    assert d.feed("red", 0.9, 11.0, picture_changed=True) is None
+    assert d.state.cls == "red" and d.feed("red", 0.9, 11.5) is None
+
+
+def test_a_fast_mistake_is_not_settled_and_the_votes_undo_it():
+    """Two identical confident mistakes right after a change decide a wrong state; the
+    checking goes on (not settled), and the right class wins the votes."""
+    d = Debouncer(DecideConfig())
+    for i in range(4):
+        d.feed("red", 0.9, float(i))
+    d.feed("green", 0.8, 10.0, picture_changed=True)  # truth: blue; the model errs three times
+    d.feed("green", 0.8, 10.5)
+    wrong = d.feed("green", 0.8, 11.0)
+    assert wrong is not None and wrong.cls == "green" and not d.settled
+    states = [d.feed("blue", 0.9, 11.5 + i / 2) for i in range(4)]
+    assert [s.cls for s in states if s is not None] == ["blue"] and d.state.cls == "blue" and d.settled
 
 
 def test_a_flip_on_a_still_picture_still_needs_the_votes():

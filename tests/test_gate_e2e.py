@@ -55,7 +55,7 @@ SCENES = {
                        fade=(3.0, 7.0, 0.4)),
 }
 LOOKS_PER_S = {"fast_fade": 10}  # the camera's fps; 2 (the default) for the others
-FIRST_CALLS = 2  # a still picture's calls: the first look, and the one confirming it (decide.confirm: 2)
+FIRST_CALLS = 4  # a still picture's calls: the first look, and the checking until the votes agree (decide.votes: 4)
 SOLID = [("red", 6), ("green", 6), ("blue", 6)]
 EXPECTED = {  # camera: (seconds into the clip, the class from then on), after the first
     "panel": [(CHANGE_AT, "green")],
@@ -172,8 +172,8 @@ def test_a_step_of_the_whole_picture_is_followed(run: Run, cam: str, capsys):
 
 
 def test_a_slow_fade_makes_no_extra_call(run: Run, capsys):
-    """(c) The light fades to 40 % over 20 s: no call but the first look and its
-    confirmation. Counted from the results on MQTT (every call answered, to the
+    """(c) The light fades to 40 % over 20 s: no call but the first look and the
+    checking of its state. Counted from the results on MQTT (every call answered, to the
     agent's exit; see test_the_agent_played_every_clip), not from /metrics, last
     read up to a second before the agent ended (which says why those two were made)."""
     assert run.states("fade") == ["red"], run.log

@@ -28,9 +28,11 @@ def test_result_payload_single_and_multi():
 
 def test_state_and_status_payloads():
     assert json.loads(state_payload(State("open", 0.91, 12.5))) == {"class": "open", "confidence": 0.91, "since": 12.5,
-                                                                    "stale": False, "stale_since": None}
+                                                                    "stale": False, "stale_since": None,
+                                                                    "stale_reason": None}
     decided = State("open", 0.91, 12.5, votes=4, window=5, confidences=(0.8, 0.9, 0.85, 0.91))
-    body = json.loads(state_payload(decided, stale_since=100.0))
+    body = json.loads(state_payload(decided, stale_since=100.0, stale_reason="unsettled"))
+    assert body["stale_reason"] == "unsettled"
     assert body["votes"] == {"for": 4, "of": 5, "confidences": [0.8, 0.9, 0.85, 0.91]}
     assert body["stale"] is True and body["stale_since"] == 100.0
     with_preds = json.loads(state_payload(State("open", 0.91, 12.5), (Prediction("open", 0.91), Prediction("x", 0.09))))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..budget import Priority
+from ..checking import Why
 from ..classify import ApiError, ApiErrorKind, Reply
 from ..config import ApiConfig
 from ..endpoints import Endpoints, Route
@@ -145,7 +146,7 @@ class Calls:
         self.metrics.request_failed(cam.name, err.kind)
         if not retry:
             cam.admission.forget_reference()  # no result for the frame the gate compares with: look afresh
-            cam.admission.mark_unchecked(time.monotonic())
+            cam.admission.mark_unchecked(time.monotonic(), Why.API)
             if cam.results.latest is None:
                 cam.results.unclassified = frame.preview  # the page shows it, so the camera can be aimed meanwhile
             cam.health.last_error = self.redact(f"api: {err.description}")

@@ -1,14 +1,19 @@
 """The decide stage: a result becomes the camera's newest result, is fed to its
-debouncer, and tells the change gate whether the decision still wants
-confirming results. It says in the log when the state changes; what is published
-is the publish stage's (no I/O here)."""
+debouncer, and tells the change gate whether the decision is settled (checking.py:
+the gate keeps calling until the votes since the change agree; a result on demand
+or a heartbeat's that disagrees starts checking as a change does). When checking
+gives up unsettled, the state is marked stale at once (``unsettled``). It says in
+the log when the state changes; what is published is the publish stage's (no I/O
+here)."""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from ..budget import Priority
 from ..camera import Latest
+from ..checking import Outcome, Why
 from ..decide import Kind
 from .result import Result
 
@@ -23,16 +28,26 @@ class DecideStage:
         cam.figures.requests_ok += 1
         cam.results.latest = Latest(frame.seq, frame.preview, reply.result, frame.captured_at, reply.latency_ms)
         cam.results.recent.append((frame.captured_at, reply.result.top, reply.result.confidence))
+        before = cam.debouncer.state
+        # Not asked for by the checking (on demand, a heartbeat), and another class: a change to check.
+        disagreed = r.reason in (Priority.ON_DEMAND, Priority.HEARTBEAT) and before is not None \
+            and reply.result.top != before.cls and reply.result.confidence >= cam.cfg.decide.min_confidence
         r.state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at,
-                                     picture_changed=r.picture_changed)
+                                     picture_changed=r.picture_changed or disagreed)
         r.decided = decided = cam.debouncer.state
         r.in_state = None if decided is None else next(
             (p.confidence for p in reply.result.predictions if p.cls == decided.cls), 0.0)
         r.was_stale = cam.stale_since is not None
         cam.admission.mark_checked()
-        cam.stale_since = None
-        # The change gate keeps calling until a started change is confirmed.
-        cam.admission.note_result(agrees=not cam.debouncer.pending, decided=r.state is not None)
+        # The change gate keeps calling until the decision is settled on the votes.
+        outcome = cam.admission.note_result(cam.debouncer.settled, time.monotonic(), disagreed=disagreed)
+        if outcome is Outcome.GAVE_UP and decided is not None:
+            cam.stale_since, cam.stale_reason = time.time(), Why.UNSETTLED
+            log.warning("%s: the results since the change do not agree on %s: marked stale, re-checked on "
+                        "a backoff", cam.name, decided.cls)
+        elif not cam.admission.checking.gave_up:
+            cam.stale_since, cam.stale_reason = None, None
+        r.stale_changed = r.was_stale != (cam.stale_since is not None)
         state = r.state
         if state is None:
             if r.was_stale and decided is not None:

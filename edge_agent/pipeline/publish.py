@@ -35,7 +35,7 @@ class PublishStage:
                                                     r.in_state, endpoint=str(r.endpoint)))
         if decided is None:
             return
-        if r.state is not None or r.was_stale:
+        if r.state is not None or r.stale_changed:
             self.outputs.state(cam.name, cam.state_message())
         if r.state is not None and cam.results.latest is not None:
             publish_snapshot(self.outputs, cam, cam.results.latest.jpeg(cam.cfg.region))

@@ -36,6 +36,7 @@ class Result:
     decided: State | None = None  # the camera's decided state after this result
     in_state: float | None = None  # this result's confidence in the decided class (0: it did not name it)
     was_stale: bool = False  # the state was marked stale before this result checked it
+    stale_changed: bool = False  # this result made the state stale (unsettled) or fresh again
 
     @property
     def reason(self) -> Priority | None:
