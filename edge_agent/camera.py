@@ -98,6 +98,7 @@ class CameraRuntime:
     stale_reason: Why | None = None  # why (checking.Why): the API, the budget, busy, paused, unsettled
     previous_class: str | None = None  # the last event's class (for events that could not be stored)
     order_tail: asyncio.Future[None] | None = None  # the newest frame in flight (results apply in order)
+    applied_seq: int = -1  # the newest frame whose result went through the stages
     last_status: StatusMessage | None = None
     last_status_at: float = 0.0
     snapshot_asked: bool = False  # a snapshot was requested: the capture thread's next one is this camera's

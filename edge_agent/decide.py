@@ -11,13 +11,16 @@ retained state is what automations act on. So a new class must win twice:
 
 Staying needs nothing: that asymmetry is the hysteresis. With the change gate
 on there is a faster path: when the gate saw the picture change, the picture
-is evidence of its own, and ``confirm`` agreeing results on the new picture as
-it stayed (looks after the change the gate found unchanged) decide: a flicker
-of a look or two (a coat passing) decides nothing. A state so decided is still
-checked until it wins the votes (:attr:`Debouncer.settled`), and a fast mistake
-is undone as any other state is. A class change on a picture the
-gate calls still (a model flip-flopping, the mistake this guards against) still
-needs ``votes`` of ``window``. With the defaults
+is evidence of its own, and the results since that change are all about the new
+picture, so a class that has ``confirm`` of them and leads every other class (the
+state's included) by ``CHANGE_LEAD`` is decided, once ``confirm`` looks after the
+change found the picture as it stayed: a flicker of a look or two (a coat
+passing) decides nothing, and a mistake is outvoted by the looks that follow it.
+A state so decided is still checked until it wins the votes
+(:attr:`Debouncer.settled`), and a fast mistake is undone as any other state is.
+A class change on a picture the gate calls still (a model flip-flopping) needs
+``votes`` of ``window`` (against every result since the change, it cannot lead).
+With the defaults
 (confirm 2, 4 of 5) a single mistake, or two mistakes of the same class close
 together, never change the state. Measured by ``bench/bench_decide.py`` on six 5-s
 segments at fps 3 with confident mistakes (0.55-0.95) on a random share of
@@ -39,6 +42,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .config import DecideConfig
+
+
+CHANGE_LEAD = 2  # votes a class must lead by, since a change the gate saw, to be decided on them
+MAX_CHANGED_VOTES = 100  # votes kept per class since a change (a still picture classified for hours)
 
 
 class Kind(Enum):
@@ -69,6 +76,7 @@ class Debouncer:
         self._run_start = 0.0
         self._since_change: int | None = None  # results since the gate last saw the picture change
         self._since_check: int | None = None  # results since the check began (see _settle)
+        self._changed_votes: dict[str, list[tuple[float, float]]] = {}  # since the change: class -> (conf, at)
         self.settled = False  # the decided state holds the votes since the check began
         self._before: tuple[str, float] | None = None  # (class, since) decided before a restart
 
@@ -103,11 +111,23 @@ class Debouncer:
             recent = recent[-(self._since_check + 1):]
         return sum(1 for c, _, _ in recent if c == self.state.cls) >= min(self.cfg.votes, self.cfg.window)
 
+    def _leads_since_change(self, cls: str) -> bool:
+        """The gate saw the picture change, and since then (the looks on the picture as
+        it stayed: at least ``confirm`` after the change, so a flicker of a look or two
+        decides nothing) ``cls`` has ``confirm`` votes and leads every other class,
+        the state's included, by ``CHANGE_LEAD``."""
+        if self._since_change is None or self._since_change < self.cfg.confirm:
+            return False
+        mine = len(self._changed_votes.get(cls, ()))
+        others = max((len(v) for c, v in self._changed_votes.items() if c != cls), default=0)
+        return mine >= self.cfg.confirm and mine - others >= CHANGE_LEAD
+
     def feed(self, cls: str, confidence: float, captured_at: float, picture_changed: bool = False) -> State | None:
         """Apply one result; return the new state if it changed, else None. ``picture_changed``:
         the change gate saw this frame differ from the last classified one."""
         if picture_changed:
             self._since_change = 0
+            self._changed_votes.clear()
             if self.settled or self._since_check is None:
                 self._since_check = 0  # a new check; a change during a check adds to it
             else:
@@ -127,6 +147,10 @@ class Debouncer:
         if not confident:
             self._run_cls, self._run = None, 0
             return None
+        if self._since_change is not None:
+            votes = self._changed_votes.setdefault(cls, [])
+            if len(votes) < MAX_CHANGED_VOTES:
+                votes.append((confidence, captured_at))
         if cls == self._run_cls:
             self._run += 1
         else:
@@ -134,15 +158,14 @@ class Debouncer:
         if self.state is not None and cls == self.state.cls:
             return None
         voters = [(conf, at) for c, conf, at in self._window if c == cls]
-        # The newest `confirm` results (the run) all came after a picture change the gate saw,
-        # on the new picture as it stayed (looks the gate found unchanged since), within a
-        # window of it: the new picture itself agrees, and it is no flicker.
-        seen_change = self._since_change is not None and self._run <= self._since_change + 1 and \
-            self.cfg.confirm <= self._since_change <= max(self.cfg.window, self.cfg.confirm)
-        if self._run < self.cfg.confirm or (len(voters) < min(self.cfg.votes, self.cfg.window)
-                                            and not seen_change):
+        if self._run >= self.cfg.confirm and len(voters) >= min(self.cfg.votes, self.cfg.window):
+            since = min(voters[0][1], self._run_start)  # the votes of the window
+        elif self._leads_since_change(cls):
+            voters = self._changed_votes[cls]
+            since = voters[0][1]
+        else:
             return None
-        since, kind = min(voters[0][1], self._run_start), Kind.CHANGE
+        kind = Kind.CHANGE
         if self.state is None and self._before is not None and self._before[0] == cls:
             since, kind = self._before[1], Kind.RESUMED
         self._before = None  # only the first state after a restart is compared with the one before it

@@ -52,10 +52,14 @@ class Calls:
 
     def submit(self, cam: "CameraRuntime", frame: "Frame") -> None:
         """On the loop: classify ``frame``; its result goes through the stages after the
-        camera's previous frame's."""
-        prev = cam.order_tail
+        camera's previous frame's. A probe of the primary (failover) is outside that
+        order: a primary that hangs must not hold the fallback's results behind it; its
+        result is used only if no later frame's came first."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        cam.order_tail = done
+        if frame.slot is not None and frame.slot.reason is Priority.PROBE:
+            prev = None
+        else:
+            prev, cam.order_tail = cam.order_tail, done
         self.tasks.spawn(self._process(cam, frame, prev, done))
 
     async def _process(self, cam: "CameraRuntime", frame: "Frame", prev: asyncio.Future[None] | None,
@@ -79,7 +83,8 @@ class Calls:
             if prev is not None and not prev.done():
                 # Apply in capture order: wait for the previous frame of this camera.
                 await asyncio.shield(prev)
-            if answer is not None and answer.reply is not None:
+            if answer is not None and answer.reply is not None and frame.seq > cam.applied_seq:
+                cam.applied_seq = frame.seq
                 self.pipeline.run(Result(cam, frame, answer.reply, started, endpoint=answer.endpoint,
                                          model=answer.model))
         finally:

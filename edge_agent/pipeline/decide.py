@@ -29,9 +29,12 @@ class DecideStage:
         cam.results.latest = Latest(frame.seq, frame.preview, reply.result, frame.captured_at, reply.latency_ms)
         cam.results.recent.append((frame.captured_at, reply.result.top, reply.result.confidence))
         before = cam.debouncer.state
-        # Not asked for by the checking (on demand, a heartbeat), and another class: a change to check.
-        disagreed = r.reason in (Priority.ON_DEMAND, Priority.HEARTBEAT) and before is not None \
-            and reply.result.top != before.cls and reply.result.confidence >= cam.cfg.decide.min_confidence
+        # Not the checking's own (on demand, a heartbeat, a re-check after it gave up), and
+        # another class: a change to check, as one the gate saw.
+        unasked = r.reason in (Priority.ON_DEMAND, Priority.HEARTBEAT) or \
+            (r.reason is Priority.CONFIRM and cam.admission.checking.gave_up)
+        disagreed = unasked and before is not None and reply.result.top != before.cls \
+            and reply.result.confidence >= cam.cfg.decide.min_confidence
         r.state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at,
                                      picture_changed=r.picture_changed or disagreed)
         r.decided = decided = cam.debouncer.state
