@@ -459,10 +459,11 @@ def main() -> int:
             failed_run = str(exc)
             switches = agents[WITH].proc.log().count("switching to the fallback endpoint") if WITH in agents else 0
         finally:
+            for r in agents.values():  # the processes first: nothing else may leave them running
+                r.proc.close()
             for r in agents.values():
                 r.endpoints.stop()
                 r.rec.close()
-                r.proc.close()
             broker.stop()
 
     missed = [failed_run] if failed_run else []
