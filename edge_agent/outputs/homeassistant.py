@@ -223,7 +223,7 @@ def discovery_messages(cfg: Config, topics: Topics) -> list[tuple[str, dict[str,
             "icon": "mdi:cctv",
             "state_topic": state,
             "value_template": STATE_CLASS,
-            "json_attributes_topic": state,  # stale, stale_since and votes are attributes
+            "json_attributes_topic": state,  # stale, stale_since, stale_reason and votes are attributes
             "json_attributes_template": STATE_ATTRIBUTES,
         }
         if cfg.homeassistant.stale_unavailable:  # opted in: unavailable while unchecked
