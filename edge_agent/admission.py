@@ -228,6 +228,10 @@ class Admission:
         whether it is back (counted against the budget)."""
         self._probe_wanted.set()
 
+    def cancel_probe(self) -> None:
+        """The probe asked for is no longer wanted."""
+        self._probe_wanted.clear()
+
     def forget_reference(self) -> None:
         """A call failed, or classification resumed: the next look counts as a change."""
         self._forget = True

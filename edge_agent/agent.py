@@ -186,7 +186,8 @@ class Agent:
                 self._background.append(asyncio.create_task(self.watch.summaries(cfg.log_summary_interval)))
             if self.endpoints.fallback is not None:
                 self._background.append(asyncio.create_task(
-                    self.endpoints.run(self._ask_probe, self.status.publish_all)))
+                    self.endpoints.run(self._ask_probe, self._cancel_probes, self.status.publish_all)))
+                self._background.append(asyncio.create_task(self.endpoints.warm_up()))
             await self._stop.wait()
         return 0
 
@@ -274,6 +275,12 @@ class Agent:
         self._probes += 1
         ready[self._probes % len(ready)].admission.probe_now()
         return True
+
+    def _cancel_probes(self) -> None:
+        """A probe asked for and not sent (its camera went offline or paused), or no longer
+        wanted (back on the primary): withdrawn, so no frame goes past the gate as one."""
+        for cam in self.cameras.values():
+            cam.admission.cancel_probe()
 
     def _on_frame(self, cam: CameraRuntime, frame: Frame) -> None:
         if (self._stop.is_set() and not self._all_ended) or self._calls is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .budget import Budget
-from .classify import ApiGuard, Classifier
+from .classify import ApiError, ApiErrorKind, ApiGuard, ApiStatus, Classifier
 from .config import ApiConfig, FallbackConfig
 from .failover import Endpoint, Failover, Reason, Switch
 from .redact import Redactor
@@ -131,7 +131,7 @@ class Endpoints:
     def sent(self, token: int, started: float, probe: bool) -> None:
         """A request goes to the primary (a probe, or a normal call)."""
         if self.failover is not None:
-            self.failover.sent(token, started)
+            self.failover.sent(token, started, probe)
             if probe:
                 self._probe_asked_at = None
 
@@ -147,35 +147,43 @@ class Endpoints:
             return None
         return self._note(self.failover.succeeded(token, self._clock()))
 
-    def failed(self, token: int, kind: Any, started: float) -> Switch | None:
+    def failed(self, token: int, kind: ApiErrorKind, started: float) -> Switch | None:
         if self.failover is None:
             return None
-        return self._note(self.failover.failed(token, kind, started, self._clock()))
+        fallback_ok = self.fallback is not None and self.fallback.guard.status is ApiStatus.OK
+        return self._note(self.failover.failed(token, kind, started, self._clock(), fallback_ok))
 
-    def abandoned(self, token: int) -> None:
+    def forget(self, token: int) -> None:
+        """A primary request that ended without a reply or an error (given up at the switch,
+        or cut short by a bug): no longer waited on."""
         if self.failover is not None:
-            self.failover.abandoned(token)
+            self.failover.forget(token, self._clock())
 
-    def tick(self, ask_probe: Callable[[], bool]) -> Switch | None:
-        """About once a second: a switch due (silence, the budget), a probe to ask for."""
+    def tick(self, ask_probe: Callable[[], bool], cancel_probes: Callable[[], None]) -> Switch | None:
+        """About once a second: a switch due (silence, the budget), a probe to ask for.
+        A probe asked of a camera that did not send it in ``PROBE_WAIT`` (offline,
+        paused, paced) is withdrawn, as are all on a switch back."""
         if self.failover is None:
             return None
         now = self._clock()
         spent = self.budget.exhausted()
         switch = self._note(self.failover.tick(now, spent))
-        if self._probe_asked_at is not None and now - self._probe_asked_at >= PROBE_WAIT:
-            self._probe_asked_at = None  # no camera sent it (offline, paused, paced)
-            self.failover.probe_missed(now)
+        if self._probe_asked_at is not None and (now - self._probe_asked_at >= PROBE_WAIT or switch is not None):
+            self._probe_asked_at = None
+            cancel_probes()
+            if switch is None:
+                self.failover.probe_missed(now)
         if self.failover.probe_due(now, spent) and self.primary.guard.ready(now) and ask_probe():
             self.failover.probe_sent()
             self._probe_asked_at = now
         return switch
 
-    async def run(self, ask_probe: Callable[[], bool], on_switch: Callable[[], None]) -> None:
+    async def run(self, ask_probe: Callable[[], bool], cancel_probes: Callable[[], None],
+                  on_switch: Callable[[], None]) -> None:
         """The tick, forever (started only with a fallback)."""
         while True:
             await asyncio.sleep(TICK)
-            if self.tick(ask_probe) is not None:
+            if self.tick(ask_probe, cancel_probes) is not None:
                 on_switch()
 
     def _note(self, switch: Switch | None) -> Switch | None:
@@ -185,15 +193,44 @@ class Endpoints:
         self._since_wall = time.time()
         fb = self.fallback.api.url if self.fallback is not None else ""
         if switch.to is Endpoint.FALLBACK:
-            why = (f"the primary has not answered for {switch.silent_for:.1f} s ({self.primary.guard.last_error})"
-                   if switch.reason is Reason.UNREACHABLE else "the day's API budget is spent")
+            if switch.reason is Reason.UNREACHABLE:
+                guard = self.primary.guard
+                error = f" ({self.redact(guard.last_error)})" if guard.status is not ApiStatus.OK \
+                    and guard.last_error else " (a request still waits for its reply)"
+                why = f"the primary has not answered for {switch.silent_for:.1f} s{error}"
+                # A request still waiting on a primary that is down is given up and its frame
+                # classified by the fallback. (Not for a spent budget: those calls are paid for.)
+                if self._left_primary is not None and not self._left_primary.done():
+                    self._left_primary.set_result(None)
+            else:
+                why = "the day's API budget is spent"
             log.warning("switching to the fallback endpoint %s: %s", self.redact(fb), why)
-            if self._left_primary is not None and not self._left_primary.done():
-                self._left_primary.set_result(None)
         else:
             why = "a request to it succeeded" if switch.reason is Reason.RECOVERED else "the day's budget is renewed"
             log.info("back on the primary endpoint %s: %s", self.redact(self.primary.api.url), why)
         return switch
+
+    async def warm_up(self) -> None:
+        """At the start, one classification of a small grey picture by the fallback: a
+        self-hosted server loads (or downloads) the model on its first request, which in
+        an outage would fail just when it is needed. Said once either way."""
+        fallback = self.fallback
+        if fallback is None or fallback.client is None:
+            return
+        import cv2
+        import numpy as np
+
+        jpeg = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+        where = self.redact(fallback.api.url)
+        try:
+            reply = await fallback.client.classify(jpeg, model=fallback.api.model)
+        except ApiError as err:
+            log.warning("the fallback endpoint %s did not classify a test picture (%s): it cannot stand in for "
+                        "the primary until it does (try: edge-agent classify --endpoint fallback)", where,
+                        self.redact(err.description))
+        else:
+            log.info("the fallback endpoint %s answers (model %s, %.0f ms)", where, fallback.api.model,
+                     reply.latency_ms)
 
     def view(self) -> EndpointsView:
         fo = self.failover

@@ -68,59 +68,85 @@ class Failover:
         self.on_outage = FailoverWhen.UNREACHABLE in cfg.when
         self.active = Endpoint.PRIMARY
         self.reason: Reason | None = None  # why on the fallback (UNREACHABLE or BUDGET); None on the primary
-        self.since: float | None = None  # monotonic: when the last switch happened
         self._outstanding: dict[int, float] = {}  # primary requests in flight: token -> start (monotonic)
         self._failing_since: float | None = None  # the start of the oldest request that failed unanswered
+        self._last_failure: float | None = None  # when the newest of them failed
         self._probe = Backoff(cfg.probe, cfg.probe_max, rng=rng)
         self.next_probe = math.inf  # monotonic; inf: none due
         self.probing = False  # a probe was asked for and has not come back
+        self._probe_token: int | None = None  # the probe's request, once sent
 
     # -- what the primary's requests say ----------------------------------------------
 
-    def sent(self, token: int, started: float) -> None:
-        """A request went to the primary."""
+    def sent(self, token: int, started: float, probe: bool = False) -> None:
+        """A request went to the primary (``probe``: the probe asked for)."""
         self._outstanding[token] = started
+        if probe:
+            self._probe_token = token
 
     def succeeded(self, token: int, now: float) -> Switch | None:
-        """The primary classified: it is up. Back from an outage (not from a spent budget)."""
-        self._outstanding.pop(token, None)
-        self._failing_since = None
-        self.probing = False
+        """The primary classified: it is up. Back from an outage (not from a spent budget),
+        if it answered within ``switch_after`` (a primary slower than that is no better
+        than a down one, and would make the agent switch to and fro)."""
+        started = self._outstanding.pop(token, now)
+        self._probe_done(token)
+        self._failing_since = self._last_failure = None
         self._probe.reset()
         if self.active is Endpoint.FALLBACK and self.reason is Reason.UNREACHABLE:
-            return self._to(Endpoint.PRIMARY, Reason.RECOVERED, now)
+            if now - started <= self.cfg.switch_after:
+                return self._to(Endpoint.PRIMARY, Reason.RECOVERED, now)
+            self.next_probe = now + self._probe.next_delay()
         return None
 
-    def failed(self, token: int, kind: ApiErrorKind, started: float, now: float) -> Switch | None:
+    def failed(self, token: int, kind: ApiErrorKind, started: float, now: float,
+               fallback_ok: bool = True) -> Switch | None:
         """The primary's request failed: an outage (``UNREACHABLE``) counts toward the
-        switch; any other failure is the primary answering (and not a reason to switch)."""
+        switch; any other failure is the primary answering (and not a reason to switch).
+        A failed probe doubles the wait for the next, unless the fallback is failing too
+        (then the primary is tried again as soon as on the first wait)."""
         self._outstanding.pop(token, None)
-        if self.probing:
-            self.probing = False
-            if self.active is Endpoint.FALLBACK:
-                self.next_probe = now + self._probe.next_delay()
+        if self._probe_done(token) and self.active is Endpoint.FALLBACK:
+            self.next_probe = now + (self._probe.next_delay() if fallback_ok else self._probe.initial)
         if kind not in UNREACHABLE:
-            self._failing_since = None
+            self._failing_since = self._last_failure = None
             return None
         if self._failing_since is None or started < self._failing_since:
             self._failing_since = started
+        self._last_failure = now
         return self.tick(now)
 
-    def abandoned(self, token: int) -> None:
-        """A request given up on the switch (it is retried on the fallback)."""
+    def forget(self, token: int, now: float) -> None:
+        """A request that ended without a word on the primary: given up at the switch (it
+        is retried on the fallback), or cut by a bug. A probe so ended is asked again
+        after the first wait."""
         self._outstanding.pop(token, None)
+        if self._probe_done(token) and self.active is Endpoint.FALLBACK:
+            self.next_probe = now + self._probe.initial
+
+    def _probe_done(self, token: int) -> bool:
+        """Was ``token`` the probe? Then it is over."""
+        if token != self._probe_token:
+            return False
+        self._probe_token, self.probing = None, False
+        return True
 
     # -- the clock and the budget --------------------------------------------------------
 
-    def silent_since(self) -> float | None:
-        """Since when the primary has not answered (monotonic), or None."""
-        starts = [t for t in (self._failing_since, *self._outstanding.values()) if t is not None]
+    def silent_since(self, now: float) -> float | None:
+        """Since when the primary has not answered (monotonic), or None: the oldest
+        request still waiting, or the oldest that failed while the failures go on (the
+        newest within ``switch_after``: one failure on a quiet scene, with nothing asked
+        since, is no outage)."""
+        starts = list(self._outstanding.values())
+        if self._failing_since is not None and self._last_failure is not None \
+                and now - self._last_failure < self.cfg.switch_after:
+            starts.append(self._failing_since)
         return min(starts) if starts else None
 
     def tick(self, now: float, budget_spent: bool = False) -> Switch | None:
         """Called on every failure and about once a second: is a switch due?"""
         if self.active is Endpoint.PRIMARY:
-            silent = self.silent_since()
+            silent = self.silent_since(now)
             if self.on_outage and silent is not None and now - silent >= self.cfg.switch_after:
                 self.next_probe = now + self._probe.next_delay()
                 return self._to(Endpoint.FALLBACK, Reason.UNREACHABLE, now, silent_for=now - silent)
@@ -143,16 +169,15 @@ class Failover:
     def probe_missed(self, now: float) -> None:
         """A probe was asked for but no camera sent one (all offline, paused or deferred):
         ask again after the same wait, without doubling it."""
-        self.probing = False
+        self.probing, self._probe_token = False, None
         self.next_probe = now + self._probe.initial
 
     def _to(self, to: Endpoint, reason: Reason, now: float, silent_for: float = 0.0) -> Switch:
         self.active = to
         self.reason = reason if to is Endpoint.FALLBACK else None
-        self.since = now
         if to is Endpoint.PRIMARY:
             self.next_probe = math.inf
-            self.probing = False
+            self.probing, self._probe_token = False, None
             self._probe.reset()
-            self._failing_since = None
+            self._failing_since = self._last_failure = None
         return Switch(to, reason, silent_for)

@@ -55,7 +55,8 @@ def test_a_request_that_hangs_switches_before_its_own_timeout():
     assert f.tick(14.9) is None
     switch = f.tick(15.0)
     assert switch is not None and switch.to is Endpoint.FALLBACK
-    f.abandoned(1)
+    f.forget(1, 15.0)
+    assert f.silent_since(16.0) is None  # given up: nothing waits on the primary any more
 
 
 def test_a_good_reply_restarts_the_count():
@@ -82,13 +83,13 @@ def test_probes_come_every_probe_seconds_backing_off_and_a_good_one_switches_bac
         assert f.probe_due(now)
         f.probe_sent()
         assert not f.probe_due(now + 1e6)  # one probe at a time
-        f.sent(100 + i, now)
+        f.sent(100 + i, now, probe=True)
         f.failed(100 + i, K.CONNECTION, now, now + 0.5)
         waits.append(f.next_probe - (now + 0.5))
         now = f.next_probe
     assert waits[0] >= 60 and all(w <= 600 for w in waits) and waits[-1] >= 300  # doubled, up to probe_max
     f.probe_sent()
-    f.sent(200, now)
+    f.sent(200, now, probe=True)
     back = f.succeeded(200, now + 0.2)
     assert back is not None and back.to is Endpoint.PRIMARY and back.reason is Reason.RECOVERED
     assert f.active is Endpoint.PRIMARY and math.isinf(f.next_probe)
@@ -126,3 +127,38 @@ def test_an_outage_outlasting_a_renewed_budget_stays_on_the_fallback():
     assert f.reason is Reason.UNREACHABLE
     assert f.tick(3.0, budget_spent=True) is None and f.tick(4.0, budget_spent=False) is None
     assert f.active is Endpoint.FALLBACK  # only a good reply from the primary brings it back
+
+
+def test_one_failure_on_a_quiet_scene_is_no_outage():
+    """One refused request and nothing asked since: no switch (the failures must go on)."""
+    f = failover(switch_after=10)
+    f.sent(1, 0.0)
+    f.failed(1, K.CONNECTION, 0.0, 0.1)
+    assert f.tick(10.5) is None and f.tick(60.0) is None and f.active is Endpoint.PRIMARY
+
+
+def test_a_probe_cut_short_is_asked_again_and_a_slow_answer_does_not_switch_back():
+    f = failover(switch_after=5, probe=60, probe_max=600)
+    f.sent(1, 0.0)
+    f.failed(1, K.TIMEOUT, 0.0, 5.0)
+    assert f.active is Endpoint.FALLBACK
+    f.probe_sent()
+    f.sent(2, 100.0, probe=True)
+    f.forget(2, 100.5)  # a bug, or given up: the probe is over all the same
+    assert not f.probing and f.next_probe == 160.5
+    f.probe_sent()
+    f.sent(3, 160.5, probe=True)
+    assert f.succeeded(3, 168.0) is None  # answered, but after 7.5 s: no better than down
+    assert f.active is Endpoint.FALLBACK and f.probe_due(f.next_probe) and f.next_probe > 168.0
+
+
+def test_probes_do_not_back_off_while_the_fallback_fails_too():
+    f = failover(switch_after=1, probe=60, probe_max=600)
+    f.sent(1, 0.0)
+    f.failed(1, K.CONNECTION, 0.0, 1.0)
+    for i in range(4):
+        now = f.next_probe
+        f.probe_sent()
+        f.sent(10 + i, now, probe=True)
+        f.failed(10 + i, K.CONNECTION, now, now + 0.1, fallback_ok=False)
+        assert f.next_probe == pytest.approx(now + 0.1 + 60)  # both down: the primary again in a minute

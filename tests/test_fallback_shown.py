@@ -67,7 +67,7 @@ def switch_to_fallback(agent: Agent) -> None:
     ``switch_after``, then the once-a-second tick (call it on the agent's loop)."""
     endpoints = agent.endpoints
     endpoints.sent(endpoints.token(), time.monotonic() - 60, probe=False)
-    switch = endpoints.tick(lambda: False)
+    switch = endpoints.tick(lambda: False, lambda: None)
     assert switch is not None and switch.to is Endpoint.FALLBACK and switch.reason is Reason.UNREACHABLE
 
 

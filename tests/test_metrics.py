@@ -158,7 +158,7 @@ def test_the_endpoint_in_use_is_a_gauge_per_endpoint(tmp_path):
     a = agent({"url": "http://192.168.1.20:9001", "switch_after": 5})
     assert active(samples(a.metrics)) == {"primary": 1, "fallback": 0}
     a.endpoints.sent(a.endpoints.token(), time.monotonic() - 6, probe=False)  # the primary silent for 6 s
-    assert a.endpoints.tick(lambda: False) is not None  # the once-a-second look: switched
+    assert a.endpoints.tick(lambda: False, lambda: None) is not None  # the once-a-second look: switched
     s = samples(a.metrics)
     assert active(s) == {"primary": 0, "fallback": 1}
     # the tallies beside it: a series per endpoint from the start

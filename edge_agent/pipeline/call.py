@@ -14,7 +14,6 @@ primary's request only; the call is counted once, where it went first."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -70,6 +69,11 @@ class Calls:
         try:
             try:
                 endpoint = slot.endpoint if slot is not None else self.endpoints.active.name
+                if endpoint is Endpoint.PRIMARY and self.endpoints.takes_all() and slot is not None \
+                        and slot.reason is not Priority.PROBE:
+                    # Decided for the primary just before calls switched: never sent there.
+                    slot.bill(credits=None, reached=False)
+                    endpoint = Endpoint.FALLBACK
                 answer = await self._call(cam, frame, endpoint, started)
                 if slot is not None:
                     # The budget counts the primary only; a call is counted once, where it went first.
@@ -79,7 +83,8 @@ class Calls:
                     answer = await self._call(cam, frame, Endpoint.FALLBACK, time.monotonic())
             finally:
                 if slot is not None:
-                    slot.finish(credits=None, reached=False)  # billed above (or never sent): the place
+                    # Billed above; if not (the stop cut the request short), it may have been sent: kept.
+                    slot.finish(credits=None, reached=True)
             if prev is not None and not prev.done():
                 # Apply in capture order: wait for the previous frame of this camera.
                 await asyncio.shield(prev)
@@ -105,10 +110,14 @@ class Calls:
             retry = self._failed(cam, frame, err, started, route, token)
             return Answer(route.name, model, None, err.credits if primary else None, err.reached and primary, retry)
         except Abandoned:
-            self.endpoints.abandoned(token)
+            self.endpoints.forget(token)
             log.debug("%s: a request to the primary was given up for the fallback", cam.name)
-            return Answer(route.name, model, None, None, True, retry=True)  # it went out: it may be billed
+            return Answer(route.name, model, None, None, True, retry=self._fallback_ready())  # it went out
+        except asyncio.CancelledError:
+            self.endpoints.forget(token)
+            raise
         except Exception:  # a bug, not an API fault: say so, keep running
+            self.endpoints.forget(token)
             log.exception("%s: classifying a frame failed unexpectedly", cam.name)
             return Answer(route.name, model, None, None, primary)
         self._ok(cam, started, reply, route, token)
@@ -131,8 +140,9 @@ class Calls:
         if task.done():
             return task.result()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await asyncio.wait((task,))  # its own end; a cancel of ours is not swallowed
+        if not task.cancelled() and task.exception() is None:
+            return task.result()  # it answered as it was given up
         raise Abandoned
 
     def _failed(self, cam: "CameraRuntime", frame: "Frame", err: ApiError, started: float, route: Route,
@@ -145,8 +155,7 @@ class Calls:
         self.metrics.endpoint_failed(route.name, err.kind)
         switch = endpoints.failed(token, err.kind, started) if route.name is Endpoint.PRIMARY else None
         # Calls are on the fallback now (this failure switched them, or it was a probe): so is this frame.
-        retry = (route.name is Endpoint.PRIMARY and endpoints.takes_all() and endpoints.fallback is not None
-                 and endpoints.fallback.guard.ready(time.monotonic()))
+        retry = route.name is Endpoint.PRIMARY and endpoints.takes_all() and self._fallback_ready()
         cam.figures.requests_failed += 1
         self.metrics.request_failed(cam.name, err.kind)
         if not retry:
@@ -169,6 +178,10 @@ class Calls:
         if switch is not None or endpoints.guard.status != before:
             self.status.publish_all()
         return retry
+
+    def _fallback_ready(self) -> bool:
+        fallback = self.endpoints.fallback
+        return fallback is not None and fallback.guard.ready(time.monotonic())
 
     def _ok(self, cam: "CameraRuntime", started: float, reply: Reply, route: Route, token: int) -> None:
         endpoints = self.endpoints
