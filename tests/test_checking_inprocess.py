@@ -112,3 +112,26 @@ async def test_a_result_on_demand_that_disagrees_is_checked_as_a_change(tmp_path
     assert not states[-1]["stale"]
     calls = run.agent.cameras["cam"].admission.calls
     assert calls["on_demand"] == 1 and calls["heartbeat"] == 0
+
+
+async def test_a_change_while_the_budget_is_spent_marks_the_state_stale_with_the_reason(tmp_path: Path):
+    """Item 3: the day's budget is spent, then the picture changes: no call can be made,
+    but the gate still looks, so the state goes stale after stale_after, saying why
+    (before #24 the spent budget returned before the gate looked: stale: false for
+    as long as it was watched)."""
+    import time as _time
+
+    def hook(agent, i: int) -> None:
+        if i == 30:  # 15 s: red is decided and settled; the day's calls run out
+            with agent.budget._lock:
+                agent.budget.calls = agent.budget.cfg.calls_per_day
+        if i == 50:  # 25 s: blue since 20 s; real time for the watchdog (stale_after 1 s)
+            _time.sleep(2.5)
+
+    scene = Scene(seconds=30, fps=2, classes=[(0.0, "red"), (20.0, "blue")], passer=None, fade=None)
+    cfg = config(tmp_path, {"decide": {"stale_after": 1}}, api={"url": "http://127.0.0.1:9", "model": "colours/1",
+                                                                "budget": {"calls_per_day": 1000}})
+    run = await play(cfg, scene, hook=hook)
+    states = [json.loads(m.payload) for m in run.out.messages if m.topic.endswith("/cam/state")]
+    assert states[-1]["class"] == "red" and states[-1]["stale"] and states[-1]["stale_reason"] == "budget", states
+    assert run.agent.budget.view().calls == 1000  # never passed
