@@ -78,6 +78,7 @@ class Debouncer:
         self._since_check: int | None = None  # results since the check began (see _settle)
         self._changed_votes: dict[str, list[tuple[float, float]]] = {}  # since the change: class -> (conf, at)
         self.settled = False  # the decided state holds the votes since the check began
+        self._lead_open = False  # the votes since the change decide (from a change the gate saw until settled)
         self._before: tuple[str, float] | None = None  # (class, since) decided before a restart
 
     def remember(self, cls: str, since: float) -> None:
@@ -112,12 +113,12 @@ class Debouncer:
         return sum(1 for c, _, _ in recent if c == self.state.cls) >= min(self.cfg.votes, self.cfg.window)
 
     def _leads_since_change(self, cls: str) -> bool:
-        """The gate saw the picture change, and since then (the looks on the picture as
-        it stayed: at least ``confirm`` after the change, so a flicker of a look or two
-        decides nothing) ``cls`` has ``confirm`` votes and leads every other class,
-        the state's included, by ``CHANGE_LEAD``."""
-        if self._since_change is None or self._since_change < self.cfg.confirm:
-            return False
+        """The gate saw the picture change and the check is not settled yet, and since
+        the change (the looks on the picture as it stayed: at least ``confirm`` after
+        it, so a flicker of a look or two decides nothing) ``cls`` has ``confirm`` votes
+        and leads every other class, the state's included, by ``CHANGE_LEAD``."""
+        if self._since_change is None or self._since_change < self.cfg.confirm or not self._lead_open:
+            return False  # no change seen, a flicker yet, or the check settled since: the votes decide
         mine = len(self._changed_votes.get(cls, ()))
         others = max((len(v) for c, v in self._changed_votes.items() if c != cls), default=0)
         return mine >= self.cfg.confirm and mine - others >= CHANGE_LEAD
@@ -132,6 +133,8 @@ class Debouncer:
                 self._since_check = 0  # a new check; a change during a check adds to it
             else:
                 self._since_check += 1
+            self.settled = False
+            self._lead_open = True  # until the check settles: every vote since the change counts
         else:
             if self._since_change is not None:
                 self._since_change += 1
@@ -139,6 +142,7 @@ class Debouncer:
                 self._since_check += 1
         state = self._feed(cls, confidence, captured_at)
         self.settled = self._settle()
+        self._lead_open = self._lead_open and not self.settled
         return state
 
     def _feed(self, cls: str, confidence: float, captured_at: float) -> State | None:

@@ -277,6 +277,7 @@ def test_a_still_mjpeg_picture_is_looked_at_in_greyscale_and_never_decoded_in_fu
         frames.append(frame)
         assert frame.slot is not None
         frame.slot.finish(credits=None, reached=True)
+        admission.note_result(settled=True, now=frame.mono)  # the decision is settled at once
 
     worker = CaptureWorker(cfg, image_size=416, jpeg_quality=80, admission=admission, deliver=deliver,
                            on_event=lambda kind, detail: None, open_timeout=5)

@@ -51,11 +51,13 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def facts(top: str = "red", conf: float = 0.9, second: float | None = None, *, counted: bool | None = None,
-          decided: str | None = "red", changed: bool = False) -> Facts:
+          decided: str | None = "red", changed: bool = False, new_picture: bool = False,
+          settled: bool = False) -> Facts:
     second = (1 - conf) / 2 if second is None else second
     other = next(c for c in CLASSES if c != top)
     preds = (Prediction(top, conf), Prediction(other, second))
-    return Facts(top, conf, preds, conf >= 0.5 if counted is None else counted, decided, changed)
+    return Facts(top, conf, preds, conf >= 0.5 if counted is None else counted, decided, changed, new_picture,
+                 settled)
 
 
 class NoDraws(random.Random):
@@ -118,7 +120,8 @@ class Run:
     def feed(self, top: str, conf: float = 0.9, changed_picture: bool = False) -> list[Sample[int]]:
         state = self.deb.feed(top, conf, float(self.i), picture_changed=changed_picture)
         f = facts(top, conf, decided=self.deb.state.cls if self.deb.state else None,
-                  changed=state is not None and state.kind is Kind.CHANGE)
+                  changed=state is not None and state.kind is Kind.CHANGE, new_picture=changed_picture,
+                  settled=self.deb.settled)
         self.facts.append(f)
         out = self.sampler.see(f, self.i)
         assert [s.item for s in out] == sorted(s.item for s in out)  # oldest first (within a call)
@@ -126,10 +129,17 @@ class Run:
         self.samples += out
         return out
 
-    def start(self, cls: str = "red") -> None:
-        """A first state, decided by two results after the gate saw a new picture."""
-        self.feed(cls, changed_picture=True), self.feed(cls)
+    def start(self, cls: str = "red") -> int:
+        """A first state, decided by three results after the gate saw a new picture (the
+        picture as it stayed: ``confirm`` looks after the change; its CHANGE sample is item
+        2), then results of it until the votes settle it (a fourth, with the defaults).
+        Returns the next item's number."""
+        self.feed(cls, changed_picture=True), self.feed(cls), self.feed(cls)
         assert self.deb.state is not None and self.deb.state.cls == cls
+        while not self.deb.settled:
+            assert self.i < 200
+            self.feed(cls)
+        return self.i
 
     def by_item(self) -> dict[int, tuple[Reason, ...]]:
         return {s.item: s.reasons for s in self.samples}
@@ -137,23 +147,24 @@ class Run:
 
 def test_a_lone_confident_mistake_is_overruled_once_its_class_can_no_longer_be_decided():
     run = Run()
-    run.start()
+    k = run.start()
     assert [s.reasons for s in run.samples] == [(R.CHANGE,)]
-    assert run.feed("green", 0.9) == []  # item 2: a candidate; the decision may still follow it
+    assert run.feed("green", 0.9) == []  # item k: a candidate; the decision may still follow it
     assert run.sampler.held == 1
     assert run.feed("red") == [] and run.feed("red") == []  # green could still win 4 of 5 with 2 more
-    out = run.feed("red")  # now green cannot be decided while item 2 is in the window
-    assert [(s.item, s.reasons, s.label, s.guess) for s in out] == [(2, (R.OVERRULED,), "red", True)]
+    out = run.feed("red")  # now green cannot be decided while item k is in the window
+    assert [(s.item, s.reasons, s.label, s.guess) for s in out] == [(k, (R.OVERRULED,), "red", True)]
     assert run.sampler.held == 0
 
 
 def test_the_first_result_of_a_real_change_is_not_overruled_and_the_deciding_one_is_a_change():
     run = Run()
-    run.start()
-    run.feed("green", changed_picture=True)  # the gate saw the picture change: 2 agreeing decide
+    k = run.start()
+    run.feed("green", changed_picture=True)  # the gate saw the picture change: a lead of 2 decides,
+    assert run.feed("green") == []  # once confirm (2) looks found the picture as it stayed
     out = run.feed("green")
     assert run.deb.state is not None and run.deb.state.cls == "green"
-    assert [(s.item, s.reasons, s.label) for s in out] == [(3, (R.CHANGE,), "green")]
+    assert [(s.item, s.reasons, s.label) for s in out] == [(k + 2, (R.CHANGE,), "green")]
     # without the gate's word, 4 of 5: the three greens before the deciding one were voters
     slow = Run()
     for top in ("red",) * 4 + ("green",) * 4:
@@ -172,16 +183,17 @@ def test_a_candidate_in_the_deciding_run_is_part_of_the_change_even_out_of_the_w
 
 def test_an_uncertain_candidate_waits_for_its_verdict_and_is_given_once_with_both_reasons():
     run = Run()
-    run.start()
+    k = run.start()
     run.feed("green", 0.55)  # counted (>= 0.5), uncertain (< 0.6), not red: held
     assert run.sampler.held == 1 and len(run.samples) == 1
     for _ in range(3):
         run.feed("red")
-    assert run.by_item()[2] == (R.OVERRULED, R.UNCERTAIN)
+    assert run.by_item()[k] == (R.OVERRULED, R.UNCERTAIN)
     # one that turns out part of a change is given with its other reasons only
     run2 = Run()
-    run2.start(), run2.feed("green", 0.55, changed_picture=True), run2.feed("green")
-    assert run2.by_item() == {1: (R.CHANGE,), 2: (R.UNCERTAIN,), 3: (R.CHANGE,)}
+    k = run2.start()
+    run2.feed("green", 0.55, changed_picture=True), run2.feed("green"), run2.feed("green")
+    assert run2.by_item() == {2: (R.CHANGE,), k: (R.UNCERTAIN,), k + 2: (R.CHANGE,)}
 
 
 def test_a_result_that_never_counted_is_uncertain_not_overruled_and_nothing_is_overruled_undecided():
@@ -191,35 +203,42 @@ def test_a_result_that_never_counted_is_uncertain_not_overruled_and_nothing_is_o
     assert run.sampler.held == 0
     fresh = Run()
     fresh.feed("green", 0.9)  # no state decided yet: nothing to overrule
-    fresh.feed("red", changed_picture=True), fresh.feed("red")
-    assert fresh.by_item() == {2: (R.CHANGE,)}
+    fresh.feed("red", changed_picture=True), fresh.feed("red"), fresh.feed("red")
+    assert fresh.by_item() == {3: (R.CHANGE,)}
     off = Run(SamplingRules(overruled=False))
     off.start(), off.feed("green")
-    assert off.sampler.held == 0 and [s.item for s in off.samples] == [1]
+    assert off.sampler.held == 0 and [s.item for s in off.samples] == [2]
 
 
 def test_close_gives_the_held_candidates_as_overruled_and_the_hold_is_bounded():
     run = Run()
-    run.start(), run.feed("green")
-    assert [(s.item, s.reasons) for s in run.sampler.close()] == [(2, (R.OVERRULED,))]
+    k = run.start()
+    run.feed("green")
+    assert [(s.item, s.reasons) for s in run.sampler.close()] == [(k, (R.OVERRULED,))]
     assert run.sampler.held == 0
     # A long window holds many candidates; beyond max_held the oldest goes with its other reasons
     big = Run(cfg=DecideConfig(window=50, votes=40), max_held=3)
-    big.start()
+    k = big.start()
     for top in ("green", "blue", "green", "blue", "green"):
         big.feed(top, 0.55), big.feed("red")
     assert big.sampler.held == 3 and big.sampler.dropped == 2
-    assert [(s.item, s.reasons) for s in big.samples[1:]] == [(2, (R.UNCERTAIN,)), (4, (R.UNCERTAIN,))]
+    assert [(s.item, s.reasons) for s in big.samples[1:]] == [(k, (R.UNCERTAIN,)), (k + 2, (R.UNCERTAIN,))]
 
 
 def candidates_never_followed(run: Run) -> set[int]:
     """The brute-force answer: candidates of which no decided change was made with them as a
-    voter (in the window) or in the deciding run."""
+    voter (in the window), in the deciding run, or a vote since a new picture while the
+    decision was not yet settled (all of those count then)."""
     part: set[int] = set()
     w, facts_ = run.cfg.window, run.facts
     for j, f in enumerate(facts_):
         if not f.changed:
             continue
+        change = max((i for i in range(j + 1) if facts_[i].new_picture), default=None)
+        if change is not None and not any(facts_[i].settled for i in range(change, j)):
+            for i in range(change, j + 1):
+                if facts_[i].top == f.top and facts_[i].counted:
+                    part.add(i)
         for i in range(max(0, j - w + 1), j + 1):
             if facts_[i].top == f.top and facts_[i].counted:
                 part.add(i)

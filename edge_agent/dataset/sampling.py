@@ -22,12 +22,15 @@ decision followed it is known only later, so the :class:`Sampler` holds the
 candidate (with the caller's item, e.g. the Result) until one of:
 
 * a change to its class is decided while it is a voter of that decision (one of
-  the debouncer's last ``window`` results) or in the deciding run of ``confirm``
-  agreeing results: it was *part of the change*, not overruled;
-* no such decision is possible any more: the earliest result that could decide
-  its class (the current run of that class needs ``max(1, confirm - run)`` more
-  results) would come when it has left the window and is not in that run: it is
-  *overruled*. With the defaults (confirm 2, window 5) that is known 3 results
+  the debouncer's last ``window`` results, or in the deciding run of ``confirm``
+  agreeing results, or any result since a new picture while the decision after it
+  is not yet settled: the debouncer counts all of those, decide.py): it was *part
+  of the change*, not overruled;
+* no such decision is possible any more: it is not a vote since a new picture
+  still being decided, and the earliest result that could decide its class (the
+  current run of that class needs ``max(1, confirm - run)`` more results; the
+  next one while votes since a new picture decide) would come when it has left
+  the window and is not in that run: it is *overruled*. With the defaults (confirm 2, window 5) that is known 3 results
   after a lone mistake. With the change gate on, a still picture stops the calls
   once the mistake is outvoted, so the verdict may wait for the next call (a
   heartbeat);
@@ -93,6 +96,8 @@ class Facts:
     counted: bool  # confidence >= decide.min_confidence: the debouncer counted its vote
     decided: str | None  # the camera's decided class after this result (None: none yet)
     changed: bool = False  # this result decided a new state (Kind.CHANGE)
+    new_picture: bool = False  # the first look at a new picture (the debouncer counts the votes since)
+    settled: bool = False  # after it, the decision is settled (the votes since the change agree)
 
 
 def facts_of(result: "Result") -> Facts:
@@ -102,7 +107,8 @@ def facts_of(result: "Result") -> Facts:
     return Facts(top=c.top, confidence=c.confidence, predictions=c.predictions,
                  counted=c.confidence >= min_confidence,
                  decided=None if result.decided is None else result.decided.cls,
-                 changed=result.state is not None and result.state.kind is Kind.CHANGE)
+                 changed=result.state is not None and result.state.kind is Kind.CHANGE,
+                 new_picture=result.new_picture, settled=result.camera.debouncer.settled)
 
 
 def uncertain(facts: Facts, rules: SamplingRules) -> bool:
@@ -181,6 +187,8 @@ class Sampler(Generic[T]):
         self._run_cls: str | None = None
         self._run = 0
         self._held: list[_Held[T]] = []
+        self._change_at: int | None = None  # the latest new picture's result
+        self._lead_open = False  # from a new picture until the decision settles: its votes all count
 
     @property
     def held(self) -> int:
@@ -195,6 +203,8 @@ class Sampler(Generic[T]):
         this result unless it is held; oldest first."""
         self._n += 1
         n = self._n
+        if facts.new_picture:
+            self._change_at, self._lead_open = n, True
         if facts.counted:
             if facts.top == self._run_cls:
                 self._run += 1
@@ -205,8 +215,11 @@ class Sampler(Generic[T]):
         now = reasons(facts, self.rules, self.rng)
         out: list[tuple[int, Sample[T]]] = []
         keep: list[_Held[T]] = []
+        lead_open = self._lead_open  # as the debouncer decided this result (settled after the one before)
+        self._lead_open = lead_open and not facts.settled
         for h in self._held:
-            if facts.changed and h.facts.top == facts.top and self._part_of_decision(h.index):
+            if facts.changed and h.facts.top == facts.top and \
+                    (self._part_of_decision(h.index) or (lead_open and self._since_change(h.index))):
                 out.extend(self._plain(h))  # a voter of the change: followed after all
             elif self._still_open(h):
                 keep.append(h)
@@ -244,13 +257,19 @@ class Sampler(Generic[T]):
         a voter in the window, or in the deciding run."""
         return self._n - index < self.window or self._run >= self._n - index + 1
 
+    def _since_change(self, index: int) -> bool:
+        return self._change_at is not None and index >= self._change_at
+
     def _still_open(self, h: _Held[T]) -> bool:
-        """A change to ``h``'s class that counts it can still be decided."""
+        """A change to ``h``'s class that counts it can still be decided: in the window or
+        the run, or a vote since a new picture while the decision is not settled (the
+        debouncer counts every one of those, decide.py)."""
         cls = h.facts.top
-        if self._in_run(h.index, cls):
+        if self._in_run(h.index, cls) or (self._lead_open and self._since_change(h.index)):
             return True
         run = self._run if self._run_cls == cls else 0
-        earliest = self._n + max(1, self.confirm - run)
+        # The votes since a new picture may decide at the very next result (no run needed).
+        earliest = self._n + (1 if self._lead_open else max(1, self.confirm - run))
         return earliest - h.index < self.window
 
     def _plain(self, h: _Held[T]) -> list[tuple[int, Sample[T]]]:

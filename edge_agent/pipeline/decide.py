@@ -35,8 +35,9 @@ class DecideStage:
             (r.reason is Priority.CONFIRM and cam.admission.checking.gave_up)
         disagreed = unasked and before is not None and reply.result.top != before.cls \
             and reply.result.confidence >= cam.cfg.decide.min_confidence
+        r.new_picture = r.picture_changed or disagreed
         r.state = cam.debouncer.feed(reply.result.top, reply.result.confidence, frame.captured_at,
-                                     picture_changed=r.picture_changed or disagreed)
+                                     picture_changed=r.new_picture)
         r.decided = decided = cam.debouncer.state
         r.in_state = None if decided is None else next(
             (p.confidence for p in reply.result.predictions if p.cls == decided.cls), 0.0)

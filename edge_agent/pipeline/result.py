@@ -37,6 +37,7 @@ class Result:
     in_state: float | None = None  # this result's confidence in the decided class (0: it did not name it)
     was_stale: bool = False  # the state was marked stale before this result checked it
     stale_changed: bool = False  # this result made the state stale (unsettled) or fresh again
+    new_picture: bool = False  # the debouncer took it as the first look at a new picture (a change to check)
 
     @property
     def reason(self) -> Priority | None:
