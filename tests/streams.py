@@ -1,12 +1,15 @@
 """Cameras on loopback for capture tests: an HTTP MJPEG camera
-(multipart/x-mixed-replace, as IP cameras and ESP32-CAMs serve it), and an RTSP
-camera sending H.264 (GStreamer's RTSP server, ``tests/rtsp_server.py``)."""
+(multipart/x-mixed-replace, as IP cameras and ESP32-CAMs serve it), an RTSP
+camera sending H.264 (GStreamer's RTSP server, ``tests/rtsp_server.py``), and a
+half-dead camera (HTTP or RTSP) that answers every request but never sends a
+picture."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -33,10 +36,12 @@ class MjpegCamera:
     """Serves ``/stream`` at ``fps``; ``color`` may be changed while it runs;
     ``freeze()`` stops sending mid-stream without closing the connection."""
 
-    def __init__(self, color: str = "red", fps: float = 10, size: tuple[int, int] = (320, 240)):
+    def __init__(self, color: str = "red", fps: float = 10, size: tuple[int, int] = (320, 240), *,
+                 answer_after: float = 0.0):
         self.color = color
         self.fps = fps
         self.size = size
+        self.answer_after = answer_after  # s before a request is answered at all (a slow camera)
         self.frozen = threading.Event()
         self.cut_mid_frame = threading.Event()  # send half a frame, then nothing, connection left open
         self.garbage = threading.Event()  # send parts that are not JPEGs (a camera's broken frames)
@@ -47,6 +52,7 @@ class MjpegCamera:
         self._runner: web.AppRunner | None = None
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(self.answer_after)
         resp = web.StreamResponse(headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame"})
         await resp.prepare(request)
         self.clients += 1
@@ -142,3 +148,110 @@ def need_gst() -> None:
         if os.environ.get("CI"):
             pytest.fail("GStreamer's RTSP server must be installed in CI (scripts/setup.sh does)")
         pytest.skip("gir1.2-gst-rtsp-server-1.0 / python3-gi not installed")
+
+
+SDP = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\na=control:*\r\n"
+       "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:track1\r\n")
+
+
+class HalfDeadCamera:
+    """A camera whose firmware answers every request and never sends a picture.
+
+    ``http``: a GET is answered ``HTTP/1.0 200 OK`` with multipart (MJPEG) headers,
+    then nothing. ``rtsp``: OPTIONS, DESCRIBE (an H.264 track), SETUP and PLAY are
+    answered, then no media. ``auth``: a request without an ``Authorization`` header
+    is refused 401 (Basic) first, as most cameras do; any credentials are taken.
+    Connections stay open until :meth:`close`. ``requests``: the head of every
+    request seen, for what was asked and with what credentials."""
+
+    def __init__(self, scheme: str = "http", *, auth: bool = False):
+        assert scheme in ("http", "rtsp")
+        self.scheme, self.auth = scheme, auth
+        self.requests: list[str] = []
+        self.connections = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="half-dead-camera")
+
+    def url(self, user: str = "") -> str:
+        path = "/video" if self.scheme == "http" else "/cam"
+        return f"{self.scheme}://{user + '@' if user else ''}127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> "HalfDeadCamera":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        with self._lock:
+            for c in self._conns:
+                c.close()
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            with self._lock:
+                self._conns.append(conn)
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        try:
+            while not self._stop.is_set():
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                text = head.decode("latin-1")
+                with self._lock:
+                    self.requests.append(text)
+                reply, more = self._reply(text)
+                conn.sendall(reply)
+                if not more:
+                    return  # the connection stays open, and silent, until close()
+        except OSError:
+            return
+
+    def _reply(self, head: str) -> tuple[bytes, bool]:
+        """The reply to one request, and whether another request is read after it."""
+        lines = head.split("\r\n")
+        method = lines[0].split(" ", 1)[0]
+        fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        authorised = not self.auth or "authorization" in fields
+        if self.scheme == "http":
+            if not authorised:
+                return (b'HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm="cam"\r\n'
+                        b"Content-Length: 0\r\n\r\n", False)
+            return b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n", False
+        cseq = f"CSeq: {fields.get('cseq', '0')}\r\n"
+        if method not in ("OPTIONS", "TEARDOWN") and not authorised:
+            return f'RTSP/1.0 401 Unauthorized\r\n{cseq}WWW-Authenticate: Basic realm="cam"\r\n\r\n'.encode(), True
+        extra, body = "", ""
+        if method == "OPTIONS":
+            extra = "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER\r\n"
+        elif method == "DESCRIBE":
+            body = SDP
+            extra = (f"Content-Base: rtsp://127.0.0.1:{self.port}/cam/\r\nContent-Type: application/sdp\r\n"
+                     f"Content-Length: {len(body)}\r\n")
+        elif method == "SETUP":
+            extra = f"Transport: {fields.get('transport', '')}\r\nSession: 12345678;timeout=60\r\n"
+        elif method in ("PLAY", "GET_PARAMETER", "TEARDOWN"):
+            extra = "Session: 12345678\r\n"
+        else:
+            return f"RTSP/1.0 405 Method Not Allowed\r\n{cseq}\r\n".encode(), True
+        return f"RTSP/1.0 200 OK\r\n{cseq}{extra}\r\n{body}".encode(), True

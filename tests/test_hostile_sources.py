@@ -15,6 +15,7 @@ import pytest
 from edge_agent.sources import SourceKind, SourceSpec, parse_source
 from edge_agent.sources.opencv import not_a_camera
 from tests.helpers import AgentProc, Broker, Recorder, agent_config, wait_until
+from tests.streams import HalfDeadCamera, MjpegCamera
 from tools.standin_api import StandinApi, ThreadedStandin
 
 KEY = "rf_hostile_src_SECRET_5"
@@ -101,3 +102,52 @@ def test_a_fifo_and_a_hung_camera_beside_a_good_one(tmp_path: Path, videos, brok
     assert rc == 0, agent.log()
     assert took < 5.0, f"stop took {took:.1f} s"
     assert "terminate called" not in agent.log()
+
+
+CAM_PW = "cam-PASSWORD-1618"
+TURNS = (("blue", 7.0), ("green", 11.0), ("red", 15.0))  # the good camera's colour, from the agent's start (s)
+LAG_MAX = 3.0  # s from a turn to its state; alone: ~1.5 s (a look at fps 2, confirm 2, the stand-in's reply)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("beside", ["alone", "http", "rtsp"])
+def test_a_good_camera_beside_a_half_dead_one_sees_every_change_as_alone(tmp_path: Path, broker: Broker,
+                                                                        recorder: Recorder, beside: str):
+    """#24 item 5: a camera that answers and never sends a picture (an HTTP camera's
+    200 and multipart headers, then nothing; an RTSP camera silent after PLAY) is
+    found so by the probe, outside the open lock: it never holds the good camera's
+    open, which comes online and sees every turn of its picture with the lag it has
+    alone. The good camera answers 0.5 s after a request, so the half-dead one is
+    first to the lock (before: the good camera waited out its 10-s open timeout)."""
+    dead = HalfDeadCamera("rtsp" if beside == "rtsp" else "http")
+    cameras = [] if beside == "alone" else [{"name": "dead", "source": dead.url(f"viewer:{CAM_PW}"), "fps": 2}]
+    with dead, MjpegCamera("red", fps=10, answer_after=0.5) as good, \
+            ThreadedStandin(StandinApi(api_key=KEY)) as api:
+        cfg = agent_config(api_url=api.url, broker_port=broker.port, api_key=KEY,
+                           cameras=cameras + [{"name": "good", "source": good.url, "fps": 2}])
+        started = time.monotonic()
+        agent = AgentProc(tmp_path, cfg)
+        try:
+            lags = []
+            for colour, at in TURNS:
+                time.sleep(max(0.0, started + at - time.monotonic()))
+                turned = time.monotonic()
+                good.color = colour
+                seen = recorder.wait_for("good/state", lambda m, c=colour: m.json()["class"] == c, after=turned,
+                                         timeout=15)
+                lags.append(seen.at - turned)
+        finally:
+            stopped = time.monotonic()
+            agent.signal(signal.SIGTERM)
+            assert agent.wait(10) == 0
+            agent.close()
+    first = recorder.all("good/state")[0]
+    print(f"{beside}: first state {first.at - started:.1f} s after the start, lags {[round(x, 2) for x in lags]}")
+    assert first.at - started <= TURNS[0][1] and first.json()["class"] == "red"  # alone: 3.5-5 s
+    assert max(lags) <= LAG_MAX, lags
+    assert not [m for m in recorder.all("good/status") if m.json()["camera"] == "offline" and m.at < stopped]
+    if beside != "alone":  # found out by the probe, and never opened by FFmpeg: no request has credentials
+        said = [m.json() for m in recorder.all("dead/status") if m.at < stopped]
+        assert any(s["camera"] == "offline" and "sent no picture" in (s["last_error"] or "") for s in said), said
+    assert all("authorization" not in r.lower() for r in dead.requests), dead.requests
+    assert CAM_PW not in agent.log()

@@ -20,7 +20,11 @@ opens, and its FFmpeg backend opens every capture under one process-wide lock. S
 this module sets the variable and opens under a lock of its own, which adds no
 waiting that OpenCV's lock does not already impose, and keeps anything that can
 block for long out of it: paths that cannot be cameras are refused, and network
-cameras are probed in the camera's own thread first (``probe_stream``).
+cameras are probed in the camera's own thread first, until a picture's first
+bytes (``probe.py``). What the probe cannot see without credentials (a camera
+that asks for them, then sends nothing) is bounded instead: once an open held
+the lock for its whole timeout and no frame came after it, that camera's next
+open waits three times as long as it held the lock (``HOLD_SHARE``).
 """
 
 from __future__ import annotations
@@ -28,8 +32,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
-import ssl
 import stat
 import threading
 import time
@@ -40,17 +42,19 @@ import numpy as np
 
 from ..config import CameraConfig, DecodeMode
 from ..encode import REUSE_MIN_BYTES
-from ..redact import redact_url
 from . import FrameSource, SourceKind, SourceSpec
 from .autodecode import AutoDecode
+from .probe import probe_stream
 
 log = logging.getLogger(__name__)
 
 MJPEG_FOURCC = int.from_bytes(b"MJPG", "little")
 V4L2_MAJOR = 81  # Linux's character-device major number for video4linux
-PROBE_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
 DEFAULT_CAPTURE_OPTIONS = "rtsp_transport;tcp"  # no lost UDP packets (smeared frames) on Wi-Fi
 KEYFRAMES_OPTION = "avdiscard;nonkey"
+
+HOLD_SHARE = 0.25  # a camera whose opens run out their timeout holds the open lock at most this share of the time
+RAN_OUT = 0.8  # an open that held the lock this share of its timeout ran it out
 
 _open_lock = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide, read at open
 
@@ -88,52 +92,6 @@ def not_a_camera(spec: SourceSpec) -> str | None:
     return None
 
 
-def probe_stream(url: str, timeout: float) -> str | None:
-    """Does a network camera answer at all? None if it does, else why not.
-
-    A camera that accepts a connection and then says nothing (hung firmware) or a
-    host that does not answer would hold OpenCV's process-wide open lock, and so
-    every other camera's (re)open, for the whole open timeout. This probe waits on
-    the network here instead, outside that lock: a TCP connect (and TLS handshake),
-    a request (HTTP GET / RTSP OPTIONS), and the first bytes of any reply (a 401
-    counts: something answered). It never sends credentials; FFmpeg makes the real
-    connection afterwards."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in PROBE_PORTS or not parts.hostname:
-        return None  # udp, srt, tcp...: nothing to ask, leave it to FFmpeg's timeouts
-    try:
-        port = parts.port or PROBE_PORTS[scheme]
-    except ValueError:
-        return f"cannot open {redact_url(url)}: bad port"
-    path = parts.path or "/"
-    if scheme in ("http", "https"):
-        ask = f"GET {path} HTTP/1.0\r\nHost: {parts.hostname}\r\n\r\n"
-    elif scheme in ("rtsp", "rtsps"):
-        ask = f"OPTIONS {scheme}://{parts.hostname}:{port}{path} RTSP/1.0\r\nCSeq: 1\r\n\r\n"
-    else:
-        ask = ""  # rtmp: a connect is all we can check without speaking the handshake
-    shown = redact_url(url)
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout) as raw:
-            sock: socket.socket = raw
-            if scheme in ("https", "rtsps"):
-                ctx = ssl.create_default_context()
-                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # liveness only
-                sock = ctx.wrap_socket(raw, server_hostname=parts.hostname)
-            if ask:
-                sock.sendall(ask.encode())
-                if not sock.recv(1):
-                    return f"cannot open {shown}: the camera closed the connection without a word"
-    except socket.timeout:
-        return f"cannot open {shown}: no answer within {timeout:g} s"
-    except (OSError, ssl.SSLError) as exc:
-        return f"cannot open {shown}: {exc.strerror or type(exc).__name__}"
-    return None
-
-
 def capture_options(base: str | None, keyframes: bool) -> str:
     """``OPENCV_FFMPEG_CAPTURE_OPTIONS`` for one open: the user's (or the default) plus
     ``avdiscard;nonkey`` for keyframes only (pure)."""
@@ -156,6 +114,10 @@ class OpenCVSource(FrameSource):
         self.jpeg = False
         self.allow_jpeg = True  # turned off for good if this source's JPEGs do not decode on their own
         self.error: str | None = None
+        self._clock = clock
+        self._held = 0.0  # how long the last open held the open lock (s)
+        self._opened_at = -math.inf  # when it ended
+        self._pictured = False  # a frame was grabbed since the last open
         self._cap: cv2.VideoCapture | None = None
         self._kept: np.ndarray | None = None  # retrieve() writes big frames into the last one's array
         self._width = self._height = 0
@@ -195,7 +157,7 @@ class OpenCVSource(FrameSource):
             # setting: decode every frame and learn again. A reopen auto asked for keeps
             # what it learned; a file is the same file at every pass.
             self._auto.choice = None
-        self.error = not_a_camera(self.spec)
+        self.error = not_a_camera(self.spec) or self._held_off()
         if self.error is None and self.spec.kind is SourceKind.STREAM:
             self.error = probe_stream(str(self.spec.target), self.open_timeout)
         if self.error is not None:
@@ -212,11 +174,14 @@ class OpenCVSource(FrameSource):
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.stall_timeout * 1000)]
             with _open_lock:
+                began = self._clock()
                 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = capture_options(self._base_options, self._keyframes)
                 # One decode thread is plenty for a keyframe a second, and each frame
                 # thread holds frames of its own: ~6 MB less at 1080p, and 3 threads.
                 os.environ["OPENCV_FFMPEG_THREADS"] = "1" if self._keyframes else self._base_threads
                 cap = cv2.VideoCapture(str(self.spec.target), cv2.CAP_FFMPEG, params)
+                self._opened_at = self._clock()
+                self._held, self._pictured = self._opened_at - began, False
         if not cap.isOpened():
             cap.release()
             self.error = f"cannot open {self.describe()}"
@@ -236,9 +201,24 @@ class OpenCVSource(FrameSource):
         self._first_pos, self._rewound = None, False
         return None
 
+    def _held_off(self) -> str | None:
+        """Why this stream is not opened yet, or None. An open that held the open lock
+        for its whole timeout, with no frame after it, is a camera that answers (the
+        probe passed) but sends no picture, behind credentials the probe does not
+        send: its next open waits until the lock was free for three times as long,
+        so the other cameras' (re)opens find it free most of the time."""
+        if self.spec.kind is not SourceKind.STREAM or self._pictured or self._held < RAN_OUT * self.open_timeout:
+            return None
+        pause = self._held * (1 / HOLD_SHARE - 1)
+        if self._clock() >= self._opened_at + pause:
+            return None
+        return (f"cannot open {self.describe()}: it answers, but its last open waited {self.open_timeout:g} s "
+                f"for a picture in vain; the next waits {pause:.0f} s, leaving the other cameras' opens free")
+
     def grab(self) -> bool:
         assert self._cap is not None
         ok = self._cap.grab()
+        self._pictured = self._pictured or ok
         if self.is_file:
             if self._rewound:
                 ok = self._landed(ok)
