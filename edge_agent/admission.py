@@ -236,14 +236,14 @@ class Admission:
         """A call failed, or classification resumed: the next look counts as a change."""
         self._forget = True
 
-    def note_result(self, settled: bool, now: float, *, disagreed: bool = False) -> Outcome:
+    def note_result(self, settled: bool, now: float | None = None, *, disagreed: bool = False) -> Outcome:
         """After each result: is the decision settled (the votes since the change agree)?
         ``disagreed``: a result not asked for by the gate's checking (on demand, a
         heartbeat) named another class than the state: it starts checking, as a change
         the gate saw does."""
         if disagreed:
             self.checking.start()
-        return self.checking.result(settled, now)
+        return self.checking.result(settled, self._clock() if now is None else now)  # the gate's clock
 
     @property
     def unsettled(self) -> bool:

@@ -75,7 +75,6 @@ class Debouncer:
         self._run = 0
         self._run_start = 0.0
         self._since_change: int | None = None  # results since the gate last saw the picture change
-        self._since_check: int | None = None  # results since the check began (see _settle)
         self._changed_votes: dict[str, list[tuple[float, float]]] = {}  # since the change: class -> (conf, at)
         self.settled = False  # the decided state holds the votes since the check began
         self._lead_open = False  # the votes since the change decide (from a change the gate saw until settled)
@@ -100,16 +99,15 @@ class Debouncer:
 
     def _settle(self) -> bool:
         """Is the decided state held on evidence as strong as the votes ask for? Of the
-        results since the check began (the first change the gate saw after the last
-        settled decision; more changes before it settles add to the same check), at most
-        the newest ``window``, at least ``votes`` name it. Until then the gate keeps
-        checking: a state the fast path decided on two results (two mistakes, now and
-        then) must still win the votes, and a change back decides as any other."""
+        results since the gate last saw the picture change (what the picture before it
+        said is no evidence for this one), at most the newest ``window``, at least
+        ``votes`` name it. Until then the gate keeps checking: a state decided on a
+        lead must still win the votes, and one decided on mistakes is undone."""
         if self.state is None or not self._window:
             return False
         recent = list(self._window)
-        if self._since_check is not None:
-            recent = recent[-(self._since_check + 1):]
+        if self._since_change is not None:
+            recent = recent[-(self._since_change + 1):]
         return sum(1 for c, _, _ in recent if c == self.state.cls) >= min(self.cfg.votes, self.cfg.window)
 
     def _leads_since_change(self, cls: str) -> bool:
@@ -129,17 +127,11 @@ class Debouncer:
         if picture_changed:
             self._since_change = 0
             self._changed_votes.clear()
-            if self.settled or self._since_check is None:
-                self._since_check = 0  # a new check; a change during a check adds to it
-            else:
-                self._since_check += 1
             self.settled = False
             self._lead_open = True  # until the check settles: every vote since the change counts
         else:
             if self._since_change is not None:
                 self._since_change += 1
-            if self._since_check is not None:
-                self._since_check += 1
         state = self._feed(cls, confidence, captured_at)
         self.settled = self._settle()
         self._lead_open = self._lead_open and not self.settled

@@ -44,7 +44,7 @@ class DecideStage:
         r.was_stale = cam.stale_since is not None
         cam.admission.mark_checked()
         # The change gate keeps calling until the decision is settled on the votes.
-        outcome = cam.admission.note_result(cam.debouncer.settled, time.monotonic(), disagreed=disagreed)
+        outcome = cam.admission.note_result(cam.debouncer.settled, disagreed=disagreed)
         if outcome is Outcome.GAVE_UP and decided is not None:
             cam.stale_since, cam.stale_reason = time.time(), Why.UNSETTLED
             log.warning("%s: the results since the change do not agree on %s: marked stale, re-checked on "
