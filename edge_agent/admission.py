@@ -163,7 +163,8 @@ class Admission:
         # Set from the event loop, read by the capture thread.
         self._paused = False
         self._closed = False
-        self.checking = Checking(cfg.change.heartbeat)  # after a change: until the votes agree (checking.py)
+        # After a change: until the votes agree, then verified once (checking.py).
+        self.checking = Checking(cfg.change.heartbeat, verify_after=cfg.decide.stale_after / 2)
         self._now_wanted = threading.Event()  # classify on demand
         self._probe_wanted = threading.Event()  # the loop asks for a probe of the primary (failover.py)
         self._forget = False  # the reference's result never came: look afresh

@@ -14,6 +14,10 @@ The rules (issue #24):
   and re-checked on a backoff, ``RECHECK_FIRST`` seconds doubling up to the
   heartbeat, each re-check one call, until the votes agree (or a change starts
   checking anew).
+* A check that settles is **verified** once, ``stale_after / 2`` later (one call:
+  a still picture is not looked at again until the heartbeat, and votes that
+  agreed by chance on a mistake, now and then with a poor model, must not hold a
+  wrong state fresh that long). If it disagrees, a check starts again.
 * Whenever a check the state needed is skipped (the API failing or backing off,
   the budget spent or pacing, every in-flight place taken, classification
   paused) the admission marks it **unchecked** with that reason (:class:`Why`);
@@ -23,6 +27,7 @@ The rules (issue #24):
 from __future__ import annotations
 
 import enum
+import math
 import random
 import threading
 
@@ -52,8 +57,10 @@ class Outcome(enum.Enum):
 
 
 class Checking:
-    def __init__(self, heartbeat: float, rng: random.Random | None = None):
+    def __init__(self, heartbeat: float, verify_after: float = math.inf, rng: random.Random | None = None):
         self._lock = threading.Lock()
+        self.verify_after = verify_after  # s after a check settles: one call to verify it
+        self.verifying = False  # the next re-check verifies a settled check
         self.active = False  # confirming calls wanted
         self.confirms = 0  # confirming calls made since checking started
         self.recheck_at: float | None = None  # monotonic: a re-check is due (after giving up)
@@ -64,7 +71,7 @@ class Checking:
     def start(self) -> None:
         """A change (the gate saw one, or a result disagreed): check until settled."""
         with self._lock:
-            self.active, self.confirms, self.recheck_at = True, 0, None
+            self.active, self.confirms, self.recheck_at, self.verifying = True, 0, None, False
             self._backoff.reset()
 
     def wants(self, now: float) -> bool:
@@ -86,7 +93,12 @@ class Checking:
         with self._lock:
             if settled:
                 was = self.active or self.gave_up or self.recheck_at is not None
-                self.active, self.gave_up, self.recheck_at = False, False, None
+                verified = self.verifying and self.recheck_at is None  # this was the verifying call
+                if self.verifying and not verified:
+                    return Outcome.IDLE  # another result while the verification waits
+                self.active, self.gave_up = False, False
+                self.verifying = was and not verified and math.isfinite(self.verify_after)
+                self.recheck_at = now + self.verify_after if self.verifying else None
                 self._backoff.reset()
                 return Outcome.SETTLED if was else Outcome.IDLE
             if self.active and self.confirms >= MAX_CONFIRM:

@@ -97,7 +97,10 @@ def test_checking_that_never_settles_gives_up_then_rechecks_on_a_backoff():
     assert 2.5 <= gaps[0] <= 5.5 and gaps[-1] > 4 * gaps[0]  # seconds at first, then longer
     assert all(g <= 600.5 for g in gaps)  # never longer than the heartbeat
     assert a.note_result(settled=True, now=t + 1) is Outcome.SETTLED
-    assert look(a, STILL, settle=False, now=t + 1e4) == "heartbeat"  # settled: no re-checks, the heartbeat as ever
+    assert look(a, STILL, settle=False, now=t + 2) is None
+    assert look(a, STILL, settle=False, now=t + 1 + 30) == "confirm"  # verified once, stale_after / 2 later
+    assert a.note_result(settled=True, now=t + 32) is Outcome.IDLE
+    assert look(a, STILL, settle=False, now=t + 1e4) == "heartbeat"  # then no re-checks: the heartbeat as ever
 
 
 def test_a_disagreeing_result_on_demand_starts_checking_as_a_change_does():

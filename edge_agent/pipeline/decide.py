@@ -31,8 +31,9 @@ class DecideStage:
         before = cam.debouncer.state
         # Not the checking's own (on demand, a heartbeat, a re-check after it gave up), and
         # another class: a change to check, as one the gate saw.
+        checking = cam.admission.checking
         unasked = r.reason in (Priority.ON_DEMAND, Priority.HEARTBEAT) or \
-            (r.reason is Priority.CONFIRM and cam.admission.checking.gave_up)
+            (r.reason is Priority.CONFIRM and (checking.gave_up or checking.verifying))
         disagreed = unasked and before is not None and reply.result.top != before.cls \
             and reply.result.confidence >= cam.cfg.decide.min_confidence
         r.new_picture = r.picture_changed or disagreed
@@ -49,7 +50,7 @@ class DecideStage:
             cam.stale_since, cam.stale_reason = time.time(), Why.UNSETTLED
             log.warning("%s: the results since the change do not agree on %s: marked stale, re-checked on "
                         "a backoff", cam.name, decided.cls)
-        elif not cam.admission.checking.gave_up:
+        elif not checking.gave_up:
             cam.stale_since, cam.stale_reason = None, None
         r.stale_changed = r.was_stale != (cam.stale_since is not None)
         state = r.state
