@@ -169,6 +169,7 @@ class Admission:
         self._probe_wanted = threading.Event()  # the loop asks for a probe of the primary (failover.py)
         self._forget = False  # the reference's result never came: look afresh
         # Capture thread only.
+        self._last_look = self._clock()  # the gate's clock at the newest look (re-checks are timed on it)
         self.last_call: float | None = None  # monotonic
         # Counters (written by the capture thread, read by anyone).
         self.unchanged = 0  # looked, and the picture had not changed: no call
@@ -244,7 +245,7 @@ class Admission:
         the gate saw does."""
         if disagreed:
             self.checking.start()
-        return self.checking.result(settled, self._clock() if now is None else now)  # the gate's clock
+        return self.checking.result(settled, self._last_look if now is None else now)  # the gate's clock
 
     @property
     def unsettled(self) -> bool:
@@ -266,6 +267,7 @@ class Admission:
         still taken, as a look only: the gate says whether a check was missed."""
         if self.closed or self.paused:
             return None
+        self._last_look = now
         probe = self._probe_wanted.is_set()  # the primary's: the loop asked when it may be tried
         wanted = self._now_wanted.is_set() or probe
         if not (wanted or self.rate.due(now)):

@@ -93,11 +93,11 @@ class Checking:
         with self._lock:
             if settled:
                 was = self.active or self.gave_up or self.recheck_at is not None
-                verified = self.verifying and self.recheck_at is None  # this was the verifying call
-                if self.verifying and not verified:
-                    return Outcome.IDLE  # another result while the verification waits
+                if self.verifying:  # a later look agrees (the verifying call, or a heartbeat's): verified
+                    self.verifying, self.recheck_at = False, None
+                    return Outcome.IDLE
                 self.active, self.gave_up = False, False
-                self.verifying = was and not verified and math.isfinite(self.verify_after)
+                self.verifying = was and math.isfinite(self.verify_after)
                 self.recheck_at = now + self.verify_after if self.verifying else None
                 self._backoff.reset()
                 return Outcome.SETTLED if was else Outcome.IDLE

@@ -101,14 +101,19 @@ class Debouncer:
         """Is the decided state held on evidence as strong as the votes ask for? Of the
         results since the gate last saw the picture change (what the picture before it
         said is no evidence for this one), at most the newest ``window``, at least
-        ``votes`` name it. Until then the gate keeps checking: a state decided on a
-        lead must still win the votes, and one decided on mistakes is undone."""
+        ``votes`` name it, or every one of them and ``votes - 1``. Until then the gate
+        keeps checking: a state decided on a lead must still win the votes, and one
+        decided on mistakes is undone."""
         if self.state is None or not self._window:
             return False
         recent = list(self._window)
         if self._since_change is not None:
             recent = recent[-(self._since_change + 1):]
-        return sum(1 for c, _, _ in recent if c == self.state.cls) >= min(self.cfg.votes, self.cfg.window)
+        votes = sum(1 for c, _, _ in recent if c == self.state.cls)
+        need = min(self.cfg.votes, self.cfg.window)
+        # Every look since the change agreeing: one vote fewer will do (checking.py verifies
+        # a settled check once more, later): a clean change costs three results, not four.
+        return votes >= need or (votes == len(recent) and votes >= max(1, need - 1))
 
     def _leads_since_change(self, cls: str) -> bool:
         """The gate saw the picture change and the check is not settled yet, and since

@@ -144,9 +144,15 @@ def test_a_change_the_gate_saw_needs_only_confirm_results_on_the_picture_as_it_s
     assert d.feed("closed", 0.9, 10.5) is None  # one look after the change: could be a flicker
     s = d.feed("closed", 0.9, 11.0)  # confirm (2) looks since the change, on the new picture
     assert s is not None and s.cls == "closed" and s.since == 10.0
-    assert not d.settled  # three of the votes' four: the gate keeps checking
-    d.feed("closed", 0.9, 11.5)
-    assert d.settled
+    assert d.settled  # every look since the change agrees: votes - 1 (3) settle it
+    mixed = Debouncer(DecideConfig())
+    for i in range(4):
+        mixed.feed("open", 0.9, float(i))
+    mixed.feed("closed", 0.9, 10.0, picture_changed=True), mixed.feed("open", 0.9, 10.5)
+    mixed.feed("closed", 0.9, 11.0), mixed.feed("closed", 0.9, 11.5)
+    assert mixed.state.cls == "closed" and not mixed.settled  # 3 of 4 with a dissent: the votes (4) are needed
+    mixed.feed("closed", 0.9, 12.0)
+    assert mixed.settled
 
 
 def test_a_flicker_of_two_looks_decides_nothing():
@@ -169,7 +175,7 @@ def test_a_fast_mistake_is_not_settled_and_the_votes_undo_it():
     d.feed("green", 0.8, 10.0, picture_changed=True)  # truth: blue; the model errs three times
     d.feed("green", 0.8, 10.5)
     wrong = d.feed("green", 0.8, 11.0)
-    assert wrong is not None and wrong.cls == "green" and not d.settled
+    assert wrong is not None and wrong.cls == "green" and d.settled  # three alike: settled (then verified)
     states = [d.feed("blue", 0.9, 11.5 + i / 2) for i in range(4)]
     assert [s.cls for s in states if s is not None] == ["blue"] and d.state.cls == "blue" and d.settled
 

@@ -55,7 +55,7 @@ SCENES = {
                        fade=(3.0, 7.0, 0.4)),
 }
 LOOKS_PER_S = {"fast_fade": 10}  # the camera's fps; 2 (the default) for the others
-FIRST_CALLS = 4  # a still picture's calls: the first look, and the checking until the votes agree (decide.votes: 4)
+FIRST_CALLS = 3  # a still picture's calls: the first look and two more, all agreeing (decide.votes - 1, decide.py)
 SOLID = [("red", 6), ("green", 6), ("blue", 6)]
 EXPECTED = {  # camera: (seconds into the clip, the class from then on), after the first
     "panel": [(CHANGE_AT, "green")],
