@@ -356,7 +356,7 @@ def live_agents(trees: list["Tree"]) -> list[tuple[str, "Tree", dict[str, str]]]
 def bench_live_phase(work: Path, cam_url: str, trees: list["Tree"], fps: float, windows: int,
                      window_s: float) -> list[LiveRow]:
     """At ``fps``, over the same windows: each agent of ``live_agents`` and the fresh-frame loop."""
-    from bench.live_rig import AgeStandin, TreeAgent, ages, start_fresh_loop, stop_all, wait_results
+    from bench.live_rig import StandinProcess, TreeAgent, ages, start_fresh_loop, stop_all, wait_results
     from bench.sources_rig import Watched
     from tests.helpers import Recorder
 
@@ -366,7 +366,7 @@ def bench_live_phase(work: Path, cam_url: str, trees: list["Tree"], fps: float, 
     loop: subprocess.Popen | None = None
     tag = f"fps{fps:g}"
     try:
-        with ThreadedStandin(AgeStandin(api_key="bench-key", latency=0.18)) as api:
+        with StandinProcess(0.18) as api:
             for i, (name, tree, env) in enumerate(live_agents(trees)):
                 agents.append(TreeAgent(work, tree, f"{tag}_a{i}", api.url, broker.port,
                                         {"source": cam_url, "fps": fps}, env))
@@ -487,7 +487,7 @@ def bench_live(work: Path, trees: list["Tree"], windows: int, window_s: float, r
 
 def bench_h264(work: Path, trees: list["Tree"], windows: int, window_s: float, repeat: int) -> None:
     """The 1080p H.264 keyframes camera (bench_sources' clip), each tree's agent side by side."""
-    from bench.live_rig import AgeStandin, TreeAgent, stop_all, wait_results
+    from bench.live_rig import StandinProcess, TreeAgent, stop_all, wait_results
     from bench.sources_rig import Watched, camera_like_1080p
 
     print(f"\n== h264: 1920x1080 25 fps H.264 camera-like clip (bench_sources'), decode: keyframes, fps 1, gate off, "
@@ -501,7 +501,7 @@ def bench_h264(work: Path, trees: list["Tree"], windows: int, window_s: float, r
         broker = Broker(phase).start()
         agents: list[TreeAgent] = []
         try:
-            with ThreadedStandin(AgeStandin(api_key="bench-key", latency=0.18)) as api:
+            with StandinProcess(0.18) as api:
                 for i, t in enumerate(trees):
                     agents.append(TreeAgent(phase, t, f"h264_{i}", api.url, broker.port, camera))
                 wait_results(api, [a.slug for a in agents], 60)

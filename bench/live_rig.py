@@ -6,6 +6,8 @@ that notes when each request arrived. Nothing here measures on its own.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,18 +128,55 @@ def start_fresh_loop(work: Path, url: str, api_url: str, fps: float, slug: str) 
 @dataclass
 class AgeStandin(StandinApi):
     """The stand-in, noting each classify request's arrival (wall clock, path) before
-    any of its own work, so a request's age is that minus its frame's captured_at."""
+    any of its own work, so a request's age is that minus its frame's captured_at.
+    ``GET /_bench/arrivals/all`` gives them as JSON."""
 
     arrivals: list[tuple[float, str]] = field(default_factory=list)
 
+    def app(self) -> web.Application:
+        app = super().app()
+        app.router.add_get("/_bench/arrivals/all", lambda request: web.json_response(self.arrivals))
+        return app
+
     async def _classify(self, request: web.Request) -> web.StreamResponse:
-        self.arrivals.append((time.time(), request.path))  # list.append: atomic under the GIL
+        self.arrivals.append((time.time(), request.path))
         return await super()._classify(request)
 
+
+class StandinProcess:
+    """An AgeStandin in a process of its own (``python bench/live_rig.py standin``):
+    its arrival times are then never late for work of the bench's own (its MQTT
+    recorder, another agent's request being decoded in the same process)."""
+
+    def __init__(self, latency: float):
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "standin", str(latency)],
+                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+
+        self._final: list[tuple[float, str]] | None = None  # what it saw, once stopped
+
+    def _arrivals(self) -> list[tuple[float, str]]:
+        if self._final is not None:
+            return self._final
+        with urllib.request.urlopen(f"{self.url}/_bench/arrivals/all", timeout=10) as r:
+            return [(t, p) for t, p in json.load(r)]
+
     def arrived(self, slug: str, span: tuple[float, float]) -> list[float]:
-        """Wall-clock arrivals of requests for ``slug`` within ``span`` (wall clock)."""
+        """Wall-clock arrivals of requests for ``slug`` within ``span`` (wall clock);
+        still known after the stop."""
         path = f"/{slug}/1"
-        return [t for t, p in list(self.arrivals) if p == path and span[0] <= t < span[1]]
+        return [t for t, p in self._arrivals() if p == path and span[0] <= t < span[1]]
+
+    def __enter__(self) -> "StandinProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._final = self._arrivals()
+        finally:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def ages(arrivals: list[float], captured: list[float], interval: float) -> list[float]:
@@ -170,7 +210,9 @@ class Tree:
                                   text=True, check=True, timeout=10).stdout.strip()
         except (subprocess.CalledProcessError, FileNotFoundError):
             head = "?"
-        return cls(path, "this tree" if path == ROOT else head)
+        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return cls(path, "this tree" if path == ROOT else f"{head}{'+' if dirty else ''} {path.name}")
 
     def _config_source(self) -> str:
         pkg = self.path / "edge_agent"
@@ -265,6 +307,18 @@ def stop_all(agents: list[TreeAgent]) -> None:
         a.close()
 
 
-def wait_results(arrivals: AgeStandin, slugs: list[str], timeout: float) -> None:
+def wait_results(arrivals: StandinProcess, slugs: list[str], timeout: float) -> None:
     wait_until(lambda: all(arrivals.arrived(s, (0, float("inf"))) for s in slugs), timeout,
                what="requests from every agent and loop")
+
+
+async def _serve_standin(latency: float) -> None:
+    api = AgeStandin(api_key=KEY, latency=latency)
+    await api.start()
+    print(api.url, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["standin"]:
+        asyncio.run(_serve_standin(float(sys.argv[2])))
