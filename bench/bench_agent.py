@@ -1,8 +1,9 @@
 """Benchmarks of the agent, each against a baseline measured in the same run.
 
-    .venv/bin/python bench/bench_agent.py            # both, ~3 minutes
+    .venv/bin/python bench/bench_agent.py            # cpu, throughput and live, ~6 minutes
     .venv/bin/python bench/bench_agent.py cpu        # CPU and memory only
     .venv/bin/python bench/bench_agent.py throughput # delivered classifications/s only
+    .venv/bin/python bench/bench_agent.py live h264 --other-tree /tmp/wt-dc2 --repeat 3   # beside another build
 
 cpu: one camera, a 640x480 30 fps video played in real time, fps 2, three clips:
   H.264 camera-like (moving content, sensor noise, 1.5 Mbit/s, as an IP camera's
@@ -17,6 +18,22 @@ cpu: one camera, a 640x480 30 fps video played in real time, fps 2, three clips:
 throughput: the stand-in API answers after 180 ms (the hosted API's median),
   fps 10, max_in_flight 4; baseline: the seed's documented sequential loop
   (read, resize, encode, requests.post, repeat). Target: >= 9.5 /s.
+
+live: CPU per result as a user's 640x480 camera sees it (issue #23). A live HTTP
+  MJPEG camera, 640x480 30 fps camera-like JPEGs served in real time by a process of
+  its own, and the stand-in (180 ms) in a process of its own; gate off, so every run
+  sends the same frames. At fps 10, then fps 2, at once over the same windows: the
+  agent, the agent with EDGE_AGENT_MALLOC=glibc, the agent of each --other-tree (its
+  tree as cwd and PYTHONPATH, read back from /proc) and a fresh-frame loop (read()
+  every frame, post the newest fps times a second from 4 threads). Per row: CPU,
+  results/s, CPU ms per result and its ratio to the loop's, heap (Anonymous, from
+  smaps_rollup) and RSS, and the age at the API: a request's arrival at the stand-in
+  minus the captured_at of its frame's result on MQTT. --repeat N: medians of N runs.
+  Targets: <= 1.05x each other tree's CPU per result, <= 0.35x the loop's at fps 2,
+  heap <= 42 MB, age p95 <= 10 ms at fps 10.
+h264: the 1080p H.264 keyframes camera of bench_sources (decode: keyframes, fps 1,
+  gate off), this tree's agent and each --other-tree's side by side: CPU per result
+  and heap (the issue's: within +-5 % of the build before it).
 
 Everything runs on 127.0.0.1: mosquitto, the stand-in API (tools/standin_api.py,
 not a model) and the agent as a subprocess. Figures vary with the machine;
