@@ -543,6 +543,12 @@ def bench_h264(work: Path, trees: list["Tree"], windows: int, window_s: float, r
     med = [(same[0][0],) + tuple(statistics.median(r[k] for r in same) for k in range(1, 5)) for same in zip(*runs)]
     print(f"\n  medians of {repeat} run(s):")
     h264_table(med)
+    this = med[0]
+    for other in med[1:]:
+        cpu, heap = this[1] / other[1] - 1, this[3] / other[3] - 1
+        print(f"  target CPU and heap within +-5 % of {other[0]}'s: CPU {cpu:+.1%} "
+              f"({'met' if abs(cpu) <= 0.05 else 'lower' if cpu < 0 else 'NOT met'}), heap {heap:+.1%} "
+              f"({'met' if abs(heap) <= 0.05 else 'lower' if heap < 0 else 'NOT met'})")
 
 
 def h264_table(rows: list[tuple]) -> None:
