@@ -1,8 +1,9 @@
 """Benchmarks of the agent, each against a baseline measured in the same run.
 
-    .venv/bin/python bench/bench_agent.py            # both, ~3 minutes
+    .venv/bin/python bench/bench_agent.py            # cpu, throughput and live, ~6 minutes
     .venv/bin/python bench/bench_agent.py cpu        # CPU and memory only
     .venv/bin/python bench/bench_agent.py throughput # delivered classifications/s only
+    .venv/bin/python bench/bench_agent.py live h264 --other-tree /tmp/wt-dc2 --repeat 3   # beside another build
 
 cpu: one camera, a 640x480 30 fps video played in real time, fps 2, three clips:
   H.264 camera-like (moving content, sensor noise, 1.5 Mbit/s, as an IP camera's
@@ -17,6 +18,22 @@ cpu: one camera, a 640x480 30 fps video played in real time, fps 2, three clips:
 throughput: the stand-in API answers after 180 ms (the hosted API's median),
   fps 10, max_in_flight 4; baseline: the seed's documented sequential loop
   (read, resize, encode, requests.post, repeat). Target: >= 9.5 /s.
+
+live: CPU per result as a user's 640x480 camera sees it (issue #23). A live HTTP
+  MJPEG camera, 640x480 30 fps camera-like JPEGs served in real time by a process of
+  its own, and the stand-in (180 ms) in a process of its own; gate off, so every run
+  sends the same frames. At fps 10, then fps 2, at once over the same windows: the
+  agent, the agent with EDGE_AGENT_MALLOC=glibc, the agent of each --other-tree (its
+  tree as cwd and PYTHONPATH, read back from /proc) and a fresh-frame loop (read()
+  every frame, post the newest fps times a second from 4 threads). Per row: CPU,
+  results/s, CPU ms per result and its ratio to the loop's, heap (Anonymous, from
+  smaps_rollup) and RSS, and the age at the API: a request's arrival at the stand-in
+  minus the captured_at of its frame's result on MQTT. --repeat N: medians of N runs.
+  Targets: <= 1.05x each other tree's CPU per result, <= 0.35x the loop's at fps 2,
+  heap <= 42 MB, age p95 <= 10 ms at fps 10.
+h264: the 1080p H.264 keyframes camera of bench_sources (decode: keyframes, fps 1,
+  gate off), this tree's agent and each --other-tree's side by side: CPU per result
+  and heap (the issue's: within +-5 % of the build before it).
 
 Everything runs on 127.0.0.1: mosquitto, the stand-in API (tools/standin_api.py,
 not a model) and the agent as a subprocess. Figures vary with the machine;
@@ -34,13 +51,18 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.helpers import AgentProc, Broker, agent_config  # noqa: E402
 from tools.standin_api import StandinApi, ThreadedStandin  # noqa: E402
+
+if TYPE_CHECKING:
+    from bench.live_rig import Tree
 
 
 
@@ -307,29 +329,272 @@ def bench_throughput(work: Path, video: Path, seconds: float) -> bool:
     return ok
 
 
+
+LIVE_FPS = (10, 2)
+LIVE_HEAP_MAX = 42.0  # MB of Anonymous, a 640x480 camera
+LIVE_LOOP_RATIO_MAX = 0.35  # CPU per result against the fresh-frame loop, at fps 2
+LIVE_OTHER_RATIO_MAX = 1.05  # CPU per result against another tree's agent (--other-tree)
+LIVE_AGE_P95_MAX = 10.0  # ms at the API, fps 10
+
+
+@dataclass
+class LiveRow:
+    """One process's figures over one phase's windows."""
+
+    name: str
+    fps: float
+    cpu: float  # % of one core, median over the windows
+    rate: float  # results/s (requests the stand-in answered)
+    heap: float  # MB, Anonymous (smaps_rollup), median
+    rss: float  # MB, median
+    age50: float  # ms at the API (nan: not known)
+    age95: float
+
+    @property
+    def ms_per_result(self) -> float:
+        return self.cpu * 10 / self.rate if self.rate else float("nan")
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def live_agents(trees: list["Tree"]) -> list[tuple[str, "Tree", dict[str, str]]]:
+    """(row name, tree, environment) of each agent in a live phase: this tree as it is and
+    with glibc's malloc defaults, then each other tree."""
+    this, others = trees[0], trees[1:]
+    return ([("agent", this, {}), ("agent, EDGE_AGENT_MALLOC=glibc", this, {"EDGE_AGENT_MALLOC": "glibc"})]
+            + [(f"agent of {t.label}", t, {}) for t in others])
+
+
+def bench_live_phase(work: Path, cam_url: str, trees: list["Tree"], fps: float, windows: int,
+                     window_s: float) -> list[LiveRow]:
+    """At ``fps``, over the same windows: each agent of ``live_agents`` and the fresh-frame loop."""
+    from bench.live_rig import StandinProcess, TreeAgent, ages, start_fresh_loop, stop_all, wait_results
+    from bench.sources_rig import Watched
+    from tests.helpers import Recorder
+
+    broker = Broker(work).start()
+    rec = Recorder(broker.port, "edge_agent/bench")
+    agents: list[TreeAgent] = []
+    loop: subprocess.Popen | None = None
+    tag = f"fps{fps:g}"
+    try:
+        with StandinProcess(0.18) as api:
+            for i, (name, tree, env) in enumerate(live_agents(trees)):
+                agents.append(TreeAgent(work, tree, f"{tag}_a{i}", api.url, broker.port,
+                                        {"source": cam_url, "fps": fps}, env))
+            loop = start_fresh_loop(work, cam_url, api.url, fps, f"{tag}_loop")
+            slugs = [a.slug for a in agents] + [f"{tag}_loop"]
+            wait_results(api, slugs, 60)
+            for a in agents:
+                a.alive()
+                a.check()
+            time.sleep(4)  # past the first frames' imports and allocations
+            procs = [Watched(a.name, a.proc.pid) for a in agents] + [Watched("loop", loop.pid)]
+            wall0 = time.time()
+            mono0, mono1 = sample_together(procs, windows, window_s)
+            span = (wall0, wall0 + (mono1 - mono0))
+            time.sleep(1)  # the last results on MQTT
+            for a in agents:
+                a.alive()
+    finally:
+        stop_all(agents)
+        if loop is not None:
+            loop.kill()
+            loop.wait()
+        rec.close()
+        broker.stop()
+    rows = []
+    names = [n for n, _, _ in live_agents(trees)] + ["fresh-frame loop"]
+    for name, slug, p in zip(names, slugs, procs):
+        arrived = api.arrived(slug, span)
+        rate = len(arrived) / (span[1] - span[0])
+        if slug.endswith("_loop"):
+            a50 = a95 = float("nan")
+        else:
+            captured = [m.json()["captured_at"] for m in rec.all(f"{slug}/result")]
+            age = ages(arrived, captured, 1 / fps)
+            a50, a95 = pct(age, 0.5) * 1000, pct(age, 0.95) * 1000
+        rows.append(LiveRow(name, fps, statistics.median(p.cpu), rate, p.median("anon"), p.median("rss"), a50, a95))
+    return rows
+
+
+LIVE_HEADER = (f"  {'':34}{'CPU %':>7}{'res/s':>7}{'ms/res':>8}{'x loop':>8}{'heap MB':>9}{'RSS MB':>8}"
+               f"{'age p50':>8}{'p95 ms':>8}")
+
+
+def live_row(r: LiveRow, loop: LiveRow) -> str:
+    return (f"  {r.name:34}{r.cpu:7.2f}{r.rate:7.2f}{r.ms_per_result:8.2f}"
+            f"{r.ms_per_result / loop.ms_per_result:8.3f}{r.heap:9.1f}{r.rss:8.1f}{r.age50:8.1f}{r.age95:8.1f}")
+
+
+def median_rows(runs: list[list[LiveRow]]) -> list[LiveRow]:
+    """Row by row, the median of each figure over the runs (ratios are then taken of medians)."""
+    out = []
+    for same in zip(*runs):
+        med = {f: statistics.median(getattr(r, f) for r in same)
+               for f in ("cpu", "rate", "heap", "rss", "age50", "age95")}
+        out.append(LiveRow(same[0].name, same[0].fps, **med))
+    return out
+
+
+def bench_live(work: Path, trees: list["Tree"], windows: int, window_s: float, repeat: int) -> bool:
+    from bench.live_rig import MjpegServer
+    from bench.sources_rig import camera_like_jpegs
+
+    print(f"\n== live: a 640x480 30 fps HTTP MJPEG camera (camera-like, served in real time), API 180 ms, "
+          f"gate off; per fps, all at once over {windows} windows of {window_s:g} s: the agent, the agent with "
+          f"glibc's malloc defaults, {', '.join(t.label for t in trees[1:]) or 'no other tree'}, "
+          f"and a fresh-frame loop (read() every frame, post the newest fps times a second)")
+    for t in trees:
+        print(f"  {t.label}: {t.path}, imports {t.imported_from()}")
+    frames = camera_like_jpegs(work, seconds=4, fps=30)
+    frames_dir = work / "mjpeg-frames"
+    print(f"  frames: {len(frames)} JPEGs, {statistics.median(len(f) for f in frames) / 1024:.0f} KiB median")
+    by_fps: dict[float, list[list[LiveRow]]] = {fps: [] for fps in LIVE_FPS}
+    with MjpegServer(work, frames_dir, 30) as cam:
+        for run in range(repeat):
+            for fps in LIVE_FPS:
+                phase = work / f"live-{run}-{fps:g}"
+                phase.mkdir()
+                rows = bench_live_phase(phase, cam.url, trees, fps, windows, window_s)
+                by_fps[fps].append(rows)
+                print(f"\n  run {run + 1}/{repeat}, fps {fps:g}  (load {os.getloadavg()[0]:.2f})")
+                print(LIVE_HEADER)
+                for r in rows:
+                    print(live_row(r, rows[-1]))
+    ok = True
+    print(f"\n  medians of {repeat} run(s):")
+    med = {fps: median_rows(runs) for fps, runs in by_fps.items()}
+    for fps in LIVE_FPS:
+        rows = med[fps]
+        print(f"  fps {fps:g}")
+        print(LIVE_HEADER)
+        for r in rows:
+            print(live_row(r, rows[-1]))
+    for fps in LIVE_FPS:
+        rows = med[fps]
+        agent, loop, others = rows[0], rows[-1], rows[2:-1]
+        for other in others:
+            r = agent.ms_per_result / other.ms_per_result
+            good = r <= LIVE_OTHER_RATIO_MAX
+            ok &= good
+            print(f"  target fps {fps:g}: CPU per result <= {LIVE_OTHER_RATIO_MAX}x {other.name}: "
+                  f"{'met' if good else 'NOT met'} ({r:.3f}x)")
+        if fps == 2:
+            r = agent.ms_per_result / loop.ms_per_result
+            good = r <= LIVE_LOOP_RATIO_MAX
+            ok &= good
+            print(f"  target fps 2: CPU per result <= {LIVE_LOOP_RATIO_MAX}x the fresh-frame loop: "
+                  f"{'met' if good else 'NOT met'} ({r:.3f}x)")
+        good = agent.heap <= LIVE_HEAP_MAX
+        ok &= good
+        print(f"  target fps {fps:g}: heap <= {LIVE_HEAP_MAX:g} MB: {'met' if good else 'NOT met'} ({agent.heap:.1f} MB)")
+        if fps == 10:
+            good = agent.age95 <= LIVE_AGE_P95_MAX
+            ok &= good
+            print(f"  target fps 10: age p95 at the API <= {LIVE_AGE_P95_MAX:g} ms: {'met' if good else 'NOT met'} "
+                  f"({agent.age95:.1f} ms)")
+    return ok
+
+
+def bench_h264(work: Path, trees: list["Tree"], windows: int, window_s: float, repeat: int) -> None:
+    """The 1080p H.264 keyframes camera (bench_sources' clip), each tree's agent side by side."""
+    from bench.live_rig import StandinProcess, TreeAgent, stop_all, wait_results
+    from bench.sources_rig import Watched, camera_like_1080p
+
+    print(f"\n== h264: 1920x1080 25 fps H.264 camera-like clip (bench_sources'), decode: keyframes, fps 1, gate off, "
+          f"API 180 ms; each tree's agent at once over {windows} windows of {window_s:g} s")
+    clip = camera_like_1080p(work / "camera-like-1080p.mp4")
+    camera = {"source": str(clip), "fps": 1, "loop": True, "decode": "keyframes"}
+    runs: list[list[tuple[str, float, float, float, float]]] = []
+    for run in range(repeat):
+        phase = work / f"h264-{run}"
+        phase.mkdir()
+        broker = Broker(phase).start()
+        agents: list[TreeAgent] = []
+        try:
+            with StandinProcess(0.18) as api:
+                for i, t in enumerate(trees):
+                    agents.append(TreeAgent(phase, t, f"h264_{i}", api.url, broker.port, camera))
+                wait_results(api, [a.slug for a in agents], 60)
+                for a in agents:
+                    a.alive()
+                    a.check()
+                time.sleep(4)
+                procs = [Watched(a.name, a.proc.pid) for a in agents]
+                wall0 = time.time()
+                mono0, mono1 = sample_together(procs, windows, window_s)
+                span = (wall0, wall0 + (mono1 - mono0))
+                for a in agents:
+                    a.alive()
+        finally:
+            stop_all(agents)
+            broker.stop()
+        rows = [(t.label, statistics.median(p.cpu), len(api.arrived(a.slug, span)) / (span[1] - span[0]),
+                 p.median("anon"), p.median("rss")) for t, a, p in zip(trees, agents, procs)]
+        runs.append(rows)
+        print(f"\n  run {run + 1}/{repeat}  (load {os.getloadavg()[0]:.2f})")
+        h264_table(rows)
+    med = [(same[0][0],) + tuple(statistics.median(r[k] for r in same) for k in range(1, 5)) for same in zip(*runs)]
+    print(f"\n  medians of {repeat} run(s):")
+    h264_table(med)
+    this = med[0]
+    for other in med[1:]:
+        cpu, heap = this[1] / other[1] - 1, this[3] / other[3] - 1
+        print(f"  target CPU and heap within +-5 % of {other[0]}'s: CPU {cpu:+.1%} "
+              f"({'met' if abs(cpu) <= 0.05 else 'lower' if cpu < 0 else 'NOT met'}), heap {heap:+.1%} "
+              f"({'met' if abs(heap) <= 0.05 else 'lower' if heap < 0 else 'NOT met'})")
+
+
+def h264_table(rows: list[tuple]) -> None:
+    print(f"  {'':16}{'CPU %':>7}{'res/s':>7}{'ms/res':>8}{'heap MB':>9}{'RSS MB':>8}{'CPU x':>8}{'heap x':>8}")
+    base = rows[0]
+    for label, cpu, rate, anon, rss in rows:
+        print(f"  {label:16}{cpu:7.2f}{rate:7.2f}{cpu * 10 / rate if rate else float('nan'):8.2f}{anon:9.1f}"
+              f"{rss:8.1f}{base[1] / cpu:8.3f}{base[3] / anon:8.3f}")
+    print("  (CPU x, heap x: this tree's figure over the row's)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="edge-agent benchmarks")
-    ap.add_argument("which", nargs="*", help="cpu and/or throughput (default: both)")
+    ap.add_argument("which", nargs="*", help="cpu, throughput, live and/or h264 (default: cpu, throughput, live)")
     ap.add_argument("--windows", type=int, default=5, help="CPU sampling windows (median is reported)")
     ap.add_argument("--window-seconds", type=float, default=8.0)
     ap.add_argument("--seconds", type=float, default=30.0, help="throughput measuring time")
+    ap.add_argument("--other-tree", type=Path, action="append", default=[], metavar="PATH",
+                    help="another checkout whose agent runs beside this one's in live and h264 (repeatable)")
+    ap.add_argument("--repeat", type=int, default=1, help="live and h264: runs (medians over them are printed)")
     args = ap.parse_args()
-    args.which = args.which or ["cpu", "throughput"]
-    if set(args.which) - {"cpu", "throughput"}:
-        ap.error("choose from: cpu, throughput")
+    args.which = args.which or ["cpu", "throughput", "live"]
+    if set(args.which) - {"cpu", "throughput", "live", "h264"}:
+        ap.error("choose from: cpu, throughput, live, h264")
+    from bench.live_rig import Tree
+    trees = [Tree.of(ROOT)] + [Tree.of(p) for p in args.other_tree]
+    if "live" in args.which or "h264" in args.which:
+        for t in trees:
+            t.compile()
     with tempfile.TemporaryDirectory(prefix="edge-agent-bench-") as tmp:
         work = Path(tmp)
-        video = camera_like_clip(work / "camera-like.mp4")
+        video = camera_like_clip(work / "camera-like.mp4") if {"cpu", "throughput"} & set(args.which) else None
         print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, kernel {os.uname().release}")
         results = []
-        if "cpu" in args.which:
+        if video is not None and "cpu" in args.which:
             results.append(bench_cpu(work, video, "H.264, camera-like", args.windows, args.window_seconds))
             results.append(bench_cpu(work, flat_clip(work / "flat-colours.mp4"), "H.264, flat colours",
                                      args.windows, args.window_seconds))
             results.append(bench_cpu(work, camera_like_clip(work / "camera-like.avi", codec="mjpeg"),
                                      "MJPEG, camera-like", args.windows, args.window_seconds))
-        if "throughput" in args.which:
+        if video is not None and "throughput" in args.which:
             results.append(bench_throughput(work, video, args.seconds))
+        if "live" in args.which:
+            results.append(bench_live(work, trees, args.windows, args.window_seconds, args.repeat))
+        if "h264" in args.which:
+            bench_h264(work, trees, args.windows, args.window_seconds, args.repeat)
     return 0 if all(results) else 1
 
 

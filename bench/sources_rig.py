@@ -32,7 +32,7 @@ THIS_TREE = {"PYTHONPATH": str(ROOT)}
 # What `edge-agent run` sets before it imports anything (cli.py): the floor gets the same.
 AGENT_ENV = {"OPENCV_FFMPEG_CAPTURE_OPTIONS": "rtsp_transport;tcp", "OPENCV_FFMPEG_LOGLEVEL": "-8",
              "OPENCV_LOG_LEVEL": "ERROR", "OPENCV_FFMPEG_THREADS": str(min(4, os.cpu_count() or 1)),
-             "OPENBLAS_NUM_THREADS": "1"}
+             "OPENBLAS_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
 
 IMPORT_FLOOR = textwrap.dedent("""
     # The import floor: the agent's dependencies imported, nothing done, asleep.

@@ -167,6 +167,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     # FFmpeg decodes with a thread per core: at most 4 (a Pi's cores), so a camera
     # costs at most 6 threads and MAX_CAMERAS fits the unit's TasksMax (config/limits.py).
     os.environ.setdefault("OPENCV_FFMPEG_THREADS", str(min(4, os.cpu_count() or 1)))
+    # OpenCV's own pool (resize, colour conversion) split a frame's steps across a
+    # thread per core: for a camera's frames the hand-off cost more than it saved,
+    # 13 % of the agent's CPU at 640x480 (bench_agent.py live). One thread, its caller.
+    os.environ.setdefault("OPENCV_FOR_THREADS_NUM", "1")
     # No linear algebra here: one OpenBLAS thread (numpy's and OpenCV's each start
     # an idle pool at import otherwise). Must be set before numpy is imported.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

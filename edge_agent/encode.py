@@ -12,9 +12,10 @@ import numpy as np
 Resize = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 
 # A buffer this big is kept for the camera's next frame (Scratch, and a source's
-# retrieve buffer): a fresh one would be a fresh mapping (memory.py hands blocks over
-# 128 KiB back to the kernel), so its page faults, every frame: ~2 ms for a 1080p
-# BGR frame here, more than the copy into it. Smaller ones cost little and are not kept.
+# retrieve buffer) and written over: no allocation, and no page faults when glibc
+# would map a fresh one (a size its moving mmap threshold has not reached yet, or
+# after a trim, see memory.py). A 1080p keyframe's take path: 3.0 ms kept, 3.9 ms
+# fresh (bench_sources' take path). Smaller ones are recycled by malloc as well.
 REUSE_MIN_BYTES = 1 << 20
 
 
@@ -114,8 +115,8 @@ class Scratch:
 
     A camera's frames all go through the same sizes, so a big step (the first
     halving of a 1080p frame is 1.5 MB) can be written into the buffer the last
-    frame used instead of a fresh one, whose page faults would cost more than the
-    step (see ``REUSE_MIN_BYTES``; smaller results are allocated as usual). At most
+    frame used instead of a fresh one (see ``REUSE_MIN_BYTES``; smaller results
+    are allocated as usual). At most
     ``MAX_KEPT`` buffers, the least recently used dropped. What ``resize`` returns
     is valid until the next call for the same size: nothing it returns may leave the
     capture thread that owns it (``prepare_with_preview`` copies when it would).
