@@ -16,11 +16,12 @@ MAX_DEPTH = 32  # nesting levels; a real config needs 5
 # decoder. `edge-agent run` caps FFmpeg's decode threads at 4 (OPENCV_FFMPEG_THREADS:
 # a Pi has 4 cores; more add nothing at our frame rates), so a camera costs at most 6.
 # The agent itself: the main thread, paho's, asyncio's default executor (at most
-# cores + 4) and one more: 11 on a Pi, 13 on an 8-core machine. With TasksMax=256:
-# 13 + 16 x 6 = 109 tasks, more than twice that to spare for reopens and bursts.
+# cores + 4), the malloc-trim thread (memory.py) and one more: 12 on a Pi, 14 on an
+# 8-core machine (OpenCV's own worker pool is one thread: OPENCV_FOR_THREADS_NUM=1). With TasksMax=256:
+# 14 + 16 x 6 = 110 tasks, more than twice that to spare for reopens and bursts.
 TASKS_MAX = 256
 THREADS_PER_CAMERA = 6
-AGENT_THREADS = 13
+AGENT_THREADS = 14
 MAX_CAMERAS = 16
 
 
