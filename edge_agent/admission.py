@@ -343,6 +343,9 @@ class Admission:
             return Endpoint.FALLBACK, None  # spent, or paced (what is left must last the day)
         return None, None
 
+    def _heartbeat_due(self, now: float) -> bool:
+        return self.heartbeat > 0 and (self.last_call is None or now - self.last_call >= self.heartbeat)
+
     def _wanted(self, thumb: Thumb | np.ndarray | None, now: float) -> bool:
         """A look only (no call could go): would the gate have called? The reference is
         left as it is, so a change stays a change until it is classified."""
@@ -352,7 +355,7 @@ class Admission:
             return True
         if self.detector.look(thumb, now).changed:
             return True
-        return self.heartbeat > 0 and (self.last_call is None or now - self.last_call >= self.heartbeat)
+        return self._heartbeat_due(now)
 
     def _reason(self, thumb: Thumb | np.ndarray | None, now: float,
                 wall: float | None) -> tuple[Priority | None, bool]:
@@ -375,6 +378,6 @@ class Admission:
             return Priority.CHANGE, True
         if self.checking.wants(now):
             return Priority.CONFIRM, False
-        if self.heartbeat > 0 and (self.last_call is None or now - self.last_call >= self.heartbeat):
+        if self._heartbeat_due(now):
             return Priority.HEARTBEAT, False
         return None, False

@@ -56,8 +56,6 @@ class EndpointsView:
     reason: Reason | None  # why on the fallback
     since: float | None  # epoch s of the last switch
     fallback: bool  # one is configured
-    primary_ok: int
-    primary_failed: int
     fallback_ok: int
     fallback_failed: int
 
@@ -237,6 +235,5 @@ class Endpoints:
         fb = self.fallback
         return EndpointsView(
             active=self.active.name, reason=fo.reason if fo is not None else None, since=self._since_wall,
-            fallback=fb is not None, primary_ok=self.primary.ok, primary_failed=self.primary.failed,
-            fallback_ok=fb.ok if fb is not None else 0, fallback_failed=fb.failed if fb is not None else 0)
+            fallback=fb is not None, fallback_ok=fb.ok if fb is not None else 0, fallback_failed=fb.failed if fb is not None else 0)
 

@@ -94,7 +94,7 @@ class Failover:
         self._probe.reset()
         if self.active is Endpoint.FALLBACK and self.reason is Reason.UNREACHABLE:
             if now - started <= self.cfg.switch_after:
-                return self._to(Endpoint.PRIMARY, Reason.RECOVERED, now)
+                return self._to(Endpoint.PRIMARY, Reason.RECOVERED)
             self.next_probe = now + self._probe.next_delay()
         return None
 
@@ -149,11 +149,11 @@ class Failover:
             silent = self.silent_since(now)
             if self.on_outage and silent is not None and now - silent >= self.cfg.switch_after:
                 self.next_probe = now + self._probe.next_delay()
-                return self._to(Endpoint.FALLBACK, Reason.UNREACHABLE, now, silent_for=now - silent)
+                return self._to(Endpoint.FALLBACK, Reason.UNREACHABLE, silent_for=now - silent)
             if self.on_budget and budget_spent:
-                return self._to(Endpoint.FALLBACK, Reason.BUDGET, now)
+                return self._to(Endpoint.FALLBACK, Reason.BUDGET)
         elif self.reason is Reason.BUDGET and not budget_spent:
-            return self._to(Endpoint.PRIMARY, Reason.BUDGET_RENEWED, now)
+            return self._to(Endpoint.PRIMARY, Reason.BUDGET_RENEWED)
         return None
 
     def probe_due(self, now: float, budget_spent: bool = False) -> bool:
@@ -172,7 +172,7 @@ class Failover:
         self.probing, self._probe_token = False, None
         self.next_probe = now + self._probe.initial
 
-    def _to(self, to: Endpoint, reason: Reason, now: float, silent_for: float = 0.0) -> Switch:
+    def _to(self, to: Endpoint, reason: Reason, silent_for: float = 0.0) -> Switch:
         self.active = to
         self.reason = reason if to is Endpoint.FALLBACK else None
         if to is Endpoint.PRIMARY:
